@@ -1,0 +1,333 @@
+"""Reading EEG: any format MNE reads, CSV/NPZ tables, or an MNE object, into one :class:`Recording`.
+
+A Recording holds only EEG electrodes, under canonical names (see :mod:`eegpt.electrodes`), in µV
+float32. Non-EEG channels (ECG, EOG, EMG, the reference, triggers, timestamps...) are recognised
+and listed in ``set_aside``; they never reach the model.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mne
+import numpy as np
+
+from eegpt.electrodes import classify
+
+TEXT_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
+MNE_SUFFIXES = (".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".set", ".vhdr", ".cnt", ".mff")
+
+
+class EEGInputError(ValueError):
+    """Bad input: the message is one line naming the file, the problem and what to do."""
+
+
+@dataclass
+class Recording:
+    """One EEG recording in the project's vocabulary.
+
+    Attributes
+    ----------
+    signals : float32 array [C, T] in µV (after :func:`eegpt.preprocess.preprocess`, in the
+        recipe's scaled unit, named by ``unit``).
+    electrodes : canonical electrode names, one per row of ``signals``.
+    sfreq : sampling rate in Hz.
+    raw_names : the channel names as the file spelled them, one per row.
+    events : annotations (onset and duration in seconds from the first sample, description).
+    set_aside : raw name -> why it is not fed to the model ("ecg", "eog", "reference", "flat"...).
+    subject : subject identifier, when known.
+    source : the file it came from.
+    meta : anything else worth keeping (format, measurement date, preprocessing applied).
+    """
+
+    signals: np.ndarray
+    electrodes: list[str]
+    sfreq: float
+    raw_names: list[str] = field(default_factory=list)
+    events: mne.Annotations = field(default_factory=lambda: mne.Annotations([], [], []))
+    set_aside: dict[str, str] = field(default_factory=dict)
+    subject: str | None = None
+    source: str = "<memory>"
+    unit: str = "uV"
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.signals.shape[1])
+
+    @property
+    def duration(self) -> float:
+        return self.n_samples / self.sfreq
+
+    def summary(self) -> dict:
+        """A JSON-ready description (what ``eegpt inspect --json`` prints)."""
+        return {
+            "source": self.source,
+            "subject": self.subject,
+            "electrodes": list(self.electrodes),
+            "raw_names": list(self.raw_names),
+            "set_aside": dict(self.set_aside),
+            "sfreq": float(self.sfreq),
+            "n_samples": self.n_samples,
+            "duration_s": round(self.duration, 6),
+            "unit": self.unit,
+            "events": [{"onset": round(float(a["onset"]), 6), "duration": round(float(a["duration"]), 6),
+                        "description": str(a["description"])} for a in self.events],
+            "meta": {k: v for k, v in self.meta.items() if isinstance(v, (str, int, float, bool, type(None)))},
+        }
+
+
+def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = None,
+         subject: str | None = None, rename: dict[str, str] | None = None,
+         drop_bad: bool = False) -> Recording:
+    """Read a recording from a file or an MNE object.
+
+    Parameters
+    ----------
+    source : path or ``mne.io.BaseRaw`` or ``mne.BaseEpochs``
+        A file MNE reads (EDF/EDF+, BDF, GDF, FIF, EEGLAB .set, BrainVision .vhdr, ...), a text
+        table (``.csv``/``.tsv``/``.txt``, optionally ``.gz``; one column per channel, µV) or an
+        ``.npz`` with ``data`` [C, T] (µV), ``ch_names`` and ``sfreq``. Epochs are laid end to
+        end, each epoch's start marked by an event named after its condition.
+    sfreq : sampling rate for tables without one (else taken from a ``timestamps`` column).
+    ch_names : channel names for tables without a header row (or to override it).
+    subject : subject identifier to record.
+    rename : raw name -> electrode name, applied before normalisation (for vendor numbering such
+        as BCI Competition IV-2a's ``EEG-0``).
+    drop_bad : set unknown, flat and non-finite channels aside instead of refusing the recording.
+
+    Raises
+    ------
+    EEGInputError
+        With one line naming the file and the problem, for a missing, empty, truncated or
+        unreadable file, unknown electrode names, duplicate electrodes, NaN/Inf samples, flat
+        channels, or a recording without EEG.
+    """
+    if isinstance(source, (mne.io.BaseRaw, mne.BaseEpochs)):
+        name = getattr(source, "filenames", [None])[0] or f"<{type(source).__name__}>"
+        data, names, types, rate, ann = _from_mne(source, str(name))
+        fmt = "mne"
+    else:
+        path = Path(source)
+        name = str(path)
+        _check_file(path)
+        lower = path.name.lower()
+        if lower.endswith(TEXT_SUFFIXES) or lower.endswith(".npz"):
+            data, names, types, rate, ann = _read_table(path, sfreq, ch_names)
+            fmt = lower.split(".")[-2] if lower.endswith(".gz") else lower.rsplit(".", 1)[-1]
+        else:
+            raw = _open_mne(path)
+            data, names, types, rate, ann = _from_mne(raw, name)
+            fmt = path.suffix.lstrip(".").lower()
+    if ch_names is not None and fmt == "mne":
+        raise EEGInputError(f"{name}: ch_names applies to tables only; use rename= for MNE objects")
+    return _build(name, data, names, types, float(rate), ann, subject, rename or {},
+                  drop_bad, {"format": fmt})
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise EEGInputError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise EEGInputError(f"{path}: is a directory, not a recording; name a file inside it")
+    if path.stat().st_size == 0:
+        raise EEGInputError(f"{path}: the file is empty (0 bytes); re-download or re-export it")
+
+
+def _open_mne(path: Path) -> mne.io.BaseRaw:
+    """Open lazily with MNE; a header that disagrees with the file size means a truncated file."""
+    lower = path.name.lower()
+    if not lower.endswith(MNE_SUFFIXES):
+        raise EEGInputError(f"{path}: unrecognised file type; expected one of "
+                            f"{', '.join(MNE_SUFFIXES + TEXT_SUFFIXES)} or .npz")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            raw = mne.io.read_raw(path, preload=False, verbose="warning")
+        except Exception as err:  # MNE raises many types for a damaged file; all mean the same
+            msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise EEGInputError(f"{path}: cannot be read as {path.suffix.lstrip('.').upper()} "
+                                f"({msg}); the file is damaged or not of that format") from None
+    for w in caught:
+        if "does not match the file size" in str(w.message):
+            raise EEGInputError(f"{path}: truncated: the header promises more data records than "
+                                "the file holds; re-download or re-export it")
+    if not raw.ch_names:
+        raise EEGInputError(f"{path}: holds no signal channels (an annotation-only file such as a "
+                            "hypnogram?); read the recording it annotates")
+    return raw
+
+
+def _from_mne(inst, name: str):
+    """Signals in µV, names, MNE channel types, rate, annotations and subject of an MNE object."""
+    if isinstance(inst, mne.BaseEpochs):
+        data = inst.get_data(copy=True)  # [n_epochs, C, S]
+        n_ep, _, n_s = data.shape
+        data = np.concatenate(list(data), axis=1) if n_ep else np.zeros((len(inst.ch_names), 0))
+        codes = {v: k for k, v in inst.event_id.items()}
+        sf = inst.info["sfreq"]
+        ann = mne.Annotations([i * n_s / sf for i in range(n_ep)], [n_s / sf] * n_ep,
+                              [codes.get(int(c), str(int(c))) for c in inst.events[:, 2]])
+    else:
+        try:
+            data = inst.get_data()
+        except Exception as err:
+            raise EEGInputError(f"{name}: cannot read the samples ({err}); the file is damaged") from None
+        a = inst.annotations  # made relative to the first sample, without a wall-clock origin
+        offset = inst.first_time if a.orig_time is not None else 0.0
+        ann = mne.Annotations(a.onset - offset, a.duration, a.description)
+    types = inst.get_channel_types()
+    # MNE stores volts for EEG; tables and other types are taken as they are.
+    scale = np.array([1e6 if t in ("eeg", "eog", "ecg", "emg", "seeg", "misc") else 1.0 for t in types])
+    return data * scale[:, None], list(inst.ch_names), types, inst.info["sfreq"], ann
+
+
+def _read_table(path: Path, sfreq, ch_names):
+    """CSV/TSV/TXT (optionally gzipped) or NPZ tables of µV, one column (CSV) or row (NPZ) per channel."""
+    if path.name.lower().endswith(".npz"):
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                key = next((k for k in ("data", "signals", "X") if k in z), None)
+                if key is None:
+                    raise EEGInputError(f"{path}: no 'data' array in the NPZ (keys: {', '.join(z.files)})")
+                data = np.asarray(z[key], np.float64)
+                names = list(ch_names or (z["ch_names"].tolist() if "ch_names" in z else []))
+                rate = sfreq or (float(z["sfreq"]) if "sfreq" in z else None)
+        except EEGInputError:
+            raise
+        except Exception as err:
+            raise EEGInputError(f"{path}: cannot be read as NPZ ({err})") from None
+        if data.ndim != 2:
+            raise EEGInputError(f"{path}: 'data' must be 2-D [channels, samples], got shape {data.shape}")
+        if not names:
+            raise EEGInputError(f"{path}: no channel names; store 'ch_names' in the NPZ or pass ch_names")
+        if rate is None:
+            raise EEGInputError(f"{path}: no sampling rate; store 'sfreq' in the NPZ or pass sfreq")
+        if len(names) != data.shape[0]:
+            raise EEGInputError(f"{path}: {len(names)} channel names for {data.shape[0]} channels")
+        types = ["eeg"] * len(names)
+        return data, names, types, rate, mne.Annotations([], [], [])
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    delim = "\t" if ".tsv" in path.name.lower() else ","
+    try:
+        with opener(path, "rt") as f:
+            first = f.readline()
+            if delim == "," and "," not in first:
+                delim = None  # whitespace-separated .txt (e.g. STEW)
+            header = [h.strip() for h in first.strip().split(delim)]
+            has_header = any(_not_number(h) for h in header)
+            table = np.loadtxt(path, delimiter=delim, skiprows=1 if has_header else 0, ndmin=2)
+    except (OSError, ValueError, EOFError) as err:
+        raise EEGInputError(f"{path}: cannot be read as a numeric table ({err})") from None
+    names = list(ch_names) if ch_names else (header if has_header else [])
+    if not names:
+        raise EEGInputError(f"{path}: no header row with channel names; pass ch_names")
+    if len(names) != table.shape[1]:
+        raise EEGInputError(f"{path}: {len(names)} channel names for {table.shape[1]} columns")
+    data = table.T
+    kinds = [classify(n).kind for n in names]
+    rate = sfreq
+    if rate is None:
+        ts = [i for i, n in enumerate(names) if n.strip().lower().startswith("timestamp")]
+        if not ts or data.shape[1] < 2:
+            raise EEGInputError(f"{path}: no sampling rate: the table has no timestamps column; pass sfreq")
+        t = data[ts[0]]
+        if not t[-1] > t[0]:
+            raise EEGInputError(f"{path}: timestamps do not increase; pass sfreq")
+        # Streamed devices (Muse over LSL) stamp samples in bursts: use the mean rate, and the
+        # nominal integer rate when it is within 1 %.
+        rate = (len(t) - 1) / (t[-1] - t[0])
+        rate = float(round(rate)) if abs(rate - round(rate)) < 0.01 * rate else round(rate, 3)
+    onsets, descs = [], []
+    for i, k in enumerate(kinds):
+        if k == "stim":  # a marker column: non-zero samples are event codes
+            idx = np.flatnonzero(data[i])
+            onsets += list(idx / rate)
+            descs += [str(int(v)) if float(v).is_integer() else str(v) for v in data[i, idx]]
+    order = np.argsort(onsets, kind="stable")
+    ann = mne.Annotations(np.asarray(onsets)[order], np.zeros(len(order)), np.asarray(descs, dtype=object)[order])
+    types = ["stim" if k == "stim" else "eeg" for k in kinds]
+    return data, names, types, rate, ann
+
+
+def _not_number(s: str) -> bool:
+    try:
+        float(s)
+        return False
+    except ValueError:
+        return True
+
+
+def _build(name, data, names, types, sfreq, ann, subject, rename, drop_bad, meta) -> Recording:
+    """Keep the EEG electrodes, check them, and say what was set aside and why."""
+    if not sfreq > 0:
+        raise EEGInputError(f"{name}: sampling rate {sfreq} Hz is not positive; pass the right sfreq")
+    set_aside: dict[str, str] = {}
+    keep, electrodes, unknown = [], [], []
+    for i, (raw_name, mne_type) in enumerate(zip(names, types)):
+        ch = classify(rename.get(raw_name, raw_name))
+        if mne_type not in ("eeg", "misc") and ch.kind in ("eeg", "unknown"):
+            set_aside[raw_name] = mne_type  # the file itself typed it (FIF, BrainVision, EEGLAB)
+        elif ch.kind == "eeg":
+            keep.append(i)
+            electrodes.append(ch.name)
+        elif ch.kind == "unknown":
+            unknown.append(raw_name)
+        else:
+            set_aside[raw_name] = ch.kind
+    if unknown:
+        if not drop_bad:
+            raise EEGInputError(
+                f"{name}: unknown electrode name(s) {', '.join(map(repr, unknown))}; rename them to "
+                "10-05 names (rename=/card 'rename') or set them aside with drop_bad=True / --drop-bad")
+        set_aside.update({u: "unknown" for u in unknown})
+    seen: dict[str, str] = {}
+    for i, e in zip(keep, electrodes):
+        if e in seen:
+            raise EEGInputError(f"{name}: channels {seen[e]!r} and {names[i]!r} are both electrode {e}; "
+                                "drop one (rename=) before reading")
+        seen[e] = names[i]
+    if data.shape[1] == 0:
+        raise EEGInputError(f"{name}: the recording is empty (0 samples)")
+    signals = np.asarray(data[keep], np.float32) if keep else np.zeros((0, data.shape[1]), np.float32)
+    bad = {}
+    finite = np.isfinite(signals)
+    for j in np.flatnonzero(~finite.all(axis=1)):
+        bad[j] = "non-finite"
+    for j in range(signals.shape[0]):
+        if j not in bad and float(np.ptp(signals[j])) == 0.0:
+            bad[j] = "flat"
+    if bad:
+        if not drop_bad:
+            problems = "; ".join(f"{names[keep[j]]!r} is {why}" + (
+                f" ({int((~finite[j]).sum())} NaN/Inf samples)" if why == "non-finite" else "")
+                for j, why in sorted(bad.items()))
+            raise EEGInputError(f"{name}: {problems}; repair or exclude these channels "
+                                "(drop_bad=True / --drop-bad sets them aside)")
+        for j, why in bad.items():
+            set_aside[names[keep[j]]] = why
+        good = [j for j in range(len(keep)) if j not in bad]
+        signals, keep, electrodes = signals[good], [keep[j] for j in good], [electrodes[j] for j in good]
+    if not keep:
+        raise EEGInputError(f"{name}: no usable EEG channels (set aside: "
+                            f"{', '.join(f'{k} ({v})' for k, v in set_aside.items()) or 'none'})")
+    return Recording(signals=np.ascontiguousarray(signals), electrodes=electrodes, sfreq=sfreq,
+                     raw_names=[names[i] for i in keep], events=ann, set_aside=set_aside,
+                     subject=subject, source=name, meta=meta)
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Write through ``write(tmp_path)`` then rename, so no reader ever sees a half-written file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,0 +1,275 @@
+"""Prepared stores: a dataset, preprocessed and windowed by its card, as ArrayRecord shards.
+
+Layout of a store directory::
+
+    index.json                 card, recipe, classes, electrodes, subjects, splits, counts, shards
+    shards/NNNNN-<stem>.arrayrecord   one shard per recording: its windows, float32 [E, S] each
+    shards/NNNNN-<stem>.json   the shard's description, written after the shard: its presence
+                               marks the shard complete
+
+Every file is written to a temporary name and renamed, so an interrupted ``prepare`` leaves only
+complete shards behind, and running it again finishes the rest without redoing them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import re
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from eegpt.cards import Card, load_card, split_of, subject_of, windows
+from eegpt.electrodes import ID
+from eegpt.preprocess import Preprocess, preprocess
+from eegpt.recording import EEGInputError, atomic_write, read
+
+FORMAT_VERSION = 1
+
+
+def _fingerprint(card: Card, cfg: Preprocess) -> str:
+    """Changes whenever the card or the recipe would change a shard's contents."""
+    blob = json.dumps({"v": FORMAT_VERSION, "read": card.read, "labels": card.labels,
+                       "window": card.window, "classes": card.classes, "cfg": cfg.to_dict()},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def find_files(card: Card, source: Path) -> list[Path]:
+    if not source.is_dir():
+        raise EEGInputError(f"{source}: no such dataset folder; pass the folder you downloaded "
+                            f"{card.name} into")
+    pattern = card.files.get("glob", "**/*")
+    exclude = card.files.get("exclude")
+    files = sorted(p for p in source.glob(pattern) if p.is_file() and not p.name.startswith(".")
+                   and not (exclude and re.search(exclude, p.name)))
+    if not files:
+        raise EEGInputError(f"{source}: no files matching {pattern!r} for card {card.name}; "
+                            "is this the dataset's folder?")
+    return files
+
+
+def _prepare_one(card_path: str, source: str, rel: str, shard_base: str, cfg: Preprocess) -> dict:
+    """Read, preprocess and window one recording, and write its shard. Runs in a worker process."""
+    from array_record.python.array_record_module import ArrayRecordWriter
+
+    card = load_card(card_path)
+    path = Path(source) / rel
+    rec = read(path, subject=subject_of(card, rel), sfreq=card.read.get("sfreq"),
+               ch_names=card.read.get("ch_names"), rename=card.read.get("rename"),
+               drop_bad=bool(card.read.get("drop_bad", False)))
+    rec = preprocess(rec, cfg)
+    x, labels = windows(card, rec, path)
+    shard = Path(shard_base + ".arrayrecord")
+    tmp = shard.with_name(f".tmp-{os.getpid()}-{shard.name}")
+    writer = ArrayRecordWriter(str(tmp), "group_size:1")  # one record per group: random access
+    try:
+        for w in x:
+            writer.write(np.ascontiguousarray(w, "<f4").tobytes())
+    finally:
+        writer.close()
+    os.replace(tmp, shard)
+    meta = {"file": rel, "subject": rec.subject, "shard": shard.name, "n": int(len(labels)),
+            "labels": labels.tolist(), "electrodes": rec.electrodes, "set_aside": rec.set_aside,
+            "duration_s": round(rec.duration, 3)}
+    atomic_write(Path(shard_base + ".json"), lambda t: t.write_text(json.dumps(meta)))
+    return meta
+
+
+def prepare(card: Card | str, source, out, cfg: Preprocess = Preprocess(), workers: int = 2,
+            skip_bad: bool = False, progress: bool = True) -> "Store":
+    """Prepare a dataset folder into a store (see the module docstring).
+
+    Parameters
+    ----------
+    card : a :class:`Card` or a card name (``eegmat``) or path.
+    source : the dataset folder as downloaded.
+    out : the store directory (created; an earlier partial run in it is completed).
+    cfg : preprocessing recipe.
+    workers : processes (recordings are prepared in parallel).
+    skip_bad : leave out recordings that cannot be read (listed in the index) instead of failing.
+
+    Raises
+    ------
+    EEGInputError
+        For an unknown card, a card that cannot be prepared, a missing folder, no matching files,
+        or (without ``skip_bad``) any recording that cannot be read; the message lists them all.
+    """
+    card = load_card(card) if isinstance(card, str) else card
+    if not card.prepare:
+        raise EEGInputError(f"card {card.name}: cannot be prepared yet: {card.why_not}")
+    source, out = Path(source), Path(out)
+    files = find_files(card, source)
+    shards_dir = out / "shards"
+    shards_dir.mkdir(parents=True, exist_ok=True)
+    fp = _fingerprint(card, cfg)
+    jobs, metas = [], {}
+    for i, f in enumerate(files):
+        rel = str(f.relative_to(source))
+        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", rel.replace("/", "__"))
+        base = str(shards_dir / f"{i:05d}-{fp[:8]}-{stem}")
+        done = Path(base + ".json")
+        if done.exists() and Path(base + ".arrayrecord").exists():
+            metas[rel] = json.loads(done.read_text())
+        else:
+            jobs.append((rel, base))
+    errors: dict[str, str] = {}
+    bar = None
+    if progress and jobs:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), desc=f"prepare {card.name}", unit="file", leave=False)
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(_prepare_one, card.path, str(source), rel, base, cfg): rel
+                       for rel, base in jobs}
+            for fut in as_completed(futures):
+                try:
+                    metas[futures[fut]] = fut.result()
+                except EEGInputError as err:
+                    errors[futures[fut]] = str(err)
+                if bar:
+                    bar.update()
+    else:
+        for rel, base in jobs:
+            try:
+                metas[rel] = _prepare_one(card.path, str(source), rel, base, cfg)
+            except EEGInputError as err:
+                errors[rel] = str(err)
+            if bar:
+                bar.update()
+    if bar:
+        bar.close()
+    if errors and not skip_bad:
+        lines = "; ".join(errors.values())
+        raise EEGInputError(f"{len(errors)} of {len(files)} recordings of {card.name} could not be "
+                            f"prepared (rerun with --skip-bad to leave them out): {lines}")
+    # Stale shards from an earlier recipe or file list are not part of this store.
+    keep = {m["shard"] for m in metas.values()} | {Path(m["shard"]).stem + ".json" for m in metas.values()}
+    for p in shards_dir.iterdir():
+        if p.name not in keep:  # includes temporaries of a run that was killed
+            p.unlink()
+    ordered = [metas[r] for r in sorted(metas)]
+    ordered = [m for m in ordered if m["n"] > 0]
+    if not ordered:
+        raise EEGInputError(f"{source}: no labelled windows in any recording for card {card.name}")
+    subjects = sorted({m["subject"] for m in ordered}, key=lambda s: (len(s), s))
+    splits = split_of(card, subjects)
+    montages: list[list[str]] = []
+    for m in ordered:
+        if m["electrodes"] not in montages:
+            montages.append(m["electrodes"])
+        m["montage"] = montages.index(m["electrodes"])
+        m["split"] = splits[m["subject"]]
+        del m["electrodes"]
+    counts: dict[str, dict[str, int]] = {}
+    for m in ordered:
+        part = counts.setdefault(m["split"], {c: 0 for c in card.classes})
+        for lab in m["labels"]:
+            part[card.classes[lab]] += 1
+    index = {
+        "format": FORMAT_VERSION, "card": card.name, "task": card.task, "classes": list(card.classes),
+        "fingerprint": fp, "preprocess": cfg.to_dict(), "sfreq": cfg.sfreq,
+        "window_s": card.window_s, "window_samples": int(round(card.window_s * cfg.sfreq)),
+        "electrodes": sorted({e for mo in montages for e in mo}, key=ID.get),
+        "montages": montages, "subjects": subjects, "splits": splits, "counts": counts,
+        "n_samples": int(sum(m["n"] for m in ordered)), "shards": ordered,
+        "skipped": errors, "source": str(source.resolve()),
+    }
+    atomic_write(out / "index.json", lambda t: t.write_text(json.dumps(index, indent=1)))
+    return Store(out)
+
+
+@dataclass
+class Sample:
+    """One labelled window of a store."""
+
+    x: np.ndarray          # float32 [E, S]
+    electrodes: list[str]  # canonical names, one per row of x
+    label: int
+    subject: str
+    split: str
+
+
+class Store:
+    """Read access to a prepared store: the index, and windows by global position."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        index_path = self.path / "index.json"
+        if not index_path.exists():
+            raise EEGInputError(f"{self.path}: not a prepared store (no index.json); run eegpt prepare")
+        self.index = json.loads(index_path.read_text())
+        if self.index.get("format") != FORMAT_VERSION:
+            raise EEGInputError(f"{self.path}: store format {self.index.get('format')} is not "
+                                f"{FORMAT_VERSION}; prepare it again")
+        shards = self.index["shards"]
+        self.offsets = np.cumsum([0] + [s["n"] for s in shards])
+        self.labels = np.concatenate([np.asarray(s["labels"], np.int32) for s in shards])
+        shard_of = np.repeat(np.arange(len(shards)), [s["n"] for s in shards])
+        self.shard_of = shard_of
+        self.montage_of = np.asarray([shards[k]["montage"] for k in shard_of], np.int32)
+        self.subject_of = np.asarray([shards[k]["subject"] for k in shard_of])
+        self.split_of = np.asarray([shards[k]["split"] for k in shard_of])
+        self._source = None
+
+    # --- the index
+    @property
+    def name(self) -> str:
+        return self.index["card"]
+
+    @property
+    def task(self) -> str:
+        return self.index["task"]
+
+    @property
+    def classes(self) -> list[str]:
+        return self.index["classes"]
+
+    @property
+    def montages(self) -> list[list[str]]:
+        return self.index["montages"]
+
+    @property
+    def window_samples(self) -> int:
+        return self.index["window_samples"]
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def indices(self, split: str | None = None, subjects=None) -> np.ndarray:
+        """Global positions of the windows of a split and/or a set of subjects."""
+        keep = np.ones(len(self), bool)
+        if split is not None:
+            keep &= self.split_of == split
+        if subjects is not None:
+            keep &= np.isin(self.subject_of, list(subjects))
+        return np.flatnonzero(keep)
+
+    # --- the records
+    def source(self):
+        """A grain ``ArrayRecordDataSource`` over the shards, in index order."""
+        if self._source is None:
+            import grain
+
+            self._source = grain.sources.ArrayRecordDataSource(
+                [str(self.path / "shards" / s["shard"]) for s in self.index["shards"]])
+        return self._source
+
+    def decode(self, i: int, record: bytes) -> Sample:
+        electrodes = self.montages[self.montage_of[i]]
+        x = np.frombuffer(record, "<f4").reshape(len(electrodes), self.window_samples)
+        return Sample(x, electrodes, int(self.labels[i]), str(self.subject_of[i]), str(self.split_of[i]))
+
+    def __getitem__(self, i: int) -> Sample:
+        return self.decode(int(i), self.source()[int(i)])
+
+    def __getstate__(self):  # grain workers pickle the store; the reader reopens lazily
+        state = dict(self.__dict__)
+        state["_source"] = None
+        return state
