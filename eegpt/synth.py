@@ -15,7 +15,8 @@ What a subject's recording holds, and why:
   SS  30-s epochs: alpha (W), theta with slow eye movements (N1), spindles and K-complexes (N2),
       high-amplitude delta (N3), low-voltage mixed theta with rapid eye movements and atonia (REM);
   CM  stimulus-locked ERPs: P1, then an N170 over lateral occipito-temporal sites with its
-      fronto-central positive counterpart, larger for faces than for houses.
+      fronto-central positive counterpart, larger for faces than for houses (which carry the
+      larger P2), and induced occipito-temporal theta, stronger for faces.
 Each task keeps its own montage, channel spelling and rate, copied from a public dataset (DEAP,
 eegmmidb, EEGMAT, Sleep-EDF, Muse/eeg-notebooks), so the corpus exercises the same reader and
 name normalisation as real data. Same seed, same bytes.
@@ -206,9 +207,9 @@ def _er(rng, head, subj, sfreq, classes):
         valence = 1.0 if classes[k].startswith("HV") else -1.0
         arousal = 1.0 if classes[k].endswith("HA") else -1.0
         # Positive valence: relatively more left-frontal activation, i.e. less left alpha.
-        alpha_v.append(1.0 + r * (0.30 * valence * (right - left) - 0.20 * arousal * post))
-        beta_v.append(1.0 + r * 0.35 * arousal * fronto_temporal)
-        gamma_v.append(1.0 + r * 0.45 * arousal * fronto_temporal + r * 0.15 * valence * left)
+        alpha_v.append(1.0 + r * (0.15 * valence * (right - left) - 0.10 * arousal * post))
+        beta_v.append(1.0 + r * 0.16 * arousal * fronto_temporal)
+        gamma_v.append(1.0 + r * 0.20 * arousal * fronto_temporal + r * 0.07 * valence * left)
     seg = [(a, a + d) for a, d, _ in trials]
     alpha = _band(rng, head, n, sfreq, subj.alpha_peak, 1.0)
     beta = _band(rng, head, n, sfreq, 20.0, 4.0)
@@ -255,8 +256,8 @@ def _mw(rng, head, subj, sfreq, classes):
     r = subj.responsiveness
     fm = head.near("Fz", "FCz", "AFz", width=0.04)
     par = head.near("Pz", "P3", "P4", "POz", "O1", "O2", width=0.05)
-    theta_v = [1.0 + r * 0.55 * fm * (k == 1) for _, _, k in trials]
-    alpha_v = [1.0 - r * 0.30 * par * (k == 1) for _, _, k in trials]
+    theta_v = [1.0 + r * 0.28 * fm * (k == 1) for _, _, k in trials]
+    alpha_v = [1.0 - r * 0.15 * par * (k == 1) for _, _, k in trials]
     seg = [(a, a + d) for a, d, _ in trials]
     theta = _band(rng, head, n, sfreq, 6.0, 0.8)
     alpha = _band(rng, head, n, sfreq, subj.alpha_peak, 1.0)
@@ -291,7 +292,7 @@ def _ss(rng, head, subj, sfreq, classes):
              (_band(rng, head, n, sfreq, 22.0, 5.0), np.ones(len(head.names)))]
     for b, (sig, topo) in enumerate(bands):
         # the stage sets the level; responsiveness blends it towards the subject's average night
-        vals = [np.mean([v[b] for v in amp.values()]) * (1 - r * 0.8) + amp[classes[k]][b] * r * 0.8
+        vals = [np.mean([v[b] for v in amp.values()]) * (1 - r * 0.6) + amp[classes[k]][b] * r * 0.6
                 for _, _, k in trials]
         x += topo[:, None] * _envelope(n, sfreq, seg, vals, base=float(np.mean(vals)), ramp_s=3.0) * sig
     central = head.near("Cz", width=0.05)
@@ -353,12 +354,15 @@ def _cm(rng, head, subj, sfreq, classes):
         face = classes[k] == "face"
         jitter = rng.normal(0, 0.012)
         gain = max(0.0, rng.normal(1.0, 0.4)) * r
-        n170 = (7.0 if face else 3.0) * gain * gauss(0.17 + jitter, 0.025)
-        vpp = (4.0 if face else 1.5) * gain * gauss(0.17 + jitter, 0.03)
+        n170 = (16.0 if face else 5.0) * gain * gauss(0.17 + jitter, 0.03)
+        vpp = (8.0 if face else 2.0) * gain * gauss(0.17 + jitter, 0.035)
         p1 = 3.0 * max(0.0, rng.normal(1.0, 0.3)) * gauss(0.10 + jitter, 0.02)
-        p2 = (2.0 if face else 3.5) * gain * gauss(0.25 + jitter, 0.04)  # houses: larger P2
+        p2 = (2.0 if face else 6.0) * gain * gauss(0.25 + jitter, 0.05)  # houses: larger P2
+        # Induced (not phase-locked) occipito-temporal theta, stronger for faces.
+        theta = (8.5 if face else 2.5) * gain * np.sin(
+            2 * np.pi * rng.uniform(4.5, 7.0) * tt + rng.uniform(0, 2 * np.pi)) * gauss(0.3, 0.1)
         erp = (-(lateral * right_bias)[:, None] * n170 + frontal[:, None] * vpp
-               + (occipital + 0.5 * lateral)[:, None] * (p1 + p2))
+               + (occipital + 0.5 * lateral)[:, None] * (p1 + p2) + lateral[:, None] * theta)
         i0 = int(t0 * sfreq)
         x[:, i0:i0 + tt.size] += erp[:, : n - i0]
     return x, trials

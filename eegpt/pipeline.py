@@ -1,0 +1,185 @@
+"""Input pipelines (grain): from prepared stores to the batches the models eat.
+
+Two kinds of batch, both numpy dicts:
+
+pretraining  the ETE treats every electrode on its own, so a batch is a flat list of electrode
+             sequences, with no electrode padding at all:
+             ``tokens_BxNxP`` float32, ``electrode_B`` int32 (vocabulary id), ``dataset_B`` int32
+graph        whole samples for the electrode graph, padded to ``max_electrodes`` with a mask, and
+             to the longest token count of the mixed stores:
+             ``tokens_BxExNxP``, ``electrodes_BxE``, ``mask_BxE`` (bool), ``n_tokens_B``,
+             ``task_B``, ``dataset_B``, ``label_B``
+
+Both shuffle deterministically by seed, take this host's share (``jax.process_index()`` of
+``jax.process_count()``) before shuffling, mix several stores by weight, repeat for as many
+epochs as asked, and return a grain ``IterDataset`` whose iterator has ``get_state``/``set_state``
+for checkpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grain
+import grain.experimental as gx
+import numpy as np
+
+from eegpt.electrodes import ID
+from eegpt.store import Store
+
+TASKS = ("ER", "MI", "MW", "SS", "CM")
+"""Task ids used in batches: ``task_B`` indexes this tuple."""
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """How a window becomes tokens: ``token_len`` samples every ``stride`` samples (EEGPT: 1-s
+    tokens at 256 Hz; a stride below ``token_len`` gives EEGPT's overlapping tokens)."""
+
+    token_len: int = 256
+    stride: int | None = None
+
+    def count(self, n_samples: int) -> int:
+        step = self.stride or self.token_len
+        return 0 if n_samples < self.token_len else 1 + (n_samples - self.token_len) // step
+
+
+def tokenize(x_ExS: np.ndarray, tokens: Tokens = Tokens()) -> np.ndarray:
+    """[E, S] -> [E, N, P] tokens (a strided view copied into a contiguous array)."""
+    step = tokens.stride or tokens.token_len
+    view = np.lib.stride_tricks.sliding_window_view(x_ExS, tokens.token_len, axis=-1)[:, ::step]
+    return np.ascontiguousarray(view[:, : tokens.count(x_ExS.shape[-1])])
+
+
+class StoreSource(grain.sources.RandomAccessDataSource):
+    """The windows of one split of a store, as grain's random-access source."""
+
+    def __init__(self, store: Store, split: str | None = None, subjects=None):
+        self.store = store
+        self.positions = store.indices(split, subjects)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, i: int):
+        return self.store[self.positions[i]]
+
+    def __repr__(self) -> str:
+        return f"StoreSource({self.store.path}, n={len(self)})"
+
+
+def _host_share(shard_index, shard_count):
+    if shard_index is None or shard_count is None:
+        import jax
+
+        return jax.process_index(), jax.process_count()
+    return shard_index, shard_count
+
+
+def _stores(stores) -> list[Store]:
+    return [s if isinstance(s, Store) else Store(s) for s in stores]
+
+
+def _samples(store: Store, split, seed: int, epochs, host) -> grain.MapDataset:
+    ds = grain.MapDataset.source(StoreSource(store, split))
+    if len(ds) == 0:
+        raise ValueError(f"{store.path}: no windows in split {split!r}")
+    ds = ds[host[0]::host[1]]  # each host its own disjoint share, before shuffling
+    return ds.shuffle(seed=seed).repeat(epochs)
+
+
+def _mix(parts: list[grain.IterDataset], weights) -> grain.IterDataset:
+    if len(parts) == 1:
+        return parts[0]
+    return grain.IterDataset.mix(parts, list(weights) if weights is not None else None)
+
+
+def graph_batches(stores, split: str | None, batch_size: int, *, tokens: Tokens = Tokens(),
+                  max_electrodes: int | None = None, weights=None, seed: int = 0,
+                  epochs: int | None = None, drop_remainder: bool = True,
+                  shard_index: int | None = None, shard_count: int | None = None) -> grain.IterDataset:
+    """Batches of whole samples for the electrode graph (see the module docstring).
+
+    ``max_electrodes`` defaults to the largest montage of the stores; ``epochs=None`` repeats
+    forever (training), ``epochs=1`` makes one pass (evaluation, with ``drop_remainder=False``).
+    """
+    stores = _stores(stores)
+    host = _host_share(shard_index, shard_count)
+    e_max = max_electrodes or max(len(m) for s in stores for m in s.montages)
+    n_max = max(tokens.count(s.window_samples) for s in stores)
+
+    def to_example(k: int, store: Store):
+        montage_ids = [np.asarray([ID[e] for e in m], np.int32) for m in store.montages]
+
+        def fn(sample):
+            e = len(sample.electrodes)
+            if e > e_max:
+                raise ValueError(f"{store.path}: a sample has {e} electrodes, more than "
+                                 f"max_electrodes={e_max}")
+            t = tokenize(sample.x, tokens)
+            out_t = np.zeros((e_max, n_max, tokens.token_len), np.float32)
+            out_t[:e, : t.shape[1]] = t
+            ids = np.zeros(e_max, np.int32)
+            ids[:e] = montage_ids[store.montages.index(sample.electrodes)]
+            mask = np.zeros(e_max, bool)
+            mask[:e] = True
+            return {"tokens_BxExNxP": out_t, "electrodes_BxE": ids, "mask_BxE": mask,
+                    "n_tokens_B": np.int32(t.shape[1]), "task_B": np.int32(TASKS.index(store.task)),
+                    "dataset_B": np.int32(k), "label_B": np.int32(sample.label)}
+        return fn
+
+    parts = [_samples(s, split, seed + 1000 * k, epochs, host).map(to_example(k, s)).to_iter_dataset()
+             for k, s in enumerate(stores)]
+    return _mix(parts, weights).batch(batch_size, drop_remainder=drop_remainder)
+
+
+class _ElectrodeChunks(gx.FlatMapTransform):
+    """One sample -> its electrodes' token sequences, cut into chunks of ``seq_tokens`` tokens."""
+
+    def __init__(self, tokens: Tokens, seq_tokens: int, dataset: int, max_fan_out: int):
+        self.tokens, self.seq_tokens, self.dataset = tokens, seq_tokens, dataset
+        self.max_fan_out = max_fan_out
+
+    def flat_map(self, sample):
+        t = tokenize(sample.x, self.tokens)  # [E, N, P]
+        n_chunks = t.shape[1] // self.seq_tokens
+        out = []
+        for e, name in enumerate(sample.electrodes):
+            for c in range(n_chunks):
+                out.append({"tokens_BxNxP": t[e, c * self.seq_tokens:(c + 1) * self.seq_tokens],
+                            "electrode_B": np.int32(ID[name]), "dataset_B": np.int32(self.dataset)})
+        return out
+
+
+def pretrain_batches(stores, split: str | None, batch_size: int, seq_tokens: int, *,
+                     tokens: Tokens = Tokens(), weights=None, seed: int = 0, epochs: int | None = None,
+                     shuffle_window: int = 1024, drop_remainder: bool = True,
+                     shard_index: int | None = None, shard_count: int | None = None) -> grain.IterDataset:
+    """Flat batches of single-electrode sequences of ``seq_tokens`` tokens for pretraining.
+
+    Samples are shuffled, split into electrode chunks, and the chunks shuffled again within a
+    window of ``shuffle_window`` so that a batch mixes electrodes of many samples and subjects.
+    """
+    stores = _stores(stores)
+    host = _host_share(shard_index, shard_count)
+    parts = []
+    for k, s in enumerate(stores):
+        n_chunks = tokens.count(s.window_samples) // seq_tokens
+        if n_chunks == 0:
+            raise ValueError(f"{s.path}: windows of {s.window_samples} samples hold fewer than "
+                             f"{seq_tokens} tokens of {tokens.token_len}")
+        fan_out = n_chunks * max(len(m) for m in s.montages)
+        ds = _samples(s, split, seed + 1000 * k, epochs, host).to_iter_dataset()
+        parts.append(gx.FlatMapIterDataset(ds, _ElectrodeChunks(tokens, seq_tokens, k, fan_out)))
+    mixed = _mix(parts, weights)
+    if shuffle_window > 1:
+        mixed = gx.WindowShuffleIterDataset(mixed, window_size=shuffle_window, seed=seed)
+    return mixed.batch(batch_size, drop_remainder=drop_remainder)
+
+
+def temperature_weights(stores, temperature: float = 1.0) -> list[float]:
+    """Mixing weights proportional to ``n_windows ** (1 / temperature)`` (T=1: by size; large T:
+    towards uniform), so small datasets are not drowned by large ones."""
+    sizes = np.asarray([len(s if isinstance(s, Store) else Store(s)) for s in stores], float)
+    w = sizes ** (1.0 / temperature)
+    return (w / w.sum()).tolist()
