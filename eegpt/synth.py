@@ -381,7 +381,9 @@ def simulate(task: str, subj: Subject, seed: int):
         electrodes = [classify(c).name for c in spec.channels]
     head = _Head(electrodes)
     x, trials = _GENERATORS[task](rng, head, subj, spec.sfreq, spec.classes)
-    n = x.shape[1]
+    # whole seconds, so the EDF's 1-s data records need no padding (MNE marks padding as BAD)
+    n = int(x.shape[1] // spec.sfreq * spec.sfreq)
+    x = x[:, :n]
     x += _blinks(rng, head, n, spec.sfreq, per_min=12.0 if task != "SS" else 3.0)
     x += _nuisance(rng, head, subj, n, spec.sfreq)
     if task == "SS":

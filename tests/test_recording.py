@@ -1,0 +1,145 @@
+import gzip
+
+import mne
+import numpy as np
+import pytest
+
+from eegpt.recording import EEGInputError, read
+from eegpt.synth import write_recording
+
+from conftest import shared
+
+
+def _edf(tmp_path, names=("Fp1", "Fp2", "C3", "C4"), sfreq=200.0, seconds=10, fill=None, name="r.edf"):
+    rng = np.random.default_rng(0)
+    x = 10 * rng.standard_normal((len(names), int(sfreq * seconds)))
+    if fill is not None:
+        fill(x)
+    path = tmp_path / name
+    write_recording(path, list(names), x, sfreq, [(1.0, 2.0, "go")])
+    return path, x
+
+
+# ----------------------------------------------------------------- real files (../shared/data)
+
+def test_reads_eegmat_edf():
+    rec = read(shared("MW", "eegmat", "Subject00_1.edf"))
+    assert rec.sfreq == 500 and rec.signals.shape == (19, 91000) and rec.signals.dtype == np.float32
+    assert rec.electrodes[:2] == ["Fp1", "Fp2"] and "T7" in rec.electrodes and "T3" not in rec.electrodes
+    assert rec.set_aside == {"EEG A2-A1": "reference", "ECG ECG": "ecg"}
+    assert 3 < float(np.median(rec.signals.std(axis=1))) < 50  # µV, not volts
+
+
+def test_reads_eegmmidb_edf_plus_annotations():
+    rec = read(shared("MI", "eegmmidb", "S001R04.edf"))
+    assert rec.sfreq == 160 and len(rec.electrodes) == 64 and rec.electrodes[0] == "FC5"
+    assert sorted(set(rec.events.description)) == ["T0", "T1", "T2"] and len(rec.events) == 30
+
+
+def test_reads_muse_csv_with_markers():
+    rec = read(shared("CM", "eegnb_n170", "subject1", "session1", "data_2017-09-13-15.30.01.csv.gz"))
+    assert rec.electrodes == ["TP9", "AF7", "AF8", "TP10"] and rec.sfreq == 256
+    assert rec.set_aside == {"timestamps": "misc", "Right AUX": "misc", "Marker0": "stim"}
+    desc = list(rec.events.description)
+    assert desc.count("2") == 89 and desc.count("1") == 108  # faces and houses, as in SOURCE.md
+
+
+def test_refuses_annotation_only_hypnogram():
+    with pytest.raises(EEGInputError, match="no signal channels"):
+        read(shared("SS", "sleepedf_features", "hypnograms", "SC4001EC-Hypnogram.edf"))
+
+
+# ----------------------------------------------------------------- formats and objects
+
+def test_edf_roundtrip_and_mne_objects(tmp_path):
+    path, x = _edf(tmp_path)
+    rec = read(path)
+    np.testing.assert_allclose(rec.signals, x, atol=0.01)  # 16-bit EDF quantisation
+    assert list(rec.events.description) == ["go"] and rec.events.onset[0] == pytest.approx(1.0)
+    raw = mne.io.read_raw_edf(path, preload=True, verbose="error")
+    assert read(raw).electrodes == rec.electrodes
+    fif = tmp_path / "r_raw.fif"
+    raw.save(fif, verbose="error")
+    np.testing.assert_allclose(read(fif).signals, rec.signals, atol=1e-3)
+    epochs = mne.make_fixed_length_epochs(raw, duration=2.0, verbose="error")
+    rec_e = read(epochs)
+    assert rec_e.signals.shape == (4, 5 * 400) and len(rec_e.events) == 5
+
+
+def test_typed_channels_from_the_file_are_set_aside(tmp_path):
+    info = mne.create_info(["Fz", "Cz", "VEOG", "EXG1"], 100.0, ["eeg", "eeg", "eog", "emg"])
+    raw = mne.io.RawArray(np.random.default_rng(0).standard_normal((4, 500)) * 1e-5, info, verbose="error")
+    rec = read(raw)
+    assert rec.electrodes == ["Fz", "Cz"] and rec.set_aside == {"VEOG": "eog", "EXG1": "emg"}
+
+
+def test_tables_csv_and_npz(tmp_path):
+    x = np.random.default_rng(1).standard_normal((3, 1000)).astype(np.float32) * 20
+    np.savez(tmp_path / "a.npz", data=x, ch_names=np.array(["C3", "Cz", "C4"]), sfreq=250.0)
+    rec = read(tmp_path / "a.npz")
+    assert rec.electrodes == ["C3", "Cz", "C4"] and rec.sfreq == 250
+    np.testing.assert_allclose(rec.signals, x)
+    np.savetxt(tmp_path / "b.txt", x.T)  # no header (STEW style): names and rate given
+    rec = read(tmp_path / "b.txt", sfreq=128, ch_names=["AF3", "F7", "F3"])
+    assert rec.electrodes == ["AF3", "F7", "F3"] and rec.n_samples == 1000
+    with gzip.open(tmp_path / "c.csv.gz", "wt") as f:
+        f.write("timestamps,Fp1,Marker0\n")
+        for i in range(512):
+            f.write(f"{1000 + i / 256:.6f},{x[0, i]:.4f},{1 if i == 100 else 0}\n")
+    rec = read(tmp_path / "c.csv.gz")
+    assert rec.sfreq == 256 and rec.electrodes == ["Fp1"]
+    assert rec.events.onset[0] == pytest.approx(100 / 256) and rec.events.description[0] == "1"
+
+
+# ----------------------------------------------------------------- bad input
+
+def test_missing_empty_and_garbage_files(tmp_path):
+    with pytest.raises(EEGInputError, match="no such file"):
+        read(tmp_path / "nope.edf")
+    (tmp_path / "empty.edf").write_bytes(b"")
+    with pytest.raises(EEGInputError, match="empty"):
+        read(tmp_path / "empty.edf")
+    (tmp_path / "junk.edf").write_bytes(np.random.default_rng(0).bytes(4000))
+    with pytest.raises(EEGInputError, match="cannot be read as EDF"):
+        read(tmp_path / "junk.edf")
+    (tmp_path / "x.xyz").write_bytes(b"123")
+    with pytest.raises(EEGInputError, match="unrecognised file type"):
+        read(tmp_path / "x.xyz")
+
+
+def test_truncated_edf(tmp_path):
+    path, _ = _edf(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(EEGInputError, match="truncated"):
+        read(path)
+
+
+def test_unknown_electrodes_are_reported_not_guessed(tmp_path):
+    path, _ = _edf(tmp_path, names=("Fp1", "X7", "Cz", "Q2"))
+    with pytest.raises(EEGInputError, match="unknown electrode name.*'X7', 'Q2'"):
+        read(path)
+    rec = read(path, drop_bad=True)
+    assert rec.electrodes == ["Fp1", "Cz"] and rec.set_aside == {"X7": "unknown", "Q2": "unknown"}
+    assert read(path, rename={"X7": "C3", "Q2": "C4"}).electrodes == ["Fp1", "C3", "Cz", "C4"]
+
+
+def test_nan_and_flat_channels(tmp_path):
+    x = np.random.default_rng(0).standard_normal((3, 1000)) * 10
+    x[1, 10:20] = np.nan
+    x[2] = 5.0
+    np.savez(tmp_path / "bad.npz", data=x, ch_names=np.array(["C3", "Cz", "C4"]), sfreq=100.0)
+    with pytest.raises(EEGInputError, match=r"'Cz' is non-finite \(10 NaN/Inf samples\); 'C4' is flat"):
+        read(tmp_path / "bad.npz")
+    rec = read(tmp_path / "bad.npz", drop_bad=True)
+    assert rec.electrodes == ["C3"] and rec.set_aside == {"Cz": "non-finite", "C4": "flat"}
+
+
+def test_duplicate_electrodes_and_no_eeg(tmp_path):
+    x = np.zeros((2, 100)) + np.arange(100)
+    np.savez(tmp_path / "dup.npz", data=x, ch_names=np.array(["T3", "T7"]), sfreq=100.0)
+    with pytest.raises(EEGInputError, match="both electrode T7"):
+        read(tmp_path / "dup.npz")
+    np.savez(tmp_path / "ecg.npz", data=x, ch_names=np.array(["ECG", "EOG"]), sfreq=100.0)
+    with pytest.raises(EEGInputError, match="no usable EEG channels"):
+        read(tmp_path / "ecg.npz")
