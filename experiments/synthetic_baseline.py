@@ -25,7 +25,7 @@ from sklearn.model_selection import GroupKFold
 
 from eegpt.baseline import band_power, classifier, metrics, store_arrays
 from eegpt.recording import EEGInputError
-from eegpt.store import Store, prepare
+from eegpt.store import prepare
 from eegpt.synth import TASKS, write_corpus
 
 
