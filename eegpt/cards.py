@@ -232,3 +232,22 @@ def windows(card: Card, rec: Recording, path: Path) -> tuple[np.ndarray, np.ndar
         return np.zeros((0, len(rec.electrodes), n_win), np.float32), np.zeros(0, np.int32)
     x = np.stack([rec.signals[:, s:s + n_win] for s in starts])
     return x.astype(np.float32, copy=False), np.asarray(labels, np.int32)
+
+
+def fetch(card: Card, out, subjects: list[int]) -> Path:
+    """Download a dataset with MNE's own fetcher, for the cards that name one (``card.fetcher``).
+
+    This is the only code that touches the network, and only when a user asks; it returns the
+    folder to pass to ``eegpt prepare --source``.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if card.fetcher == "mne.datasets.eegbci.load_data":
+        mne.datasets.eegbci.load_data(subjects, runs=[4, 6, 8, 10, 12, 14], path=str(out),
+                                      update_path=False, verbose="error")
+    elif card.fetcher == "mne.datasets.sleep_physionet.age.fetch_data":
+        mne.datasets.sleep_physionet.age.fetch_data(subjects, recording=[1], path=str(out),
+                                                    on_missing="warn", verbose="error")
+    else:
+        raise EEGInputError(f"card {card.name}: no downloader; get it from {card.source}")
+    return out

@@ -73,6 +73,21 @@ def _cmd_prepare(args) -> None:
         print(f"  skipped {rel}: {why}")
 
 
+def _cmd_fetch(args) -> None:
+    from eegpt.cards import fetch, load_card
+
+    card = load_card(args.card)
+    try:
+        out = fetch(card, args.out, args.subjects)
+    except (OSError, RuntimeError, ValueError) as err:
+        if isinstance(err, EEGInputError):
+            raise
+        raise EEGInputError(f"{card.name}: download failed ({err}); check the network or get it "
+                            f"from {card.source}") from None
+    print(f"downloaded {card.name} subjects {args.subjects} to {out}")
+    print(f"prepare it with: eegpt prepare {card.name} --source {out} --out STORE")
+
+
 def _cmd_cards(args) -> None:
     from eegpt.cards import card_names, load_card
 
@@ -123,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", type=float, default=0.01, help="factor applied to µV (NeuroLM: 0.01)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(fn=_cmd_prepare)
+
+    s = sub.add_parser("fetch", help="download a dataset with MNE's fetcher (eegmmidb, sleep-edf)")
+    s.add_argument("card")
+    s.add_argument("--out", required=True)
+    s.add_argument("--subjects", type=int, nargs="+", default=[1],
+                   help="subject numbers (eegmmidb 1-109, sleep-edf 0-82)")
+    s.set_defaults(fn=_cmd_fetch)
 
     s = sub.add_parser("cards", help="list the dataset cards")
     s.add_argument("--json", action="store_true")

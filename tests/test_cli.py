@@ -50,3 +50,16 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, make, args, message)
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("eegpt: ") and message in err
     assert "Traceback" not in err
+
+
+def test_fetch_uses_mnes_fetcher_and_refuses_cards_without_one(tmp_path, capsys, monkeypatch):
+    import mne
+
+    calls = []
+    monkeypatch.setattr(mne.datasets.eegbci, "load_data", lambda *a, **k: calls.append((a, k)) or [])
+    assert main(["fetch", "eegmmidb", "--out", str(tmp_path), "--subjects", "1", "2"]) == 0
+    (subjects,), kwargs = calls[0]
+    assert subjects == [1, 2] and kwargs["runs"] == [4, 6, 8, 10, 12, 14] and kwargs["path"] == str(tmp_path)
+    assert "eegpt prepare eegmmidb --source" in capsys.readouterr().out
+    assert main(["fetch", "eegmat", "--out", str(tmp_path)]) == 2
+    assert "no downloader" in capsys.readouterr().err
