@@ -324,7 +324,7 @@ def _build(name, data, names, types, sfreq, ann, subject, rename, drop_bad, meta
 def atomic_write(path: str | os.PathLike, write) -> None:
     """Write through ``write(tmp_path)`` then rename, so no reader ever sees a half-written file."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # keeps the suffix writers look at
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing as mp
-import os
 import re
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -66,14 +65,16 @@ def _prepare_one(card_path: str, source: str, rel: str, shard_base: str, cfg: Pr
     rec = preprocess(rec, cfg)
     x, labels = windows(card, rec, path)
     shard = Path(shard_base + ".arrayrecord")
-    tmp = shard.with_name(f".tmp-{os.getpid()}-{shard.name}")
-    writer = ArrayRecordWriter(str(tmp), "group_size:1")  # one record per group: random access
-    try:
-        for w in x:
-            writer.write(np.ascontiguousarray(w, "<f4").tobytes())
-    finally:
-        writer.close()
-    os.replace(tmp, shard)
+
+    def write_shard(tmp):
+        writer = ArrayRecordWriter(str(tmp), "group_size:1")  # one record per group: random access
+        try:
+            for w in x:
+                writer.write(np.ascontiguousarray(w, "<f4").tobytes())
+        finally:
+            writer.close()
+
+    atomic_write(shard, write_shard)
     meta = {"file": rel, "subject": rec.subject, "shard": shard.name, "n": int(len(labels)),
             "labels": labels.tolist(), "electrodes": rec.electrodes, "set_aside": rec.set_aside,
             "duration_s": round(rec.duration, 3)}

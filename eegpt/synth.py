@@ -415,17 +415,8 @@ def write_recording(path: Path, names, x_uv, sfreq, events, extra_types=()) -> N
         raw.set_annotations(mne.Annotations([e[0] for e in events], [e[1] for e in events],
                                             [e[2] for e in events], orig_time=MEAS_DATE))
 
-    def write(tmp):
-        mne.export.export_raw(str(tmp), raw, fmt="edf", overwrite=True, verbose="error")
-
-    # edfio wants the .edf suffix: write to a sibling temporary name that keeps it
-    tmp_path = path.with_name(f".tmp-{path.name}")
-    try:
-        write(tmp_path)
-        tmp_path.replace(path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+    atomic_write(path, lambda tmp: mne.export.export_raw(str(tmp), raw, fmt="edf", overwrite=True,
+                                                         verbose="error"))
 
 
 def write_subject(out: Path, task: str, subj: Subject, seed: int) -> Path:
