@@ -1,0 +1,46 @@
+"""Model presets: EEGPT's four sizes (Table 1) and a tiny one for tests.
+
+| preset | ETE layers | graph layers | hidden | heads | EEGPT's params (ETE+TEG) |
+"""
+
+from __future__ import annotations
+
+import jax
+from flax import nnx
+
+from ete import ETE, ETEConfig
+from teg import TEGConfig
+
+PUBLISHED = {"base": 1.46e6, "large": 11.29e6, "huge": 183.8e6, "giant": 1.09e9}
+
+PRESETS: dict[str, tuple[ETEConfig, TEGConfig]] = {
+    "tiny": (ETEConfig(d_model=32, layers=2, heads=2, token_len=64), TEGConfig(d_model=32, layers=1, heads=2)),
+    "base": (ETEConfig(d_model=128, layers=3, heads=4), TEGConfig(d_model=128, layers=3, heads=4)),
+    "large": (ETEConfig(d_model=256, layers=9, heads=8), TEGConfig(d_model=256, layers=3, heads=8)),
+    "huge": (ETEConfig(d_model=896, layers=12, heads=14), TEGConfig(d_model=896, layers=4, heads=14)),
+    "giant": (ETEConfig(d_model=1792, layers=20, heads=28), TEGConfig(d_model=1792, layers=4, heads=28)),
+}
+
+
+def preset(name: str) -> tuple[ETEConfig, TEGConfig]:
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def ete_param_count(cfg: ETEConfig) -> int:
+    """Parameters of an ETE, from shapes only (``nnx.eval_shape``: nothing is allocated)."""
+    abstract = nnx.eval_shape(lambda: ETE(cfg, rngs=nnx.Rngs(0)))
+    return int(sum(x.size for x in jax.tree.leaves(nnx.state(abstract, nnx.Param))))
+
+
+def counts(name: str) -> dict:
+    ete_cfg, teg_cfg = preset(name)
+    ete_n, teg_n = ete_param_count(ete_cfg), teg_cfg.param_count()
+    out = {"params": ete_n + teg_n, "ete_params": ete_n, "teg_params": teg_n,
+           "d_model": ete_cfg.d_model, "ete_layers": ete_cfg.layers, "graph_layers": teg_cfg.layers,
+           "heads": ete_cfg.heads}
+    if name in PUBLISHED:
+        out["published"] = PUBLISHED[name]
+        out["relative_difference"] = (out["params"] - PUBLISHED[name]) / PUBLISHED[name]
+    return out

@@ -1,0 +1,203 @@
+"""The Electrode Temporal Encoder (ETE): a causal pre-norm transformer over each electrode's tokens.
+
+Sequence of one electrode (``mode="electrode"``, EEGPT)::
+
+    position   0            1 .. N              N + 1
+    input      electrode    token_0 .. token_N-1  summary
+    output     pred(token_0) pred(token_1) ..     feature (one per electrode, for the graph)
+
+The output at position i predicts token i from the electrode and tokens 0..i-1 (causal mask), so
+every token is a target and the learnable electrode embedding alone predicts the first one.
+
+``mode="multichannel"`` is NeuroLM's multi-channel autoregression: all electrodes of a sample in
+one sequence, time-major, with the "stair-stepping" mask: a position at time step t sees every
+electrode at steps <= t. Step 0 holds the electrode embeddings, steps 1..N the tokens (each plus
+its electrode embedding), step N+1 the summaries.
+
+``objective="mae"`` uses the same backbone without the causal mask: a share of the tokens is
+replaced by a learnable mask token and reconstructed (the AR-vs-MAE ablation).
+
+Positions are rotary (RoPE) over time steps; blocks are RMSNorm -> attention -> RMSNorm -> SwiGLU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+VOCAB_SIZE = 374  # len(eegpt.electrodes.NAMES); ete does not import eegpt
+
+
+@dataclass(frozen=True)
+class ETEConfig:
+    """Shape and behaviour of one ETE.
+
+    ``ffn_mult`` sets the SwiGLU hidden width (rounded to a multiple of 32); 3.5 puts EEGPT's four
+    sizes within 5 % of their published parameter counts together with the graph.
+    """
+
+    d_model: int = 128
+    layers: int = 3
+    heads: int = 4
+    ffn_mult: float = 3.5
+    token_len: int = 256
+    vocab: int = VOCAB_SIZE
+    mode: str = "electrode"      # "electrode" (EEGPT) or "multichannel" (NeuroLM)
+    objective: str = "ar"        # "ar" (next token) or "mae" (masked reconstruction)
+    mask_ratio: float = 0.5      # for "mae"
+    dtype: str = "float32"       # compute dtype; "bfloat16" for mixed precision (params stay f32)
+    rope_base: float = 10_000.0
+
+    @property
+    def ffn_hidden(self) -> int:
+        return int(round(self.ffn_mult * self.d_model / 32)) * 32
+
+    def replace(self, **kw) -> "ETEConfig":
+        return dataclasses.replace(self, **kw)
+
+
+def _rope(x_BxLxHxK, positions_BxL, base: float):
+    """Rotary position embedding on the last axis (pairs split in halves)."""
+    half = x_BxLxHxK.shape[-1] // 2
+    freq = base ** (-jnp.arange(half, dtype=jnp.float32) / half)
+    angle = positions_BxL[..., None].astype(jnp.float32) * freq  # [B, L, half]
+    cos, sin = jnp.cos(angle)[:, :, None], jnp.sin(angle)[:, :, None]
+    a, b = x_BxLxHxK[..., :half].astype(jnp.float32), x_BxLxHxK[..., half:].astype(jnp.float32)
+    out = jnp.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
+    return out.astype(x_BxLxHxK.dtype)
+
+
+class Attention(nnx.Module):
+    def __init__(self, cfg: ETEConfig, *, rngs: nnx.Rngs):
+        d, dt = cfg.d_model, jnp.dtype(cfg.dtype)
+        self.heads, self.rope_base = cfg.heads, cfg.rope_base
+        self.qkv = nnx.Linear(d, 3 * d, use_bias=False, dtype=dt, rngs=rngs)
+        self.out = nnx.Linear(d, d, use_bias=False, dtype=dt, rngs=rngs)
+
+    def __call__(self, x_BxLxD, positions_BxL, mask_BxLxL=None, causal=False):
+        b, l, d = x_BxLxD.shape
+        q, k, v = jnp.split(self.qkv(x_BxLxD).reshape(b, l, 3 * self.heads, d // self.heads), 3, axis=2)
+        q, k = _rope(q, positions_BxL, self.rope_base), _rope(k, positions_BxL, self.rope_base)
+        mask = None if mask_BxLxL is None else mask_BxLxL[:, None]
+        y = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal)
+        return self.out(y.reshape(b, l, d))
+
+
+class SwiGLU(nnx.Module):
+    def __init__(self, d: int, hidden: int, dtype, *, rngs: nnx.Rngs):
+        self.gate = nnx.Linear(d, hidden, use_bias=False, dtype=dtype, rngs=rngs)
+        self.up = nnx.Linear(d, hidden, use_bias=False, dtype=dtype, rngs=rngs)
+        self.down = nnx.Linear(hidden, d, use_bias=False, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x):
+        return self.down(jax.nn.silu(self.gate(x)) * self.up(x))
+
+
+class Block(nnx.Module):
+    def __init__(self, cfg: ETEConfig, *, rngs: nnx.Rngs):
+        dt = jnp.dtype(cfg.dtype)
+        self.norm1 = nnx.RMSNorm(cfg.d_model, dtype=dt, rngs=rngs)
+        self.attn = Attention(cfg, rngs=rngs)
+        self.norm2 = nnx.RMSNorm(cfg.d_model, dtype=dt, rngs=rngs)
+        self.mlp = SwiGLU(cfg.d_model, cfg.ffn_hidden, dt, rngs=rngs)
+
+    def __call__(self, x, positions, mask=None, causal=False):
+        x = x + self.attn(self.norm1(x), positions, mask, causal)
+        return x + self.mlp(self.norm2(x))
+
+
+class ETE(nnx.Module):
+    """The encoder. Call with tokens and electrode ids; returns predictions and features.
+
+    electrode mode:    ``tokens_BxNxP``, ``electrode_B``            -> ``pred_BxNxP``, ``feature_BxD``
+    multichannel mode: ``tokens_BxExNxP``, ``electrodes_BxE``, ``mask_BxE``
+                                                                    -> ``pred_BxExNxP``, ``feature_BxExD``
+    With ``objective="mae"`` pass ``masked`` (bool, same leading shape as the tokens): those
+    tokens are hidden and the predictions reconstruct them.
+    """
+
+    def __init__(self, cfg: ETEConfig, *, rngs: nnx.Rngs):
+        if cfg.mode not in ("electrode", "multichannel") or cfg.objective not in ("ar", "mae"):
+            raise ValueError(f"unknown mode/objective {cfg.mode}/{cfg.objective}")
+        self.cfg = cfg
+        d, dt = cfg.d_model, jnp.dtype(cfg.dtype)
+        self.embed = nnx.Linear(cfg.token_len, d, dtype=dt, rngs=rngs)
+        self.electrode = nnx.Embed(cfg.vocab, d, dtype=dt, rngs=rngs)
+        self.summary = nnx.Param(0.02 * jax.random.normal(rngs.params(), (d,)))
+        self.mask_token = nnx.Param(jnp.zeros((d,))) if cfg.objective == "mae" else None
+        self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.layers)])
+        self.norm = nnx.RMSNorm(d, dtype=dt, rngs=rngs)
+        self.head = nnx.Linear(d, cfg.token_len, dtype=dt, rngs=rngs)
+
+    def _embed_tokens(self, tokens, masked):
+        h = self.embed(tokens.astype(jnp.dtype(self.cfg.dtype)))
+        if masked is not None:
+            h = jnp.where(masked[..., None], self.mask_token[...].astype(h.dtype), h)
+        return h
+
+    def __call__(self, tokens, electrodes, mask_BxE=None, masked=None):
+        if self.cfg.mode == "electrode":
+            return self._electrode(tokens, electrodes, masked)
+        return self._multichannel(tokens, electrodes, mask_BxE, masked)
+
+    def _run(self, h, positions, mask=None, causal=False):
+        for block in self.blocks:
+            h = block(h, positions, mask, causal)
+        return self.norm(h)
+
+    def _electrode(self, tokens_BxNxP, electrode_B, masked):
+        b, n, _ = tokens_BxNxP.shape
+        h_tok = self._embed_tokens(tokens_BxNxP, masked)
+        first = self.electrode(electrode_B)[:, None]
+        summary = jnp.broadcast_to(self.summary[...].astype(h_tok.dtype), (b, 1, h_tok.shape[-1]))
+        h = jnp.concatenate([first.astype(h_tok.dtype), h_tok, summary], axis=1)  # [B, N+2, D]
+        positions = jnp.broadcast_to(jnp.arange(n + 2), (b, n + 2))
+        h = self._run(h, positions, causal=self.cfg.objective == "ar")
+        # AR: output i predicts token i (it has seen tokens < i); MAE: output i+1 rebuilds token i.
+        pred = self.head(h[:, :n] if self.cfg.objective == "ar" else h[:, 1:n + 1])
+        return {"pred": pred.astype(jnp.float32), "feature": h[:, n + 1].astype(jnp.float32),
+                "hidden": h[:, 1:n + 1]}
+
+    def _multichannel(self, tokens_BxExNxP, electrodes_BxE, mask_BxE, masked):
+        b, e, n, _ = tokens_BxExNxP.shape
+        el = self.electrode(electrodes_BxE)  # [B, E, D]
+        h_tok = self._embed_tokens(tokens_BxExNxP, masked) + el[:, :, None]
+        summary = self.summary[...].astype(el.dtype) + el
+        steps = jnp.concatenate([el[:, :, None], h_tok.astype(el.dtype), summary[:, :, None]], axis=2)
+        h = steps.transpose(0, 2, 1, 3).reshape(b, (n + 2) * e, -1)  # time-major
+        step_of = jnp.repeat(jnp.arange(n + 2), e)
+        positions = jnp.broadcast_to(step_of, (b, step_of.size))
+        if mask_BxE is None:
+            mask_BxE = jnp.ones((b, e), bool)
+        keys_ok = jnp.tile(mask_BxE, (1, n + 2))  # padded electrodes are never attended to
+        if self.cfg.objective == "ar":
+            stair = step_of[None, :] <= step_of[:, None]  # see every electrode of steps <= own
+            mask = stair[None] & keys_ok[:, None, :]
+        else:
+            mask = jnp.broadcast_to(keys_ok[:, None, :], (b, step_of.size, step_of.size))
+        h = self._run(h, positions, mask).reshape(b, n + 2, e, -1).transpose(0, 2, 1, 3)
+        pred = self.head(h[:, :, :n] if self.cfg.objective == "ar" else h[:, :, 1:n + 1])
+        return {"pred": pred.astype(jnp.float32), "feature": h[:, :, n + 1].astype(jnp.float32),
+                "hidden": h[:, :, 1:n + 1]}
+
+
+def features(model: ETE, tokens, electrodes, mask_BxE=None):
+    """Per-electrode summary features and the whole hidden sequence, for any batch.
+
+    Electrode mode accepts graph batches too (``tokens_BxExNxP``, ``electrodes_BxE``): every
+    electrode is encoded on its own and the result reshaped back to ``[B, E, ...]``. Returns
+    ``(feature [B, E, D] or [B, D], hidden [..., N, D])``.
+    """
+    if model.cfg.mode == "electrode" and tokens.ndim == 4:
+        b, e, n, p = tokens.shape
+        out = model(tokens.reshape(b * e, n, p), electrodes.reshape(b * e))
+        feat = out["feature"].reshape(b, e, -1)
+        if mask_BxE is not None:
+            feat = jnp.where(mask_BxE[..., None], feat, 0.0)
+        return feat, out["hidden"].reshape(b, e, n, -1)
+    out = model(tokens, electrodes, mask_BxE)
+    return out["feature"], out["hidden"]

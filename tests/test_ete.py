@@ -1,0 +1,98 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from eegpt.presets import PRESETS, counts
+from ete import ETE, ETEConfig, features
+
+TINY = ETEConfig(d_model=32, layers=2, heads=2, token_len=16)
+
+
+def _model(**kw):
+    return ETE(TINY.replace(**kw), rngs=nnx.Rngs(0))
+
+
+def _pred(m, *args, **kw):
+    """The model's predictions as a jitted pure function of the tokens."""
+    graphdef, state = nnx.split(m)
+    return jax.jit(lambda x: nnx.merge(graphdef, state)(x, *args, **kw)["pred"])
+
+
+def test_shapes_electrode_mode():
+    m = _model()
+    x = jax.random.normal(jax.random.key(0), (3, 5, 16))
+    out = nnx.jit(lambda m, x, ids: m(x, ids))(m, x, jnp.array([0, 41, 373]))
+    assert out["pred"].shape == (3, 5, 16) and out["feature"].shape == (3, 32)
+    assert np.isfinite(np.asarray(out["pred"])).all()
+
+
+@pytest.mark.parametrize("mode", ["electrode", "multichannel"])
+def test_causality_gradient_to_later_tokens_is_exactly_zero(mode):
+    m = _model(mode=mode)
+    n = 5
+    if mode == "electrode":
+        x = jax.random.normal(jax.random.key(1), (2, n, 16))
+        args = (jnp.array([3, 7]),)
+        tok_axis = 1
+    else:
+        x = jax.random.normal(jax.random.key(1), (2, 3, n, 16))
+        args = (jnp.array([[3, 7, 9], [1, 2, 4]]), jnp.array([[True, True, True], [True, True, False]]))
+        tok_axis = 2
+    jac = np.asarray(jax.jacrev(_pred(m, *args))(x))  # [pred dims..., token dims...]
+    for t in range(n):
+        g = np.take(jac, t, axis=tok_axis).sum(axis=tuple(range(x.ndim - 1)))  # d pred_t / d x
+        later = np.take(g, np.arange(t, n), axis=tok_axis)
+        earlier = np.take(g, np.arange(0, t), axis=tok_axis)
+        assert np.all(later == 0.0), f"prediction {t} depends on tokens >= {t}"
+        if t > 0:
+            assert np.abs(earlier).sum() > 0  # and it does use the past
+
+
+def test_multichannel_sees_other_electrodes_of_earlier_steps_not_padding():
+    m = _model(mode="multichannel")
+    x = jax.random.normal(jax.random.key(2), (1, 3, 4, 16))
+    ids = jnp.array([[3, 7, 9]])
+    mask = jnp.array([[True, True, False]])
+    f = _pred(m, ids, mask)
+    g = jax.grad(lambda x: f(x)[0, 0, 2].sum())(x)
+    assert np.abs(np.asarray(g[0, 1, :2])).sum() > 0  # electrode 1, earlier steps: seen
+    assert np.all(np.asarray(g[0, 2]) == 0)           # padded electrode: never seen
+
+
+def test_mae_reconstructs_hidden_tokens_bidirectionally():
+    m = _model(objective="mae")
+    x = jax.random.normal(jax.random.key(3), (2, 4, 16))
+    masked = jnp.array([[False, True, False, False], [True, False, False, True]])
+    f = _pred(m, jnp.array([1, 2]), masked=masked)
+    g = jax.grad(lambda x: f(x)[:, 1].sum())(x)
+    assert np.abs(np.asarray(g[0, 3])).sum() > 0   # sees the future
+    assert np.all(np.asarray(g[0, 1]) == 0)         # not the token it rebuilds
+
+
+def test_jit_and_eager_agree():
+    m = _model()
+    x = jax.random.normal(jax.random.key(4), (4, 6, 16))
+    ids = jnp.arange(4)
+    eager = m(x, ids)["pred"]
+    jitted = nnx.jit(lambda m, x, ids: m(x, ids)["pred"])(m, x, ids)
+    np.testing.assert_allclose(np.asarray(eager), np.asarray(jitted), rtol=1e-5, atol=1e-5)
+
+
+def test_features_on_graph_batches_mask_padding():
+    m = _model()
+    x = jax.random.normal(jax.random.key(5), (2, 3, 4, 16))
+    feat, hidden = nnx.jit(features)(m, x, jnp.array([[1, 2, 3], [4, 5, 0]]), jnp.array([[1, 1, 1], [1, 1, 0]], bool))
+    assert feat.shape == (2, 3, 32) and hidden.shape == (2, 3, 4, 32)
+    assert np.all(np.asarray(feat[1, 2]) == 0)
+    single = nnx.jit(lambda m, x, ids: m(x, ids))(m, x[0, 1][None], jnp.array([2]))["feature"][0]
+    np.testing.assert_allclose(np.asarray(feat[0, 1]), np.asarray(single), rtol=1e-5, atol=1e-6)
+
+
+def test_presets_match_eegpt_within_5_percent():
+    for name in ("base", "large", "huge", "giant"):
+        c = counts(name)
+        assert abs(c["relative_difference"]) < 0.05, (name, c)
+        assert c["params"] == c["ete_params"] + c["teg_params"]
+    assert set(PRESETS) >= {"tiny", "base", "large", "huge", "giant"}
