@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from eegpt.recording import EEGInputError
 
@@ -88,6 +89,46 @@ def _cmd_fetch(args) -> None:
     print(f"prepare it with: eegpt prepare {card.name} --source {out} --out STORE")
 
 
+def _cmd_presets(args) -> None:
+    from eegpt.presets import PRESETS, counts
+
+    table = {name: counts(name) for name in PRESETS}
+    if args.json:
+        print(json.dumps(table, indent=2))
+        return
+    print(f"{'preset':<7} {'ETE layers':>10} {'graph':>6} {'hidden':>7} {'heads':>6} {'ETE':>14} {'TEG':>13} "
+          f"{'total':>14} {'EEGPT':>9}")
+    for name, c in table.items():
+        pub = f"{c['published'] / 1e6:.2f}M ({c['relative_difference']:+.1%})" if "published" in c else ""
+        print(f"{name:<7} {c['ete_layers']:>10} {c['graph_layers']:>6} {c['d_model']:>7} {c['heads']:>6} "
+              f"{c['ete_params']:>14,} {c['teg_params']:>13,} {c['params']:>14,} {pub:>9}")
+
+
+def _cmd_pretrain(args) -> None:
+    from eegpt.presets import PRESETS
+    from eegpt.train import PretrainConfig, TrainingError, pretrain
+
+    if args.preset not in PRESETS:
+        raise EEGInputError(f"--preset: unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
+    mesh = tuple(int(v) for v in args.mesh.split(",")) if args.mesh else (0, 1)
+    cfg = PretrainConfig(preset=args.preset, steps=args.steps, batch_size=args.batch_size,
+                         seq_tokens=args.seq_tokens, token_stride=args.token_stride, lr=args.lr,
+                         warmup=args.warmup, weight_decay=args.weight_decay, clip=args.clip,
+                         bf16=args.bf16, mode=args.mode, objective=args.objective, seed=args.seed,
+                         ckpt_every=args.ckpt_every, log_every=args.log_every, eval_split=args.eval_split,
+                         eval_batches=args.eval_batches, mesh=mesh)
+    try:
+        m = pretrain(cfg, args.data, args.workdir, progress=not args.quiet)
+    except (TrainingError, ValueError) as err:
+        raise EEGInputError(str(err).splitlines()[0]) from None
+    gain = lambda ref: f"{(1 - m['val_mse'] / m[ref]):+.1%}"  # noqa: E731
+    print(f"step {m['step']} (resumed from {m['resumed_from']}): held-out MSE {m['val_mse']:.5f}; "
+          f"zero {m['zero_mse']:.5f} ({gain('zero_mse')} better), persistence {m['persistence_mse']:.5f} "
+          f"({gain('persistence_mse')})" + (f", linear AR {m['linear_ar_mse']:.5f} ({gain('linear_ar_mse')})"
+                                            if "linear_ar_mse" in m else ""))
+    print(f"wrote {Path(args.workdir) / 'metrics.json'}")
+
+
 def _cmd_cards(args) -> None:
     from eegpt.cards import card_names, load_card
 
@@ -145,6 +186,34 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--subjects", type=int, nargs="+", default=[1],
                    help="subject numbers (eegmmidb 1-109, sleep-edf 0-82)")
     s.set_defaults(fn=_cmd_fetch)
+
+    s = sub.add_parser("presets", help="model sizes and parameter counts (computed from shapes)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=_cmd_presets)
+
+    s = sub.add_parser("pretrain", help="pretrain the ETE on prepared stores (resumes in WORKDIR)")
+    s.add_argument("--preset", default="base")
+    s.add_argument("--data", nargs="+", required=True, help="prepared store folders")
+    s.add_argument("--workdir", required=True)
+    s.add_argument("--steps", type=int, default=1000)
+    s.add_argument("--batch-size", type=int, default=256, help="global; electrode sequences per step")
+    s.add_argument("--seq-tokens", type=int, default=4, help="tokens per sequence")
+    s.add_argument("--token-stride", type=int, help="samples between token starts (default: token length)")
+    s.add_argument("--lr", type=float, default=1e-3)
+    s.add_argument("--warmup", type=int, default=100)
+    s.add_argument("--weight-decay", type=float, default=0.05)
+    s.add_argument("--clip", type=float, default=1.0)
+    s.add_argument("--bf16", action="store_true", help="bfloat16 compute, float32 parameters")
+    s.add_argument("--mode", choices=("electrode", "multichannel"), default="electrode")
+    s.add_argument("--objective", choices=("ar", "mae"), default="ar")
+    s.add_argument("--mesh", help="DATA,FSDP device mesh (default: all devices on data)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--ckpt-every", type=int, default=200)
+    s.add_argument("--log-every", type=int, default=10)
+    s.add_argument("--eval-split", default="val")
+    s.add_argument("--eval-batches", type=int, default=40)
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(fn=_cmd_pretrain)
 
     s = sub.add_parser("cards", help="list the dataset cards")
     s.add_argument("--json", action="store_true")

@@ -1,0 +1,314 @@
+"""Pretraining the ETE: next-token MSE (or masked reconstruction), sharded, logged, resumable.
+
+The step is one pure function ``(state, batch) -> (state, metrics)`` jitted once, with the state
+donated and the batch split over the mesh. Metrics of step n-1 are read after step n is launched,
+so reading them never stalls the device. A non-finite loss or gradient stops training with a clear
+message before anything is saved; checkpoints (state, optimizer, step and the data iterator) are
+written every ``ckpt_every`` steps and at the end, and rerunning the same command resumes from the
+latest one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from eegpt import sharding
+from eegpt.checkpoint import Checkpoints
+from eegpt.pipeline import Tokens, graph_batches, pretrain_batches
+from eegpt.presets import preset
+from eegpt.recording import atomic_write
+from eegpt.store import Store
+from eegpt.tracking import make_tracker
+from ete import ETE, ETEConfig
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (diverged, or a configuration that cannot work); one-line message."""
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Everything a pretraining run depends on (saved beside its checkpoints)."""
+
+    preset: str = "base"
+    steps: int = 1000
+    batch_size: int = 256          # global: electrode sequences (electrode mode) or samples
+    seq_tokens: int = 4            # tokens per sequence
+    token_stride: int | None = None
+    lr: float = 1e-3
+    warmup: int = 100
+    weight_decay: float = 0.05
+    clip: float = 1.0
+    bf16: bool = False
+    mode: str = "electrode"        # or "multichannel"
+    objective: str = "ar"          # or "mae"
+    seed: int = 0
+    ckpt_every: int = 200
+    log_every: int = 10
+    eval_split: str = "val"
+    eval_batches: int = 40
+    mesh: tuple[int, int] = (0, 1)  # (data, fsdp); data 0 = all remaining devices
+    nan_check: bool = True
+
+    def ete_config(self) -> ETEConfig:
+        ete_cfg, _ = preset(self.preset)
+        return ete_cfg.replace(mode=self.mode, objective=self.objective,
+                               dtype="bfloat16" if self.bf16 else "float32")
+
+    def tokens(self) -> Tokens:
+        return Tokens(self.ete_config().token_len, self.token_stride)
+
+
+# ----------------------------------------------------------------------------- model state
+
+def init_state(cfg: PretrainConfig):
+    """(graphdef, state, optimizer) with state = {"params", "opt", "step"} as plain pytrees."""
+    model = ETE(cfg.ete_config(), rngs=nnx.Rngs(cfg.seed))
+    graphdef, params = nnx.split(model)
+    params = nnx.to_pure_dict(params)
+    schedule = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, max(1, min(cfg.warmup, cfg.steps - 1)),
+                                                  max(cfg.steps, 2), end_value=cfg.lr * 0.1)
+    tx = optax.chain(optax.clip_by_global_norm(cfg.clip),
+                     optax.adamw(schedule, b1=0.9, b2=0.95, weight_decay=cfg.weight_decay))
+    state = {"params": params, "opt": tx.init(params), "step": jnp.zeros((), jnp.int32)}
+    return graphdef, state, tx, schedule
+
+
+def apply_model(graphdef, params, *args, **kw):
+    """Run the ETE given as (graphdef, pure-dict params)."""
+    return nnx.merge(graphdef, params)(*args, **kw)
+
+
+def squared_errors(cfg: PretrainConfig, graphdef, params, batch, rng):
+    """Per-position squared error and the weight of each position (1 where it is a target)."""
+    ete_cfg = cfg.ete_config()
+    if cfg.mode == "electrode":
+        x = batch["tokens_BxNxP"]
+        masked = (jax.random.bernoulli(rng, ete_cfg.mask_ratio, x.shape[:2])
+                  if cfg.objective == "mae" else None)
+        pred = apply_model(graphdef, params, x, batch["electrode_B"], masked=masked)["pred"]
+        weight = masked.astype(jnp.float32) if masked is not None else jnp.ones(x.shape[:2])
+    else:
+        x = batch["tokens_BxExNxP"][:, :, : cfg.seq_tokens]
+        masked = (jax.random.bernoulli(rng, ete_cfg.mask_ratio, x.shape[:3])
+                  if cfg.objective == "mae" else None)
+        pred = apply_model(graphdef, params, x, batch["electrodes_BxE"], batch["mask_BxE"],
+                           masked=masked)["pred"]
+        weight = jnp.broadcast_to(batch["mask_BxE"][:, :, None], x.shape[:3]).astype(jnp.float32)
+        if masked is not None:
+            weight = weight * masked
+    err = jnp.mean((pred - x.astype(jnp.float32)) ** 2, axis=-1)
+    return err, weight
+
+
+def make_train_step(cfg: PretrainConfig, graphdef, tx, schedule, state_shardings, batch_shardings):
+    key = jax.random.key(cfg.seed)
+
+    def loss_fn(params, batch, rng):
+        err, weight = squared_errors(cfg, graphdef, params, batch, rng)
+        return jnp.sum(err * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+
+    def step(state, batch):
+        rng = jax.random.fold_in(key, state["step"])
+        loss, grads = jax.value_and_grad(loss_fn)(state["params"], batch, rng)
+        updates, opt = tx.update(grads, state["opt"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "lr": schedule(state["step"])}
+        return {"params": params, "opt": opt, "step": state["step"] + 1}, metrics
+
+    return jax.jit(step, donate_argnums=(0,), in_shardings=(state_shardings, batch_shardings),
+                   out_shardings=(state_shardings, None))
+
+
+# ----------------------------------------------------------------------------- data
+
+def _stores(paths) -> list[Store]:
+    return [p if isinstance(p, Store) else Store(p) for p in paths]
+
+
+def batches(cfg: PretrainConfig, stores, split, *, epochs=None, batch_size=None, seed=None):
+    per_host = (batch_size or cfg.batch_size) // jax.process_count()
+    seed = cfg.seed if seed is None else seed
+    if cfg.mode == "electrode":
+        return pretrain_batches(stores, split, per_host, cfg.seq_tokens, tokens=cfg.tokens(), seed=seed,
+                                epochs=epochs, drop_remainder=epochs is None,
+                                shuffle_window=1024 if epochs is None else 1)
+    return graph_batches(stores, split, per_host, tokens=cfg.tokens(), seed=seed, epochs=epochs,
+                         drop_remainder=epochs is None)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+def _token_pairs(cfg, batch):
+    """(tokens [M, N, P], weights [M, N]) of a batch in either mode, as numpy."""
+    if cfg.mode == "electrode":
+        x = np.asarray(batch["tokens_BxNxP"])
+        return x, np.ones(x.shape[:2])
+    x = np.asarray(batch["tokens_BxExNxP"])[:, :, : cfg.seq_tokens]
+    m = np.asarray(batch["mask_BxE"])
+    return x.reshape(-1, *x.shape[2:]), np.repeat(m.reshape(-1, 1), x.shape[2], axis=1).astype(float)
+
+
+def fit_linear_ar(cfg: PretrainConfig, stores, max_batches: int = 40, ridge: float = 1e-3):
+    """Per-electrode linear autoregression: next token = W @ previous token + b, fitted by ridge
+    regression on training data (one W shared by all electrodes, each using only its own past)."""
+    xs, ys = [], []
+    it = iter(batches(cfg, stores, "train", epochs=1, seed=cfg.seed + 1))
+    for _, b in zip(range(max_batches), it):
+        x, w = _token_pairs(cfg, b)
+        keep = w[:, 1:] > 0
+        xs.append(x[:, :-1][keep])
+        ys.append(x[:, 1:][keep])
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    x1 = np.concatenate([x, np.ones((len(x), 1))], axis=1)
+    gram = x1.T @ x1 + ridge * len(x1) * np.eye(x1.shape[1])
+    return np.linalg.solve(gram, x1.T @ y)
+
+
+def evaluate(cfg: PretrainConfig, graphdef, params, stores, ar_weights=None) -> dict:
+    """MSE of the model and of reference predictors on held-out subjects' tokens.
+
+    Every predictor is scored on the same positions: tokens 1..N-1 of each sequence (persistence
+    and the linear AR need a previous token). ``val_mse_all`` also scores token 0.
+    """
+    predict = jax.jit(lambda p, b: squared_errors(cfg, graphdef, p, b, jax.random.key(cfg.seed + 7)))
+    sums = {"model": 0.0, "model_all": 0.0, "zero": 0.0, "persistence": 0.0, "linear_ar": 0.0}
+    count = count_all = 0.0
+    it = iter(batches(cfg, stores, cfg.eval_split, epochs=1, seed=cfg.seed + 2))
+    for _, b in zip(range(cfg.eval_batches), it):
+        err, weight = (np.asarray(a) for a in predict(params, b))
+        x, w = _token_pairs(cfg, b)
+        err = err.reshape(w.shape)
+        weight = weight.reshape(w.shape) * w
+        later = weight[:, 1:]
+        sums["model"] += float((err[:, 1:] * later).sum())
+        sums["model_all"] += float((err * weight).sum())
+        sums["zero"] += float(((x[:, 1:] ** 2).mean(-1) * later).sum())
+        sums["persistence"] += float((((x[:, 1:] - x[:, :-1]) ** 2).mean(-1) * later).sum())
+        if ar_weights is not None:
+            prev = np.concatenate([x[:, :-1], np.ones((*x.shape[:1], x.shape[1] - 1, 1))], axis=-1)
+            sums["linear_ar"] += float((((prev @ ar_weights - x[:, 1:]) ** 2).mean(-1) * later).sum())
+        count += float(later.sum())
+        count_all += float(weight.sum())
+    if count == 0:
+        raise TrainingError(f"no {cfg.eval_split} windows to evaluate on; prepare stores with held-out subjects")
+    out = {"val_mse": sums["model"] / count, "val_mse_all": sums["model_all"] / count_all,
+           "zero_mse": sums["zero"] / count, "persistence_mse": sums["persistence"] / count,
+           "eval_positions": int(count)}
+    if ar_weights is not None:
+        out["linear_ar_mse"] = sums["linear_ar"] / count
+    return out
+
+
+# ----------------------------------------------------------------------------- the loop
+
+def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track: bool = True) -> dict:
+    """Pretrain (or resume) in ``workdir``; returns and writes ``workdir/metrics.json``."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    stores = _stores(data)
+    if cfg.mode == "electrode":
+        for s in stores:
+            if cfg.tokens().count(s.window_samples) < cfg.seq_tokens:
+                raise TrainingError(f"{s.path}: {s.index['window_s']:g}-s windows hold fewer than "
+                                    f"--seq-tokens {cfg.seq_tokens} tokens of {cfg.tokens().token_len} samples")
+    sharding.initialize_distributed()
+    mesh = sharding.make_mesh(cfg.mesh[0] or None, cfg.mesh[1])
+    if cfg.batch_size % (mesh.shape["data"] * mesh.shape["fsdp"]):
+        raise TrainingError(f"--batch-size {cfg.batch_size} does not split over {mesh.devices.size} devices")
+    graphdef, state, tx, schedule = init_state(cfg)
+    state_sh = sharding.state_shardings(state, mesh)
+    state = jax.device_put(state, state_sh)
+    batch_sh = sharding.batch_sharding(mesh)
+    step_fn = make_train_step(cfg, graphdef, tx, schedule, state_sh, batch_sh)
+
+    data_it = iter(batches(cfg, stores, "train"))
+    ckpt = Checkpoints(workdir / "checkpoints")
+    history_path = workdir / "history.jsonl"
+    history: list[dict] = []
+    resumed_from = ckpt.latest_step() or 0
+    if resumed_from:
+        abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, state_sh)
+        state, meta = ckpt.restore(resumed_from, abstract, data_it)
+        if meta.get("config", {}).get("preset") != cfg.preset:
+            raise TrainingError(f"{workdir}: holds a {meta['config']['preset']} run, not {cfg.preset}; "
+                                "use another --workdir")
+        if history_path.exists():  # steps after the checkpoint will be run again
+            history = [h for h in map(json.loads, history_path.read_text().splitlines()) if h["step"] <= resumed_from]
+    (workdir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    tracker = make_tracker(workdir / "tb", enabled=track)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=resumed_from, desc=f"pretrain {cfg.preset}", unit="step")
+    tokens_per_step = cfg.batch_size * cfg.seq_tokens
+    pending = None  # (step number, metrics arrays) of the step launched last
+    t_last, n_since = time.perf_counter(), 0
+    t_start = time.perf_counter()
+
+    def check(done_step, metrics) -> dict:
+        m = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        if cfg.nan_check and not (math.isfinite(m["loss"]) and math.isfinite(m["grad_norm"])):
+            raise TrainingError(
+                f"step {done_step}: loss {m['loss']}, gradient norm {m['grad_norm']}: training diverged; "
+                f"stopped without saving (last good checkpoint: step {ckpt.latest_step() or 'none'}); "
+                "lower --lr or check the data")
+        history.append({"step": done_step, **m})
+        return m
+
+    def save(step_no):
+        atomic_write(history_path, lambda t: t.write_text("".join(json.dumps(h) + "\n" for h in history)))
+        ckpt.save(step_no, state, data_it, {"config": dataclasses.asdict(cfg), "step": step_no})
+
+    try:
+        for step_no in range(resumed_from + 1, cfg.steps + 1):
+            batch = sharding.global_batch(next(data_it), mesh)
+            state, metrics = step_fn(state, batch)
+            if pending is not None:  # read step n-1 while step n runs
+                m = check(*pending)
+                n_since += 1
+                if pending[0] % cfg.log_every == 0:
+                    now = time.perf_counter()
+                    m["tokens_per_s"] = n_since * tokens_per_step / (now - t_last)
+                    t_last, n_since = now, 0
+                    tracker.scalars(m, pending[0])
+                    if bar:
+                        bar.set_postfix(loss=f"{m['loss']:.4f}", refresh=False)
+            pending = (step_no, metrics)
+            if bar:
+                bar.update()
+            if step_no % cfg.ckpt_every == 0 or step_no == cfg.steps:
+                check(*pending)  # never save a state whose own step was not checked
+                pending = None
+                save(step_no)
+        if pending is not None:
+            check(*pending)
+    finally:
+        if bar:
+            bar.close()
+        tracker.close()
+    train_seconds = time.perf_counter() - t_start
+    final_step = int(jax.device_get(state["step"]))
+    if final_step > resumed_from and ckpt.latest_step() != final_step:
+        save(final_step)
+    ckpt.close()
+    params = state["params"]
+    ar = fit_linear_ar(cfg, stores) if cfg.objective == "ar" else None
+    metrics = {"step": final_step, "resumed_from": resumed_from, "preset": cfg.preset, "mode": cfg.mode,
+               "objective": cfg.objective, **evaluate(cfg, graphdef, params, stores, ar),
+               "train_loss": history[-1]["loss"] if history else None,
+               "seconds": round(train_seconds, 2), "stores": [str(s.path) for s in stores]}
+    atomic_write(workdir / "metrics.json", lambda t: t.write_text(json.dumps(metrics, indent=2) + "\n"))
+    return metrics

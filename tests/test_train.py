@@ -1,0 +1,115 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from eegpt.cli import main
+from eegpt.train import PretrainConfig, TrainingError, pretrain
+
+FAST = dict(preset="tiny", batch_size=32, seq_tokens=4, lr=3e-3, warmup=5, log_every=5, eval_batches=5)
+
+
+@pytest.fixture(scope="module")
+def mw(stores):
+    return stores["mw"]  # 3 subjects: train / val / test
+
+
+def _losses(workdir):
+    return [json.loads(line)["loss"] for line in (workdir / "history.jsonl").read_text().splitlines()]
+
+
+def test_pretrain_writes_metrics_and_resumes_with_more_steps(mw, tmp_path):
+    cfg = PretrainConfig(steps=20, ckpt_every=10, **FAST)
+    m = pretrain(cfg, [mw], tmp_path, progress=False, track=False)
+    assert m["step"] == 20 and m["resumed_from"] == 0
+    for key in ("val_mse", "zero_mse", "persistence_mse", "linear_ar_mse"):
+        assert np.isfinite(m[key]) and m[key] > 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["step"] == 20
+    more = pretrain(PretrainConfig(steps=30, ckpt_every=10, **FAST), [mw], tmp_path, progress=False, track=False)
+    assert more["step"] == 30 and more["resumed_from"] == 20
+    assert len(_losses(tmp_path)) == 30
+
+
+def test_resume_after_sigkill_reproduces_the_uninterrupted_losses(mw, tmp_path):
+    args = ["pretrain", "--preset", "tiny", "--data", str(mw.path), "--steps", "400", "--batch-size", "32",
+            "--seq-tokens", "4", "--lr", "3e-3", "--warmup", "5", "--ckpt-every", "50", "--eval-batches", "2",
+            "--quiet"]
+    ref = tmp_path / "ref"
+    assert main(args + ["--workdir", str(ref)]) == 0
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "eegpt.cli", *args, "--workdir", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (killed / "checkpoints" / "100").exists():
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL  # it really died mid-run
+    assert not (killed / "metrics.json").exists()
+    assert main(args + ["--workdir", str(killed)]) == 0
+    metrics = json.loads((killed / "metrics.json").read_text())
+    assert metrics["resumed_from"] >= 100 and metrics["step"] == 400
+    np.testing.assert_allclose(_losses(killed), _losses(ref), rtol=1e-5)
+
+
+def test_divergence_stops_without_saving(mw, tmp_path):
+    cfg = PretrainConfig(steps=40, ckpt_every=20, **{**FAST, "lr": 1e9, "clip": 1e9, "warmup": 1})
+    with pytest.raises(TrainingError, match="training diverged; stopped without saving"):
+        pretrain(cfg, [mw], tmp_path, progress=False, track=False)
+    assert not list((tmp_path / "checkpoints").glob("[0-9]*")) or all(
+        int(p.name) < 20 for p in (tmp_path / "checkpoints").glob("[0-9]*"))
+
+
+SHARDED = textwrap.dedent("""
+    import os, sys, json
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    import jax, numpy as np
+    from eegpt.train import PretrainConfig, init_state, make_train_step
+    from eegpt import sharding
+    cfg = PretrainConfig(preset="tiny", batch_size=16, seq_tokens=4)
+    rng = np.random.default_rng(0)
+    batch = {"tokens_BxNxP": rng.standard_normal((16, 4, 64)).astype(np.float32) * 0.1,
+             "electrode_B": rng.integers(0, 374, 16).astype(np.int32),
+             "dataset_B": np.zeros(16, np.int32)}
+    out = {}
+    for name, (data, fsdp) in {"single": (1, 1), "sharded": (2, 4)}.items():
+        devices = jax.devices()[: data * fsdp]
+        mesh = jax.make_mesh((data, fsdp), ("data", "fsdp"), devices=devices,
+                             axis_types=(jax.sharding.AxisType.Auto,) * 2)
+        graphdef, state, tx, schedule = init_state(cfg)
+        sh = sharding.state_shardings(state, mesh)
+        state = jax.device_put(state, sh)
+        step = make_train_step(cfg, graphdef, tx, schedule, sh, sharding.batch_sharding(mesh))
+        losses = []
+        for _ in range(3):
+            state, m = step(state, sharding.global_batch(batch, mesh))
+            losses.append(float(m["loss"]))
+        out[name] = {"losses": losses, "n_devices": len(devices),
+                     "sharded_params": sum(1 for x in jax.tree.leaves(state["params"])
+                                           if len(x.sharding.device_set) > 1 and not x.sharding.is_fully_replicated)}
+    print(json.dumps(out))
+""")
+
+
+def test_sharded_step_matches_single_device():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    res = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["sharded"]["n_devices"] == 8 and out["sharded"]["sharded_params"] > 0
+    np.testing.assert_allclose(out["sharded"]["losses"], out["single"]["losses"], rtol=1e-5)
+
+
+def test_pretrain_bad_arguments_are_one_line(mw, tmp_path, capsys):
+    assert main(["pretrain", "--preset", "nope", "--data", str(mw.path), "--workdir", str(tmp_path)]) == 2
+    assert "unknown preset 'nope'" in capsys.readouterr().err
+    assert main(["pretrain", "--preset", "tiny", "--data", str(mw.path), "--workdir", str(tmp_path),
+                 "--seq-tokens", "99", "--quiet"]) == 2
+    assert "fewer than --seq-tokens 99" in capsys.readouterr().err
+    assert main(["pretrain", "--preset", "tiny", "--data", str(tmp_path / "none"), "--workdir", str(tmp_path)]) == 2
+    assert "not a prepared store" in capsys.readouterr().err
