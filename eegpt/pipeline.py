@@ -52,11 +52,18 @@ def tokenize(x_ExS: np.ndarray, tokens: Tokens = Tokens()) -> np.ndarray:
 
 
 class StoreSource(grain.sources.RandomAccessDataSource):
-    """The windows of one split of a store, as grain's random-access source."""
+    """The windows of one split of a store, as grain's random-access source.
 
-    def __init__(self, store: Store, split: str | None = None, subjects=None):
+    ``fraction`` < 1 keeps that share of the windows, the same ones for every seed (a fixed
+    permutation), for data-scaling experiments.
+    """
+
+    def __init__(self, store: Store, split: str | None = None, subjects=None, fraction: float = 1.0):
         self.store = store
         self.positions = store.indices(split, subjects)
+        if fraction < 1.0:
+            keep = max(1, int(round(len(self.positions) * fraction)))
+            self.positions = np.sort(np.random.default_rng(0).permutation(self.positions)[:keep])
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -80,8 +87,8 @@ def _stores(stores) -> list[Store]:
     return [s if isinstance(s, Store) else Store(s) for s in stores]
 
 
-def _samples(store: Store, split, seed: int, epochs, host) -> grain.MapDataset:
-    ds = grain.MapDataset.source(StoreSource(store, split))
+def _samples(store: Store, split, seed: int, epochs, host, fraction: float = 1.0) -> grain.MapDataset:
+    ds = grain.MapDataset.source(StoreSource(store, split, fraction=fraction))
     if len(ds) == 0:
         raise ValueError(f"{store.path}: no windows in split {split!r}")
     ds = ds[host[0]::host[1]]  # each host its own disjoint share, before shuffling
@@ -153,7 +160,7 @@ class _ElectrodeChunks(gx.FlatMapTransform):
 
 def pretrain_batches(stores, split: str | None, batch_size: int, seq_tokens: int, *,
                      tokens: Tokens = Tokens(), weights=None, seed: int = 0, epochs: int | None = None,
-                     shuffle_window: int = 1024, drop_remainder: bool = True,
+                     shuffle_window: int = 1024, drop_remainder: bool = True, fraction: float = 1.0,
                      shard_index: int | None = None, shard_count: int | None = None) -> grain.IterDataset:
     """Flat batches of single-electrode sequences of ``seq_tokens`` tokens for pretraining.
 
@@ -169,7 +176,7 @@ def pretrain_batches(stores, split: str | None, batch_size: int, seq_tokens: int
             raise ValueError(f"{s.path}: windows of {s.window_samples} samples hold fewer than "
                              f"{seq_tokens} tokens of {tokens.token_len}")
         fan_out = n_chunks * max(len(m) for m in s.montages)
-        ds = _samples(s, split, seed + 1000 * k, epochs, host).to_iter_dataset()
+        ds = _samples(s, split, seed + 1000 * k, epochs, host, fraction).to_iter_dataset()
         parts.append(gx.FlatMapIterDataset(ds, _ElectrodeChunks(tokens, seq_tokens, k, fan_out)))
     mixed = _mix(parts, weights)
     if shuffle_window > 1:

@@ -59,11 +59,13 @@ class PretrainConfig:
     eval_split: str = "val"
     eval_batches: int = 40
     mesh: tuple[int, int] = (0, 1)  # (data, fsdp); data 0 = all remaining devices
+    data_fraction: float = 1.0     # share of the training windows used (data-scaling sweeps)
+    model: tuple = ()              # ETEConfig overrides as (name, value) pairs (scaling sweeps)
     nan_check: bool = True
 
     def ete_config(self) -> ETEConfig:
         ete_cfg, _ = preset(self.preset)
-        return ete_cfg.replace(mode=self.mode, objective=self.objective,
+        return ete_cfg.replace(**dict(self.model), mode=self.mode, objective=self.objective,
                                dtype="bfloat16" if self.bf16 else "float32")
 
     def tokens(self) -> Tokens:
@@ -143,6 +145,7 @@ def batches(cfg: PretrainConfig, stores, split, *, epochs=None, batch_size=None,
     if cfg.mode == "electrode":
         return pretrain_batches(stores, split, per_host, cfg.seq_tokens, tokens=cfg.tokens(), seed=seed,
                                 epochs=epochs, drop_remainder=epochs is None,
+                                fraction=cfg.data_fraction if split == "train" else 1.0,
                                 shuffle_window=1024 if epochs is None else 1)
     return graph_batches(stores, split, per_host, tokens=cfg.tokens(), seed=seed, epochs=epochs,
                          drop_remainder=epochs is None)

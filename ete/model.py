@@ -60,53 +60,77 @@ class ETEConfig:
         return dataclasses.replace(self, **kw)
 
 
-def _rope(x_BxLxHxK, positions_BxL, base: float):
+def _dense(layer: nnx.Linear, x):
+    """Apply a Linear as one 2-D matmul: XLA:CPU runs [B*L, D] GEMMs (and their weight gradients)
+    much faster than the same contraction written over [B, L, D] (measured: 1.5x on the MLP)."""
+    return layer(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
+
+
+def rope_tables(positions_BxL, head_dim: int, base: float, dtype):
+    """cos/sin tables [B, L, 1, head_dim/2] for rotary embeddings, computed once per forward pass."""
+    half = head_dim // 2
+    freq = base ** (-jnp.arange(half, dtype=jnp.float32) / half)
+    angle = positions_BxL[..., None].astype(jnp.float32) * freq
+    return jnp.cos(angle)[:, :, None].astype(dtype), jnp.sin(angle)[:, :, None].astype(dtype)
+
+
+def _rope(x_BxLxHxK, cos, sin):
     """Rotary position embedding on the last axis (pairs split in halves)."""
     half = x_BxLxHxK.shape[-1] // 2
-    freq = base ** (-jnp.arange(half, dtype=jnp.float32) / half)
-    angle = positions_BxL[..., None].astype(jnp.float32) * freq  # [B, L, half]
-    cos, sin = jnp.cos(angle)[:, :, None], jnp.sin(angle)[:, :, None]
-    a, b = x_BxLxHxK[..., :half].astype(jnp.float32), x_BxLxHxK[..., half:].astype(jnp.float32)
-    out = jnp.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
-    return out.astype(x_BxLxHxK.dtype)
+    a, b = x_BxLxHxK[..., :half], x_BxLxHxK[..., half:]
+    return jnp.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
+
+
+class RMSNorm(nnx.Module):
+    """x / rms(x) * scale, in the compute dtype with a float32 mean (simpler and faster on CPU
+    than the general ``nnx.RMSNorm``)."""
+
+    def __init__(self, d: int, *, rngs: nnx.Rngs | None = None):
+        self.scale = nnx.Param(jnp.ones((d,)))
+
+    def __call__(self, x):
+        ms = jnp.mean(jnp.square(x.astype(jnp.float32)), axis=-1, keepdims=True)
+        return (x * jax.lax.rsqrt(ms + 1e-6).astype(x.dtype)) * self.scale[...].astype(x.dtype)
 
 
 class Attention(nnx.Module):
     def __init__(self, cfg: ETEConfig, *, rngs: nnx.Rngs):
         d, dt = cfg.d_model, jnp.dtype(cfg.dtype)
-        self.heads, self.rope_base = cfg.heads, cfg.rope_base
+        self.heads = cfg.heads
         self.qkv = nnx.Linear(d, 3 * d, use_bias=False, dtype=dt, rngs=rngs)
         self.out = nnx.Linear(d, d, use_bias=False, dtype=dt, rngs=rngs)
 
-    def __call__(self, x_BxLxD, positions_BxL, mask_BxLxL=None, causal=False):
+    def __call__(self, x_BxLxD, rope, mask_BxLxL=None, causal=False):
         b, l, d = x_BxLxD.shape
-        q, k, v = jnp.split(self.qkv(x_BxLxD).reshape(b, l, 3 * self.heads, d // self.heads), 3, axis=2)
-        q, k = _rope(q, positions_BxL, self.rope_base), _rope(k, positions_BxL, self.rope_base)
+        q, k, v = jnp.split(_dense(self.qkv, x_BxLxD).reshape(b, l, 3 * self.heads, d // self.heads), 3, axis=2)
+        q, k = _rope(q, *rope), _rope(k, *rope)
         mask = None if mask_BxLxL is None else mask_BxLxL[:, None]
         y = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal)
-        return self.out(y.reshape(b, l, d))
+        return _dense(self.out, y.reshape(b, l, d))
 
 
 class SwiGLU(nnx.Module):
+    """SwiGLU feed-forward; gate and up projections are one [D, 2H] matmul."""
+
     def __init__(self, d: int, hidden: int, dtype, *, rngs: nnx.Rngs):
-        self.gate = nnx.Linear(d, hidden, use_bias=False, dtype=dtype, rngs=rngs)
-        self.up = nnx.Linear(d, hidden, use_bias=False, dtype=dtype, rngs=rngs)
+        self.gate_up = nnx.Linear(d, 2 * hidden, use_bias=False, dtype=dtype, rngs=rngs)
         self.down = nnx.Linear(hidden, d, use_bias=False, dtype=dtype, rngs=rngs)
 
     def __call__(self, x):
-        return self.down(jax.nn.silu(self.gate(x)) * self.up(x))
+        gate, up = jnp.split(_dense(self.gate_up, x), 2, axis=-1)
+        return _dense(self.down, jax.nn.silu(gate) * up)
 
 
 class Block(nnx.Module):
     def __init__(self, cfg: ETEConfig, *, rngs: nnx.Rngs):
         dt = jnp.dtype(cfg.dtype)
-        self.norm1 = nnx.RMSNorm(cfg.d_model, dtype=dt, rngs=rngs)
+        self.norm1 = RMSNorm(cfg.d_model)
         self.attn = Attention(cfg, rngs=rngs)
-        self.norm2 = nnx.RMSNorm(cfg.d_model, dtype=dt, rngs=rngs)
+        self.norm2 = RMSNorm(cfg.d_model)
         self.mlp = SwiGLU(cfg.d_model, cfg.ffn_hidden, dt, rngs=rngs)
 
-    def __call__(self, x, positions, mask=None, causal=False):
-        x = x + self.attn(self.norm1(x), positions, mask, causal)
+    def __call__(self, x, rope, mask=None, causal=False):
+        x = x + self.attn(self.norm1(x), rope, mask, causal)
         return x + self.mlp(self.norm2(x))
 
 
@@ -130,11 +154,11 @@ class ETE(nnx.Module):
         self.summary = nnx.Param(0.02 * jax.random.normal(rngs.params(), (d,)))
         self.mask_token = nnx.Param(jnp.zeros((d,))) if cfg.objective == "mae" else None
         self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.layers)])
-        self.norm = nnx.RMSNorm(d, dtype=dt, rngs=rngs)
+        self.norm = RMSNorm(d)
         self.head = nnx.Linear(d, cfg.token_len, dtype=dt, rngs=rngs)
 
     def _embed_tokens(self, tokens, masked):
-        h = self.embed(tokens.astype(jnp.dtype(self.cfg.dtype)))
+        h = _dense(self.embed, tokens.astype(jnp.dtype(self.cfg.dtype)))
         if masked is not None:
             h = jnp.where(masked[..., None], self.mask_token[...].astype(h.dtype), h)
         return h
@@ -145,8 +169,9 @@ class ETE(nnx.Module):
         return self._multichannel(tokens, electrodes, mask_BxE, masked)
 
     def _run(self, h, positions, mask=None, causal=False):
+        rope = rope_tables(positions, self.cfg.d_model // self.cfg.heads, self.cfg.rope_base, h.dtype)
         for block in self.blocks:
-            h = block(h, positions, mask, causal)
+            h = block(h, rope, mask, causal)
         return self.norm(h)
 
     def _electrode(self, tokens_BxNxP, electrode_B, masked):
@@ -158,7 +183,7 @@ class ETE(nnx.Module):
         positions = jnp.broadcast_to(jnp.arange(n + 2), (b, n + 2))
         h = self._run(h, positions, causal=self.cfg.objective == "ar")
         # AR: output i predicts token i (it has seen tokens < i); MAE: output i+1 rebuilds token i.
-        pred = self.head(h[:, :n] if self.cfg.objective == "ar" else h[:, 1:n + 1])
+        pred = _dense(self.head, h[:, :n] if self.cfg.objective == "ar" else h[:, 1:n + 1])
         return {"pred": pred.astype(jnp.float32), "feature": h[:, n + 1].astype(jnp.float32),
                 "hidden": h[:, 1:n + 1]}
 
@@ -180,7 +205,7 @@ class ETE(nnx.Module):
         else:
             mask = jnp.broadcast_to(keys_ok[:, None, :], (b, step_of.size, step_of.size))
         h = self._run(h, positions, mask).reshape(b, n + 2, e, -1).transpose(0, 2, 1, 3)
-        pred = self.head(h[:, :, :n] if self.cfg.objective == "ar" else h[:, :, 1:n + 1])
+        pred = _dense(self.head, h[:, :, :n] if self.cfg.objective == "ar" else h[:, :, 1:n + 1])
         return {"pred": pred.astype(jnp.float32), "feature": h[:, :, n + 1].astype(jnp.float32),
                 "hidden": h[:, :, 1:n + 1]}
 

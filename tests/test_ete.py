@@ -96,3 +96,16 @@ def test_presets_match_eegpt_within_5_percent():
         assert abs(c["relative_difference"]) < 0.05, (name, c)
         assert c["params"] == c["ete_params"] + c["teg_params"]
     assert set(PRESETS) >= {"tiny", "base", "large", "huge", "giant"}
+
+
+def test_presets_command_json(capsys):
+    import json
+
+    from eegpt.cli import main
+
+    assert main(["presets", "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert set(table) >= {"base", "large", "huge", "giant"}
+    for name in table:
+        assert {"params", "ete_params", "teg_params"} <= set(table[name])
+    assert table["giant"]["params"] > 1e9
