@@ -28,10 +28,11 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import curve_fit
+from scipy.optimize import OptimizeWarning, curve_fit
 
 from eegpt.presets import ete_param_count
 from eegpt.store import Store, prepare
@@ -54,8 +55,10 @@ def fit(xs, ys) -> dict | None:
         return None
     x0 = xs / xs.min()  # fit on a normalised axis for conditioning
     try:
-        (a, alpha, c), _ = curve_fit(power_law, x0, ys, p0=(ys.max() - ys.min() + 1e-6, 0.5, ys.min() * 0.9),
-                                     bounds=([0, 0, 0], [np.inf, 5, np.inf]), maxfev=20000)
+        with warnings.catch_warnings():  # 3 points for 3 parameters: no covariance, which we do not use
+            warnings.simplefilter("ignore", OptimizeWarning)
+            (a, alpha, c), _ = curve_fit(power_law, x0, ys, p0=(ys.max() - ys.min() + 1e-6, 0.5, ys.min() * 0.9),
+                                         bounds=([0, 0, 0], [np.inf, 5, np.inf]), maxfev=20000)
     except (RuntimeError, ValueError):
         return None
     return {"a": float(a * xs.min() ** alpha), "alpha": float(alpha), "c": float(c),
@@ -91,29 +94,23 @@ def plot(results: dict, path: Path) -> None:
 
     runs = results["runs"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    fractions = sorted({r["data_fraction"] for r in runs})
-    for f in fractions:
-        pts = sorted((r["ete_params"], r["val_mse"]) for r in runs if r["data_fraction"] == f)
-        axes[0].plot(*zip(*pts), "o-", alpha=0.7, label=f"data fraction {f:g}")
-    if results["fit_params"]:
-        n = np.geomspace(min(r["ete_params"] for r in runs), max(r["ete_params"] for r in runs), 50)
-        p = results["fit_params"]
-        axes[0].plot(n, p["a"] * n ** -p["alpha"] + p["c"], "k--",
-                     label=f"fit: {p['a']:.3g}·N^-{p['alpha']:.2f} + {p['c']:.4f}")
-    axes[0].set_xscale("log")
-    axes[0].set_xlabel("ETE parameters N")
+    panels = [(axes[0], "ete_params", "data_fraction", "fit_params", "N", "ETE parameters N"),
+              (axes[1], "train_tokens", "model", "fit_data", "D", "training tokens available D")]
+    for ax, x_key, group_key, fit_key, symbol, xlabel in panels:
+        groups = sorted({r[group_key] for r in runs}, key=lambda g: g if group_key == "data_fraction"
+                        else min(r["ete_params"] for r in runs if r[group_key] == g))
+        for g in groups:
+            pts = sorted((r[x_key], r["val_mse"]) for r in runs if r[group_key] == g)
+            ax.plot(*zip(*pts), "o-", alpha=0.7,
+                    label=f"data fraction {g:g}" if group_key == "data_fraction" else g)
+        p = results[fit_key]
+        if p:
+            x = np.geomspace(min(r[x_key] for r in runs), max(r[x_key] for r in runs), 50)
+            ax.plot(x, p["a"] * x ** -p["alpha"] + p["c"], "k--",
+                    label=f"fit: {p['a']:.3g}·{symbol}^-{p['alpha']:.2f} + {p['c']:.4f}")
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
     axes[0].set_ylabel("held-out next-token MSE")
-    models = sorted({r["model"] for r in runs}, key=lambda m: next(r["ete_params"] for r in runs if r["model"] == m))
-    for m in models:
-        pts = sorted((r["train_tokens"], r["val_mse"]) for r in runs if r["model"] == m)
-        axes[1].plot(*zip(*pts), "o-", alpha=0.7, label=m)
-    if results["fit_data"]:
-        d = np.geomspace(min(r["train_tokens"] for r in runs), max(r["train_tokens"] for r in runs), 50)
-        p = results["fit_data"]
-        axes[1].plot(d, p["a"] * d ** -p["alpha"] + p["c"], "k--",
-                     label=f"fit: {p['a']:.3g}·D^-{p['alpha']:.2f} + {p['c']:.4f}")
-    axes[1].set_xscale("log")
-    axes[1].set_xlabel("training tokens available D")
     for ax in axes:
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)

@@ -42,6 +42,7 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_losses(mw, tmp_path):
             "--quiet"]
     ref = tmp_path / "ref"
     assert main(args + ["--workdir", str(ref)]) == 0
+    assert list((ref / "tb").glob("events.out.tfevents.*"))  # TensorBoard logs of the run
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "eegpt.cli", *args, "--workdir", str(killed)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -55,6 +56,16 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_losses(mw, tmp_path):
     metrics = json.loads((killed / "metrics.json").read_text())
     assert metrics["resumed_from"] >= 100 and metrics["step"] == 400
     np.testing.assert_allclose(_losses(killed), _losses(ref), rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode,objective,bf16", [("multichannel", "ar", False), ("electrode", "mae", False),
+                                                 ("electrode", "ar", True)])
+def test_other_modes_objectives_and_bf16_train(mw, tmp_path, mode, objective, bf16):
+    cfg = PretrainConfig(steps=6, ckpt_every=6, mode=mode, objective=objective, bf16=bf16,
+                         **{**FAST, "batch_size": 8 if mode == "multichannel" else 32})
+    m = pretrain(cfg, [mw], tmp_path, progress=False, track=False)
+    assert m["step"] == 6 and np.isfinite(m["val_mse"]) and np.isfinite(m["train_loss"])
+    assert ("linear_ar_mse" in m) == (objective == "ar")
 
 
 def test_divergence_stops_without_saving(mw, tmp_path):
