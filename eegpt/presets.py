@@ -9,7 +9,7 @@ import jax
 from flax import nnx
 
 from ete import ETE, ETEConfig
-from teg import TEGConfig
+from teg import TEG, TEGConfig
 
 PUBLISHED = {"base": 1.46e6, "large": 11.29e6, "huge": 183.8e6, "giant": 1.09e9}
 
@@ -28,15 +28,23 @@ def preset(name: str) -> tuple[ETEConfig, TEGConfig]:
     return PRESETS[name]
 
 
-def ete_param_count(cfg: ETEConfig) -> int:
-    """Parameters of an ETE, from shapes only (``nnx.eval_shape``: nothing is allocated)."""
-    abstract = nnx.eval_shape(lambda: ETE(cfg, rngs=nnx.Rngs(0)))
+def _count(make) -> int:
+    """Parameters of a module, from shapes only (``nnx.eval_shape``: nothing is allocated)."""
+    abstract = nnx.eval_shape(make)
     return int(sum(x.size for x in jax.tree.leaves(nnx.state(abstract, nnx.Param))))
+
+
+def ete_param_count(cfg: ETEConfig) -> int:
+    return _count(lambda: ETE(cfg, rngs=nnx.Rngs(0)))
+
+
+def teg_param_count(cfg: TEGConfig) -> int:
+    return _count(lambda: TEG(cfg, rngs=nnx.Rngs(0)))
 
 
 def counts(name: str) -> dict:
     ete_cfg, teg_cfg = preset(name)
-    ete_n, teg_n = ete_param_count(ete_cfg), teg_cfg.param_count()
+    ete_n, teg_n = ete_param_count(ete_cfg), teg_param_count(teg_cfg)
     out = {"params": ete_n + teg_n, "ete_params": ete_n, "teg_params": teg_n,
            "d_model": ete_cfg.d_model, "ete_layers": ete_cfg.layers, "graph_layers": teg_cfg.layers,
            "heads": ete_cfg.heads}

@@ -1,5 +1,5 @@
 """Task-shared Electrode Graph: graph attention over a recording's electrodes, with task heads."""
 
-from teg.model import TEGConfig
+from teg.model import TEG, TEGConfig, electrode_edges
 
-__all__ = ["TEGConfig"]
+__all__ = ["TEG", "TEGConfig", "electrode_edges"]
