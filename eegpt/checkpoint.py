@@ -37,6 +37,12 @@ class Checkpoints:
             data=grain.checkpoint.CheckpointRestore(data_iterator), meta=ocp.args.JsonRestore()))
         return out["state"], out["meta"]
 
+    def save_state(self, step: int, state, meta: dict) -> None:
+        """Only a state pytree and metadata (a fine-tuned graph: nothing left to resume)."""
+        self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                        meta=ocp.args.JsonSave(meta)))
+        self.manager.wait_until_finished()
+
     def restore_state(self, step: int | None = None, abstract_state=None):
         """Only the training state (for fine-tuning or embedding extraction from a pretrained ETE)."""
         step = self.latest_step() if step is None else step

@@ -221,6 +221,9 @@ def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     stores = _stores(data)
+    if cfg.seq_tokens < 2:
+        raise TrainingError(f"--seq-tokens {cfg.seq_tokens}: sequences need at least 2 tokens "
+                            "(the held-out comparison predicts each token from the one before)")
     if cfg.mode == "electrode":
         for s in stores:
             if cfg.tokens().count(s.window_samples) < cfg.seq_tokens:

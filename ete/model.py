@@ -163,9 +163,9 @@ class ETE(nnx.Module):
             h = jnp.where(masked[..., None], self.mask_token[...].astype(h.dtype), h)
         return h
 
-    def __call__(self, tokens, electrodes, mask_BxE=None, masked=None):
+    def __call__(self, tokens, electrodes, mask_BxE=None, masked=None, n_valid_B=None):
         if self.cfg.mode == "electrode":
-            return self._electrode(tokens, electrodes, masked)
+            return self._electrode(tokens, electrodes, masked, n_valid_B)
         return self._multichannel(tokens, electrodes, mask_BxE, masked)
 
     def _run(self, h, positions, mask=None, causal=False):
@@ -174,17 +174,24 @@ class ETE(nnx.Module):
             h = block(h, rope, mask, causal)
         return self.norm(h)
 
-    def _electrode(self, tokens_BxNxP, electrode_B, masked):
+    def _electrode(self, tokens_BxNxP, electrode_B, masked, n_valid_B=None):
         b, n, _ = tokens_BxNxP.shape
         h_tok = self._embed_tokens(tokens_BxNxP, masked)
         first = self.electrode(electrode_B)[:, None]
         summary = jnp.broadcast_to(self.summary[...].astype(h_tok.dtype), (b, 1, h_tok.shape[-1]))
-        h = jnp.concatenate([first.astype(h_tok.dtype), h_tok, summary], axis=1)  # [B, N+2, D]
+        if n_valid_B is None:
+            h = jnp.concatenate([first.astype(h_tok.dtype), h_tok, summary], axis=1)  # [B, N+2, D]
+            at = jnp.full((b,), n + 1)
+        else:  # shorter sequences padded at the end: the summary follows the last real token
+            h = jnp.concatenate([first.astype(h_tok.dtype), h_tok, jnp.zeros_like(summary)], axis=1)
+            at = n_valid_B + 1
+            h = jnp.where((jnp.arange(n + 2)[None] == at[:, None])[..., None], summary, h)
         positions = jnp.broadcast_to(jnp.arange(n + 2), (b, n + 2))
         h = self._run(h, positions, causal=self.cfg.objective == "ar")
         # AR: output i predicts token i (it has seen tokens < i); MAE: output i+1 rebuilds token i.
         pred = _dense(self.head, h[:, :n] if self.cfg.objective == "ar" else h[:, 1:n + 1])
-        return {"pred": pred.astype(jnp.float32), "feature": h[:, n + 1].astype(jnp.float32),
+        feature = jnp.take_along_axis(h, at[:, None, None], axis=1)[:, 0]
+        return {"pred": pred.astype(jnp.float32), "feature": feature.astype(jnp.float32),
                 "hidden": h[:, 1:n + 1]}
 
     def _multichannel(self, tokens_BxExNxP, electrodes_BxE, mask_BxE, masked):
@@ -210,16 +217,18 @@ class ETE(nnx.Module):
                 "hidden": h[:, :, 1:n + 1]}
 
 
-def features(model: ETE, tokens, electrodes, mask_BxE=None):
+def features(model: ETE, tokens, electrodes, mask_BxE=None, n_tokens_B=None):
     """Per-electrode summary features and the whole hidden sequence, for any batch.
 
     Electrode mode accepts graph batches too (``tokens_BxExNxP``, ``electrodes_BxE``): every
-    electrode is encoded on its own and the result reshaped back to ``[B, E, ...]``. Returns
-    ``(feature [B, E, D] or [B, D], hidden [..., N, D])``.
+    electrode is encoded on its own and the result reshaped back to ``[B, E, ...]``; with
+    ``n_tokens_B`` each sample's summary follows its own last token (stores with different window
+    lengths share a batch). Returns ``(feature [B, E, D] or [B, D], hidden [..., N, D])``.
     """
     if model.cfg.mode == "electrode" and tokens.ndim == 4:
         b, e, n, p = tokens.shape
-        out = model(tokens.reshape(b * e, n, p), electrodes.reshape(b * e))
+        n_valid = None if n_tokens_B is None else jnp.repeat(n_tokens_B, e)
+        out = model(tokens.reshape(b * e, n, p), electrodes.reshape(b * e), n_valid_B=n_valid)
         feat = out["feature"].reshape(b, e, -1)
         if mask_BxE is not None:
             feat = jnp.where(mask_BxE[..., None], feat, 0.0)

@@ -61,13 +61,15 @@ class TEGConfig:
 
 
 def electrode_edges(electrodes_BxE: np.ndarray, mask_BxE: np.ndarray, positions: np.ndarray | None = None,
-                    k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    k: int | None = None, bucket: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Edges of a batch's electrode graphs, as (senders, receivers) into the flattened nodes.
 
     Node ``b * E + e`` is electrode ``e`` of sample ``b``; node ``B * E`` is a padding node that
     every unused edge points at (so shapes stay static under jit). Each active electrode receives
     from itself and from every active electrode of its sample (``k=None``) or from its ``k``
-    nearest by ``positions[electrode id]`` (3-D), never from another sample.
+    nearest by ``positions[electrode id]`` (3-D), never from another sample. With ``bucket`` the
+    real edges come first and the arrays are cut to the next power of two that holds them, so
+    batches of small montages do not pay for the largest one (and jit sees few shapes).
     """
     mask = np.asarray(mask_BxE, bool)
     b, e = mask.shape
@@ -86,7 +88,16 @@ def electrode_edges(electrodes_BxE: np.ndarray, mask_BxE: np.ndarray, positions:
         n = nbrs.shape[1]
         senders[i, active, :n] = i * e + nbrs
         receivers[i, active, :n] = (i * e + active)[:, None]
-    return senders.reshape(-1), receivers.reshape(-1)
+    senders, receivers = senders.reshape(-1), receivers.reshape(-1)
+    if bucket:
+        real = senders != pad
+        size = max(256, 1 << int(np.ceil(np.log2(max(int(real.sum()), 1)))))
+        order = np.argsort(~real, kind="stable")[:size]
+        senders, receivers = senders[order], receivers[order]
+        if len(senders) < size:
+            senders = np.pad(senders, (0, size - len(senders)), constant_values=pad)
+            receivers = np.pad(receivers, (0, size - len(receivers)), constant_values=pad)
+    return senders, receivers
 
 
 class GraphAttention(nnx.Module):

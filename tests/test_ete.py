@@ -112,3 +112,15 @@ def test_presets_command_json(capsys):
     for name in table:
         assert {"params", "ete_params", "teg_params"} <= set(table[name])
     assert table["giant"]["params"] > 1e9
+
+
+def test_summary_follows_the_last_real_token_of_padded_sequences():
+    m = _model()
+    x = jax.random.normal(jax.random.key(6), (2, 6, 16))
+    f = nnx.jit(lambda m, x, ids, n: m(x, ids, n_valid_B=n)["feature"])
+    padded = x.at[1, 3:].set(0.0)
+    short = nnx.jit(lambda m, x, ids: m(x, ids)["feature"])(m, x[1:, :3], jnp.array([5]))
+    both = f(m, padded, jnp.array([4, 5]), jnp.array([6, 3]))
+    np.testing.assert_allclose(np.asarray(both[1]), np.asarray(short[0]), rtol=1e-4, atol=1e-5)
+    full = nnx.jit(lambda m, x, ids: m(x, ids)["feature"])(m, x[:1], jnp.array([4]))
+    np.testing.assert_allclose(np.asarray(both[0]), np.asarray(full[0]), rtol=1e-4, atol=1e-5)

@@ -87,3 +87,13 @@ def test_the_jraph_gat_we_use_runs_under_jit_and_matches_eager():
     jitted = _run(model, feats, ids, mask)[0]
     np.testing.assert_allclose(np.asarray(jitted), np.asarray(eager), rtol=1e-5, atol=1e-6)
     assert np.isfinite(np.asarray(jitted)).all()
+
+
+def test_bucketed_edges_give_the_same_output():
+    model = TEG(CFG, rngs=nnx.Rngs(3))
+    feats, ids, mask = _batch()
+    s, r = electrode_edges(ids, mask, bucket=True)
+    assert len(s) == 256 and (s != ids.size).sum() == 5 * 5 + 3 * 3
+    graphdef, state = nnx.split(model)
+    out = nnx.merge(graphdef, state)(jnp.asarray(feats), jnp.asarray(ids), jnp.asarray(mask), jnp.asarray(s), jnp.asarray(r))[0]
+    np.testing.assert_allclose(np.asarray(out), np.asarray(_run(model, feats, ids, mask)[0]), rtol=1e-5, atol=1e-6)
