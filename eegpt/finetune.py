@@ -26,7 +26,7 @@ from eegpt.electrodes import ID, positions
 from eegpt.pipeline import tokenize
 from eegpt.presets import preset
 from eegpt.recording import atomic_write
-from eegpt.store import Store
+from eegpt.store import Store, open_stores
 from eegpt.train import PretrainConfig, TrainingError, init_state
 from ete import features as ete_features
 from teg import TEG, TEGConfig, electrode_edges
@@ -163,7 +163,7 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    stores = [s if isinstance(s, Store) else Store(s) for s in stores]
+    stores = open_stores(stores)
     graphdef_e, params_e, ete_cfg = load_ete(ete_dir)
     if cached is None:
         cached = [extract(graphdef_e, params_e, ete_cfg, s) for s in stores]

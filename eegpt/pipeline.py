@@ -25,7 +25,7 @@ import grain.experimental as gx
 import numpy as np
 
 from eegpt.electrodes import ID
-from eegpt.store import Store
+from eegpt.store import Store, open_stores
 
 TASKS = ("ER", "MI", "MW", "SS", "CM")
 """Task ids used in batches: ``task_B`` indexes this tuple."""
@@ -83,10 +83,6 @@ def _host_share(shard_index, shard_count):
     return shard_index, shard_count
 
 
-def _stores(stores) -> list[Store]:
-    return [s if isinstance(s, Store) else Store(s) for s in stores]
-
-
 def _samples(store: Store, split, seed: int, epochs, host, fraction: float = 1.0) -> grain.MapDataset:
     ds = grain.MapDataset.source(StoreSource(store, split, fraction=fraction))
     if len(ds) == 0:
@@ -110,7 +106,7 @@ def graph_batches(stores, split: str | None, batch_size: int, *, tokens: Tokens 
     ``max_electrodes`` defaults to the largest montage of the stores; ``epochs=None`` repeats
     forever (training), ``epochs=1`` makes one pass (evaluation, with ``drop_remainder=False``).
     """
-    stores = _stores(stores)
+    stores = open_stores(stores)
     host = _host_share(shard_index, shard_count)
     e_max = max_electrodes or max(len(m) for s in stores for m in s.montages)
     n_max = max(tokens.count(s.window_samples) for s in stores)
@@ -167,7 +163,7 @@ def pretrain_batches(stores, split: str | None, batch_size: int, seq_tokens: int
     Samples are shuffled, split into electrode chunks, and the chunks shuffled again within a
     window of ``shuffle_window`` so that a batch mixes electrodes of many samples and subjects.
     """
-    stores = _stores(stores)
+    stores = open_stores(stores)
     host = _host_share(shard_index, shard_count)
     parts = []
     for k, s in enumerate(stores):
@@ -187,6 +183,6 @@ def pretrain_batches(stores, split: str | None, batch_size: int, seq_tokens: int
 def temperature_weights(stores, temperature: float = 1.0) -> list[float]:
     """Mixing weights proportional to ``n_windows ** (1 / temperature)`` (T=1: by size; large T:
     towards uniform), so small datasets are not drowned by large ones."""
-    sizes = np.asarray([len(s if isinstance(s, Store) else Store(s)) for s in stores], float)
+    sizes = np.asarray([len(s) for s in open_stores(stores)], float)
     w = sizes ** (1.0 / temperature)
     return (w / w.sum()).tolist()

@@ -274,3 +274,8 @@ class Store:
         state = dict(self.__dict__)
         state["_source"] = None
         return state
+
+
+def open_stores(items) -> list[Store]:
+    """Stores given as :class:`Store` objects or as folder paths."""
+    return [s if isinstance(s, Store) else Store(s) for s in items]

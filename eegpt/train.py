@@ -28,7 +28,7 @@ from eegpt.checkpoint import Checkpoints
 from eegpt.pipeline import Tokens, graph_batches, pretrain_batches
 from eegpt.presets import preset
 from eegpt.recording import atomic_write
-from eegpt.store import Store
+from eegpt.store import open_stores
 from eegpt.tracking import make_tracker
 from ete import ETE, ETEConfig
 
@@ -87,11 +87,6 @@ def init_state(cfg: PretrainConfig):
     return graphdef, state, tx, schedule
 
 
-def apply_model(graphdef, params, *args, **kw):
-    """Run the ETE given as (graphdef, pure-dict params)."""
-    return nnx.merge(graphdef, params)(*args, **kw)
-
-
 def squared_errors(cfg: PretrainConfig, graphdef, params, batch, rng):
     """Per-position squared error and the weight of each position (1 where it is a target)."""
     ete_cfg = cfg.ete_config()
@@ -99,14 +94,14 @@ def squared_errors(cfg: PretrainConfig, graphdef, params, batch, rng):
         x = batch["tokens_BxNxP"]
         masked = (jax.random.bernoulli(rng, ete_cfg.mask_ratio, x.shape[:2])
                   if cfg.objective == "mae" else None)
-        pred = apply_model(graphdef, params, x, batch["electrode_B"], masked=masked)["pred"]
+        pred = nnx.merge(graphdef, params)(x, batch["electrode_B"], masked=masked)["pred"]
         weight = masked.astype(jnp.float32) if masked is not None else jnp.ones(x.shape[:2])
     else:
         x = batch["tokens_BxExNxP"][:, :, : cfg.seq_tokens]
         masked = (jax.random.bernoulli(rng, ete_cfg.mask_ratio, x.shape[:3])
                   if cfg.objective == "mae" else None)
-        pred = apply_model(graphdef, params, x, batch["electrodes_BxE"], batch["mask_BxE"],
-                           masked=masked)["pred"]
+        pred = nnx.merge(graphdef, params)(x, batch["electrodes_BxE"], batch["mask_BxE"],
+                                           masked=masked)["pred"]
         weight = jnp.broadcast_to(batch["mask_BxE"][:, :, None], x.shape[:3]).astype(jnp.float32)
         if masked is not None:
             weight = weight * masked
@@ -134,10 +129,6 @@ def make_train_step(cfg: PretrainConfig, graphdef, tx, schedule, state_shardings
 
 
 # ----------------------------------------------------------------------------- data
-
-def _stores(paths) -> list[Store]:
-    return [p if isinstance(p, Store) else Store(p) for p in paths]
-
 
 def batches(cfg: PretrainConfig, stores, split, *, epochs=None, batch_size=None, seed=None):
     per_host = (batch_size or cfg.batch_size) // jax.process_count()
@@ -220,7 +211,7 @@ def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track
     """Pretrain (or resume) in ``workdir``; returns and writes ``workdir/metrics.json``."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    stores = _stores(data)
+    stores = open_stores(data)
     if cfg.seq_tokens < 2:
         raise TrainingError(f"--seq-tokens {cfg.seq_tokens}: sequences need at least 2 tokens "
                             "(the held-out comparison predicts each token from the one before)")
