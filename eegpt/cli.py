@@ -129,6 +129,85 @@ def _cmd_pretrain(args) -> None:
     print(f"wrote {Path(args.workdir) / 'metrics.json'}")
 
 
+def _training_errors():
+    from eegpt.train import TrainingError
+
+    return (TrainingError, ValueError)
+
+
+def _cmd_finetune(args) -> None:
+    from eegpt.finetune import FinetuneConfig, finetune
+
+    ft = FinetuneConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, train_ete=args.train_ete,
+                        ete_lr=args.ete_lr, warmup=args.warmup, temperature=args.temperature,
+                        class_balanced=not args.no_class_balance, eval_every=args.eval_every,
+                        patience=args.patience, k_neighbours=args.k_neighbours, pool=args.pool, seed=args.seed)
+    try:
+        out = finetune(args.ete, args.data, args.workdir, ft, progress=not args.quiet)
+    except _training_errors() as err:
+        raise EEGInputError(str(err).splitlines()[0]) from None
+    last = out["history"][-1] if out["history"] else {}
+    print(f"fine-tuned {out['steps_run']} steps ({'stopped early' if out['stopped_early'] else 'to the end'}); "
+          f"kept step {out['best_step']}, selected on {out['selected_on']}")
+    for name, v in last.get("val_balanced_accuracy", {}).items():
+        print(f"  {name:<22} val balanced accuracy {v:.3f} (last evaluation)")
+    print(f"wrote {Path(args.workdir) / 'finetune.json'}; score it with: eegpt evaluate --workdir {args.workdir} "
+          f"--data {' '.join(args.data)}")
+
+
+def _cmd_evaluate(args) -> None:
+    from eegpt.finetune import evaluate
+    from eegpt.metrics import mean_std
+
+    runs = args.workdir
+    try:
+        per_run = [evaluate(w, args.data, args.split, plots=not args.json) for w in runs]
+    except _training_errors() as err:
+        raise EEGInputError(str(err).splitlines()[0]) from None
+    out = {"split": args.split, "runs": runs, "datasets": {}}
+    for name in per_run[0]:
+        results = [r[name] for r in per_run]
+        out["datasets"][name] = results[0] if len(results) == 1 else {
+            "task": results[0]["task"], "classes": results[0]["classes"], **mean_std(results), "per_run": results}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    print(f"{'dataset':<22} {'task':<4} {'n':>6} {'bal. acc.':>15} {'kappa':>15} {'w. F1':>15} {'AUROC':>15} {'ECE':>15}")
+    for name, r in out["datasets"].items():
+        def cell(key):
+            v = r.get(key)
+            if v is None:
+                return f"{'-':>15}"
+            return f"{v['mean']:>7.3f} ± {v['std']:.3f}" if isinstance(v, dict) else f"{v:>15.3f}"
+        n = r["n"] if "n" in r else r["per_run"][0]["n"]
+        print(f"{name:<22} {r['task']:<4} {n:>6} {cell('balanced_accuracy')} {cell('cohen_kappa')} "
+              f"{cell('weighted_f1')} {cell('auroc')} {cell('ece')}")
+    if len(runs) == 1:
+        print("confusion matrices: " + ", ".join(r["confusion_plot"] for r in per_run[0].values()))
+
+
+def _cmd_embed(args) -> None:
+    from eegpt.embed import embed
+
+    try:
+        info = embed(args.ete, args.data, args.out, split=args.split)
+    except _training_errors() as err:
+        raise EEGInputError(str(err).splitlines()[0]) from None
+    print(f"wrote {info['windows']} windows' embeddings ({', '.join(info['arrays'])}) to {args.out}")
+
+
+def _cmd_tsne(args) -> None:
+    from eegpt.embed import tsne
+
+    out = tsne(args.embeddings, args.out, key=args.key, marker=args.marker, perplexity=args.perplexity,
+               max_points=args.max_points, seed=args.seed)
+    print(f"wrote {args.out} ({out['points']} points of {out['key']})")
+    for task, c in out["clustering"].items():
+        print(f"  {task:<4} k-means ARI {c['kmeans_ari']:.3f}, spectral ARI {c['spectral_ari']:.3f}, "
+              f"silhouette {c['silhouette']:.3f}")
+    print(f"wrote {out['json']}")
+
+
 def _cmd_cards(args) -> None:
     from eegpt.cards import card_names, load_card
 
@@ -214,6 +293,50 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--eval-batches", type=int, default=40)
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=_cmd_pretrain)
+
+    s = sub.add_parser("finetune", help="jointly fine-tune the graph and heads over several stores")
+    s.add_argument("--ete", required=True, help="a pretraining workdir (eegpt pretrain)")
+    s.add_argument("--data", nargs="+", required=True, help="prepared stores, one per dataset")
+    s.add_argument("--workdir", required=True)
+    s.add_argument("--steps", type=int, default=600)
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--lr", type=float, default=1e-3)
+    s.add_argument("--train-ete", action="store_true", help="train the ETE too (default: frozen, as EEGPT)")
+    s.add_argument("--ete-lr", type=float, default=3e-4, help="the ETE's learning rate with --train-ete")
+    s.add_argument("--warmup", type=int, default=50)
+    s.add_argument("--temperature", type=float, default=2.0, help="dataset sampling ∝ windows^(1/T)")
+    s.add_argument("--no-class-balance", action="store_true", help="plain instead of class-balanced loss")
+    s.add_argument("--eval-every", type=int, default=100)
+    s.add_argument("--patience", type=int, default=4, help="evaluations without improvement before stopping")
+    s.add_argument("--k-neighbours", type=int, help="k-nearest electrode graph (default: fully connected)")
+    s.add_argument("--pool", choices=("attention", "mean"), default="attention")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(fn=_cmd_finetune)
+
+    s = sub.add_parser("evaluate", help="score fine-tuned model(s) on a split; several workdirs: mean ± std")
+    s.add_argument("--workdir", nargs="+", required=True, help="finetune workdir(s), e.g. one per seed")
+    s.add_argument("--data", nargs="+", required=True)
+    s.add_argument("--split", default="test")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=_cmd_evaluate)
+
+    s = sub.add_parser("embed", help="per-electrode and per-window embeddings to an .npz")
+    s.add_argument("--ete", required=True, help="a pretraining or fine-tuning workdir")
+    s.add_argument("--data", nargs="+", required=True)
+    s.add_argument("--out", required=True, help="output .npz")
+    s.add_argument("--split", help="only this split (default: every window)")
+    s.set_defaults(fn=_cmd_embed)
+
+    s = sub.add_parser("tsne", help="t-SNE picture and clustering scores of an embeddings .npz")
+    s.add_argument("embeddings")
+    s.add_argument("--out", required=True, help="output .png (scores go beside it as .json)")
+    s.add_argument("--key", default="auto", help="array to embed: pooled, mean or auto (pooled if present)")
+    s.add_argument("--marker", choices=("task", "subject"), default="task")
+    s.add_argument("--perplexity", type=float, default=30.0)
+    s.add_argument("--max-points", type=int, default=3000)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(fn=_cmd_tsne)
 
     s = sub.add_parser("cards", help="list the dataset cards")
     s.add_argument("--json", action="store_true")

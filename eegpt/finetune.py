@@ -1,16 +1,24 @@
-"""Joint multi-task fine-tuning of the TEG and its heads on a frozen, pretrained ETE.
+"""Joint multi-task fine-tuning: ETE features -> TEG -> one head per dataset, and using the result.
 
-With the ETE frozen (as EEGPT fine-tunes), every window's per-electrode summary features are
-computed once (:func:`extract`) and the graph trains on them: batches mix the datasets by
-temperature-weighted sampling, each sample is scored by its own dataset's head, the loss is
-class-balanced, and training stops early when the mean balanced accuracy over the datasets'
-validation subjects stops improving. The best graph is saved with the shared checkpoint code.
+Every step draws a dataset by temperature-weighted sampling (weight ∝ training windows^(1/T)) and
+a batch of its windows, encodes every electrode with the ETE (frozen, as EEGPT fine-tunes, or
+trainable with its own smaller learning rate), runs the graph over each sample's electrodes and
+scores the batch with that dataset's head. The loss is class-balanced per dataset; training stops
+early when the mean balanced accuracy over the datasets' validation subjects has not improved for
+``patience`` evaluations. Checkpoints (state, optimizer, step, grain iterator) resume a killed run;
+the best parameters are kept apart in ``best/``, and ``finetune.json`` says what was trained on
+what.
+
+Why one dataset per batch: a 30-s sleep epoch is 30 tokens, a 4-s window 4, a 1-s N170 trial 1;
+a mixed batch is padded to its longest window, so every batch would cost as much as a sleep batch
+(measured: 7x the positions). The heads still share one graph and one encoder, step by step.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,98 +30,65 @@ import optax
 from flax import nnx
 
 from eegpt.checkpoint import Checkpoints
-from eegpt.electrodes import ID, positions
-from eegpt.pipeline import tokenize
+from eegpt.electrodes import positions
+from eegpt.metrics import classification
+from eegpt.pipeline import graph_batches
 from eegpt.presets import preset
 from eegpt.recording import atomic_write
 from eegpt.store import Store, open_stores
+from eegpt.tracking import make_tracker
 from eegpt.train import PretrainConfig, TrainingError, init_state
 from ete import features as ete_features
 from teg import TEG, TEGConfig, electrode_edges
+from teg.model import VOCAB_SIZE as VOCAB
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    steps: int = 1500
-    batch_size: int = 64
-    lr: float = 1e-3
+    steps: int = 600
+    batch_size: int = 32
+    lr: float = 1e-3                # graph and heads
+    train_ete: bool = False         # False: the ETE stays as pretrained (EEGPT)
+    ete_lr: float = 3e-4            # the ETE's learning rate when it trains
     warmup: int = 50
     weight_decay: float = 0.05
-    temperature: float = 2.0        # dataset sampling weight ∝ windows^(1/T)
+    clip: float = 1.0
+    temperature: float = 2.0        # dataset sampling weight ∝ training windows^(1/T)
     class_balanced: bool = True
-    eval_every: int = 100
-    patience: int = 5               # evaluations without improvement before stopping
-    k_neighbours: int | None = None  # None: fully connected electrode graphs
-    pool: str = "attention"
+    eval_every: int = 100           # validation (and checkpoint) interval
+    patience: int = 4               # evaluations without improvement before stopping
+    k_neighbours: int | None = None  # None: fully connected electrode graphs; k: k nearest by position
+    pool: str = "attention"         # or "mean"
     seed: int = 0
 
 
-# ----------------------------------------------------------------------------- the frozen encoder
+# ----------------------------------------------------------------------------- the pretrained encoder
+
+def pretrain_config(raw: dict) -> PretrainConfig:
+    raw = dict(raw, mesh=tuple(raw.get("mesh", (0, 1))), model=tuple(tuple(kv) for kv in raw.get("model", ())))
+    return PretrainConfig(**raw)
+
 
 def load_ete(ete_dir):
     """(graphdef, params, PretrainConfig) of a pretraining run's latest checkpoint."""
     ete_dir = Path(ete_dir)
     if not (ete_dir / "config.json").exists():
         raise TrainingError(f"{ete_dir}: no pretraining run here (config.json missing); run eegpt pretrain")
-    raw = json.loads((ete_dir / "config.json").read_text())
-    raw["mesh"] = tuple(raw.get("mesh", (0, 1)))
-    raw["model"] = tuple(tuple(kv) for kv in raw.get("model", ()))
-    cfg = PretrainConfig(**raw)
+    cfg = pretrain_config(json.loads((ete_dir / "config.json").read_text()))
     graphdef, state, _, _ = init_state(cfg)
     ckpt = Checkpoints(ete_dir / "checkpoints")
     if ckpt.latest_step() is None:
-        raise TrainingError(f"{ete_dir}: no checkpoint to load")
+        raise TrainingError(f"{ete_dir}: no checkpoint to load; run eegpt pretrain")
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
-    restored, _ = ckpt.restore_state(None, abstract)
-    ckpt.close()
+    try:
+        restored, _ = ckpt.restore_state(None, abstract)
+    except (ValueError, KeyError) as err:
+        raise TrainingError(f"{ete_dir}: checkpoint does not match its config.json ({str(err)[:120]}); "
+                            "pretrain again") from None
+    finally:
+        ckpt.close()
     return graphdef, restored["params"], cfg
 
-
-def extract(graphdef, params, cfg: PretrainConfig, store: Store, batch_size: int = 64) -> dict:
-    """Per-electrode ETE summary features of every window of a store, in store order."""
-    tokens_cfg = cfg.tokens()
-    fn = jax.jit(lambda p, t, ids: ete_features(nnx.merge(graphdef, p), t, ids)[0])
-    feats = []
-    n = len(store)
-    ids_all = np.zeros((n, max(len(m) for m in store.montages)), np.int32)
-    mask = np.zeros_like(ids_all, bool)
-    for start in range(0, n, batch_size):
-        idx = np.arange(start, min(n, start + batch_size))
-        samples = [store[i] for i in idx]
-        e = max(len(s.electrodes) for s in samples)
-        t = np.zeros((batch_size, e, tokens_cfg.count(store.window_samples), tokens_cfg.token_len), np.float32)
-        ids = np.zeros((batch_size, e), np.int32)
-        for j, s in enumerate(samples):  # the last batch is padded to keep one compiled shape
-            t[j, : len(s.electrodes)] = tokenize(s.x, tokens_cfg)
-            ids[j, : len(s.electrodes)] = [ID[x] for x in s.electrodes]
-            ids_all[idx[j], : len(s.electrodes)] = ids[j, : len(s.electrodes)]
-            mask[idx[j], : len(s.electrodes)] = True
-        feats.append(np.asarray(fn(params, t, ids))[: len(idx)])
-    width = feats[0].shape[-1]
-    out = np.zeros((n, ids_all.shape[1], width), np.float32)
-    out[:, : max(f.shape[1] for f in feats)] = np.concatenate(
-        [np.pad(f, ((0, 0), (0, ids_all.shape[1] - f.shape[1]), (0, 0))) for f in feats])
-    out[~mask] = 0.0
-    return {"features": out, "electrodes": ids_all, "mask": mask, "labels": store.labels.copy(),
-            "subjects": store.subject_of.copy(), "splits": store.split_of.copy()}
-
-
-def standardize(c: dict) -> dict:
-    """Standardise each electrode slot's features with training-window statistics.
-
-    A frozen next-token ETE's features differ far more between electrodes than between windows
-    (measured on the synthetic corpus: std 0.49 across electrodes, 0.017 across windows), so the
-    window-to-window signal the heads need is invisible until each slot is centred and scaled.
-    """
-    train = c["splits"] == "train"
-    mu = c["features"][train].mean(0, keepdims=True)
-    sd = c["features"][train].std(0, keepdims=True) + 1e-6
-    out = dict(c, features=np.where(c["mask"][..., None], (c["features"] - mu) / sd, 0.0).astype(np.float32))
-    out["norm"] = (mu[0], sd[0])
-    return out
-
-
-# ----------------------------------------------------------------------------- the graph
 
 def teg_config(ete_cfg: PretrainConfig, stores: list[Store], ft: FinetuneConfig) -> TEGConfig:
     _, base = preset(ete_cfg.preset)
@@ -121,135 +96,366 @@ def teg_config(ete_cfg: PretrainConfig, stores: list[Store], ft: FinetuneConfig)
                                heads_classes=tuple((s.name, len(s.classes)) for s in stores))
 
 
-def _pad(a: np.ndarray, e_max: int) -> np.ndarray:
-    return np.pad(a, [(0, 0), (0, e_max - a.shape[1])] + [(0, 0)] * (a.ndim - 2))
+# ----------------------------------------------------------------------------- one model, two parts
+
+def graph_inputs(batch: dict, k: int | None) -> dict:
+    """A graph batch plus its edges (all pairs of a sample's electrodes, or k nearest)."""
+    senders, receivers = electrode_edges(batch["electrodes_BxE"], batch["mask_BxE"], positions(), k, bucket=True)
+    return dict(batch, senders=senders, receivers=receivers)
 
 
-def make_batch(cached: list[dict], picks: list[tuple[int, int]], e_max: int, k=None) -> dict:
-    """A graph batch from cached features: picks are (dataset, window) pairs."""
-    feats = np.stack([_pad(cached[d]["features"][[w]], e_max)[0] for d, w in picks])
-    ids = np.stack([_pad(cached[d]["electrodes"][[w]], e_max)[0] for d, w in picks])
-    mask = np.stack([_pad(cached[d]["mask"][[w]], e_max)[0] for d, w in picks])
-    senders, receivers = electrode_edges(ids, mask, positions(), k, bucket=True)
-    return {"features": feats, "electrodes": ids, "mask": mask, "senders": senders, "receivers": receivers,
-            "dataset": np.asarray([d for d, _ in picks], np.int32),
-            "label": np.asarray([cached[d]["labels"][w] for d, w in picks], np.int32)}
+def encode(ete_graphdef, ete_params, batch):
+    """Per-electrode ETE features ``[B, E, F]`` of a graph batch (zeros at padded electrodes).
+
+    Electrode mode reads the flat layout (only real electrodes go through the ETE and are
+    scattered back to ``[B, E]``); multichannel mode the padded one."""
+    ete = nnx.merge(ete_graphdef, ete_params)
+    electrodes, mask = batch["electrodes_BxE"], batch["mask_BxE"]
+    if ete.cfg.mode != "electrode":
+        return ete_features(ete, batch["tokens_BxExNxP"], electrodes, mask)[0]
+    b, e = mask.shape
+    out = ete(batch["tokens_KxNxP"], batch["electrode_K"], n_valid_B=batch["n_tokens_K"])
+    flat = jnp.zeros((b * e + 1, out["feature"].shape[-1]), jnp.float32).at[batch["put_K"]].set(out["feature"])
+    return flat[: b * e].reshape(b, e, -1)
 
 
-class Graph:
-    """A TEG's structure with what scoring needs: head names, padding width, edge rule."""
+def forward(ete_graphdef, teg_graphdef, params, batch):
+    """(pooled [B, D], standardised per-electrode features [B, E, F], logits {head: [B, classes]}).
 
-    def __init__(self, graphdef, names: list[str], e_max: int, k: int | None):
-        self.graphdef, self.names, self.e_max, self.k = graphdef, names, e_max, k
-        self.logits = jax.jit(lambda p, b: nnx.merge(graphdef, p)(
-            b["features"], b["electrodes"], b["mask"], b["senders"], b["receivers"])[1])
-
-    def predict(self, params, cached: list[dict], d: int, split: str, batch_size: int = 64):
-        """Class probabilities of dataset ``d``'s windows in ``split``: (probabilities, labels, positions)."""
-        pos = np.flatnonzero(cached[d]["splits"] == split)
-        probs = []
-        for start in range(0, len(pos), batch_size):
-            chunk = pos[start:start + batch_size]
-            picks = [(d, int(w)) for w in chunk] + [(d, int(chunk[0]))] * (batch_size - len(chunk))
-            logits = self.logits(params, make_batch(cached, picks, self.e_max, self.k))[self.names[d]]
-            probs.append(np.asarray(jax.nn.softmax(logits, -1))[: len(chunk)])
-        return (np.concatenate(probs) if probs else np.zeros((0, 1))), cached[d]["labels"][pos], pos
+    A batch with ``features_BxExF`` (a frozen ETE's features, computed once) skips the encoder."""
+    electrodes, mask = batch["electrodes_BxE"], batch["mask_BxE"]
+    feats = batch["features_BxExF"] if "features_BxExF" in batch else encode(ete_graphdef, params["ete"], batch)
+    norm = params["norm"]
+    feats = jnp.where(mask[..., None], (feats - norm["mean"][electrodes]) / norm["std"][electrodes], 0.0)
+    pooled, logits = nnx.merge(teg_graphdef, params["teg"])(
+        feats, electrodes, mask, batch["senders"], batch["receivers"])
+    return pooled, feats, logits
 
 
-def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *, progress=True,
-             cached: list[dict] | None = None) -> dict:
-    """Fine-tune the graph on ``stores`` over the frozen ETE of ``ete_dir``; writes ``workdir``."""
-    from sklearn.metrics import balanced_accuracy_score
+def feature_norm(chunks) -> dict:
+    """Mean and std of ETE features per electrode (vocabulary id) over ``chunks`` of training
+    windows, each ``(features [B, E, F], electrodes [B, E], mask [B, E])``; electrodes never seen
+    get mean 0, std 1.
 
+    Why: an ETE pretrained to predict the next token encodes *which electrode* far more strongly
+    than *what this window holds* (measured on the synthetic corpus before the summary objective:
+    feature std 0.011 across windows against a magnitude of 0.75), so without this the graph sees
+    near-constant inputs (a 16-window batch was not memorised in 40 steps; with it, in 20). Kept
+    fixed during fine-tuning and saved with the model."""
+    s1 = s2 = n = None
+    for f, ids, mask in chunks:
+        f = np.asarray(f, np.float64)
+        if s1 is None:
+            s1, s2, n = np.zeros((VOCAB, f.shape[-1])), np.zeros((VOCAB, f.shape[-1])), np.zeros(VOCAB)
+        np.add.at(s1, ids[mask], f[mask])
+        np.add.at(s2, ids[mask], f[mask] ** 2)
+        np.add.at(n, ids[mask], 1)
+    seen = n[:, None] > 1
+    mean = np.where(seen, s1 / np.maximum(n, 1)[:, None], 0.0)
+    std = np.where(seen, np.sqrt(np.maximum(s2 / np.maximum(n, 1)[:, None] - mean ** 2, 0.0)) + 1e-3, 1.0)
+    return {"mean": jnp.asarray(mean, jnp.float32), "std": jnp.asarray(std, jnp.float32)}
+
+
+class Finetuned:
+    """A fine-tuned ETE + TEG (or one being fine-tuned): structure, parameters and scoring."""
+
+    def __init__(self, ete_cfg: PretrainConfig, ete_graphdef, teg_cfg: TEGConfig, params, stores_meta: list[dict],
+                 k: int | None, batch_size: int = 32):
+        self.ete_cfg, self.teg_cfg, self.params, self.k = ete_cfg, teg_cfg, params, k
+        self.ete_graphdef = ete_graphdef
+        self.teg_graphdef, _ = nnx.split(nnx.eval_shape(lambda: TEG(teg_cfg, rngs=nnx.Rngs(0))))
+        self.heads = [name for name, _ in teg_cfg.heads_classes]
+        self.stores_meta = stores_meta  # name, task, classes of every head's dataset
+        self.batch_size = batch_size
+        self.e_max = max(m["max_electrodes"] for m in stores_meta)
+        self._forward = jax.jit(lambda p, b: forward(self.ete_graphdef, self.teg_graphdef, p, b))
+        self._encode = None
+
+
+    def head_of(self, store: Store) -> str:
+        if store.name not in self.heads:
+            raise TrainingError(f"{store.path}: no head for dataset {store.name!r}; this model has "
+                                f"{', '.join(self.heads)}")
+        return store.name
+
+    @property
+    def layout(self) -> str:
+        return "flat" if self.ete_cfg.mode == "electrode" else "padded"
+
+    def batches(self, store: Store, split: str | None, cached: dict | None = None):
+        """Fixed-size batches of one store's split in store order (the last one filled), each
+        with its number of real samples; from ``cached`` features when given."""
+        if cached is None:
+            for raw in graph_batches([store], split, self.batch_size, tokens=self.ete_cfg.tokens(),
+                                     max_electrodes=self.e_max, epochs=1, drop_remainder=False, shuffle=False,
+                                     layout=self.layout, shard_index=0, shard_count=1):
+                yield graph_inputs(raw, self.k), int(raw["real_B"].sum())
+            return
+        pos = store.indices(split)
+        for start in range(0, len(pos), self.batch_size):
+            chunk = pos[start:start + self.batch_size]
+            n = len(chunk)
+            chunk = np.concatenate([chunk, np.full(self.batch_size - n, chunk[0])])
+            yield graph_inputs(cached_batch(cached, store, chunk, self.e_max), self.k), n
+
+    def cache(self, store: Store, ete_params) -> dict:
+        """The (frozen) ETE's features of every window of a store, computed once, in store order."""
+        if self._encode is None:
+            self._encode = jax.jit(lambda p, b: encode(self.ete_graphdef, p, b))
+        feats, ids, mask = [], [], []
+        for batch, n in self.batches(store, None):
+            feats.append(np.asarray(self._encode(ete_params, batch))[:n])
+            ids.append(batch["electrodes_BxE"][:n])
+            mask.append(batch["mask_BxE"][:n])
+        return {"features": np.concatenate(feats), "electrodes": np.concatenate(ids), "mask": np.concatenate(mask)}
+
+    def run(self, store: Store, split: str | None = "test", params=None, cached: dict | None = None) -> dict:
+        """A store's windows of ``split`` (all with None), in store order: class probabilities,
+        labels, subjects, positions, pooled graph embeddings and per-electrode features."""
+        params = self.params if params is None else params
+        head = self.head_of(store)
+        pos = store.indices(split)
+        if len(pos) == 0:
+            raise TrainingError(f"{store.path}: no windows in split {split!r}")
+        probs, pooled, feats, mask = [], [], [], []
+        for batch, n in self.batches(store, split, cached):
+            p, f, logits = self._forward(params, batch)
+            probs.append(np.asarray(jax.nn.softmax(logits[head], -1))[:n])
+            pooled.append(np.asarray(p)[:n])
+            feats.append(np.asarray(f)[:n])
+            mask.append(batch["mask_BxE"][:n])
+        return {"probs": np.concatenate(probs), "labels": store.labels[pos], "subjects": store.subject_of[pos],
+                "positions": pos, "pooled": np.concatenate(pooled), "features": np.concatenate(feats),
+                "mask": np.concatenate(mask)}
+
+    def evaluate(self, store: Store, split: str = "test", params=None, cached: dict | None = None) -> dict:
+        out = self.run(store, split, params, cached)
+        return classification(out["labels"], out["probs"], len(store.classes))
+
+
+def cached_batch(cached: dict, store: Store, positions, e_max: int, dataset: int = 0) -> dict:
+    """A graph batch of cached features at store ``positions``."""
+    positions = np.asarray(positions)
+
+    def pad(a):
+        return np.pad(a, [(0, 0), (0, e_max - a.shape[1])] + [(0, 0)] * (a.ndim - 2))
+
+    return {"features_BxExF": pad(cached["features"][positions]), "electrodes_BxE": pad(cached["electrodes"][positions]),
+            "mask_BxE": pad(cached["mask"][positions]), "label_B": store.labels[positions].astype(np.int32),
+            "dataset_B": np.full(len(positions), dataset, np.int32)}
+
+
+def load_finetuned(workdir, batch_size: int = 32) -> Finetuned:
+    """The best fine-tuned model of a ``eegpt finetune`` workdir."""
+    workdir = Path(workdir)
+    meta_path = workdir / "finetune.json"
+    if not meta_path.exists():
+        raise TrainingError(f"{workdir}: no fine-tuned model here (finetune.json missing); run eegpt finetune")
+    meta = json.loads(meta_path.read_text())
+    ete_cfg = pretrain_config(meta["ete_config"])
+    teg_cfg = TEGConfig(**dict(meta["teg"], heads_classes=tuple(tuple(h) for h in meta["teg"]["heads_classes"])))
+    ete_graphdef, ete_state, _, _ = init_state(ete_cfg)
+    teg_graphdef, teg_params = nnx.split(nnx.eval_shape(lambda: TEG(teg_cfg, rngs=nnx.Rngs(0))))
+    width = ete_cfg.ete_config().d_model
+    abstract = {"ete": jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), ete_state["params"]),
+                "teg": jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(teg_params)),
+                "norm": {k: jax.ShapeDtypeStruct((VOCAB, width), jnp.float32) for k in ("mean", "std")}}
+    ckpt = Checkpoints(workdir / "best", max_to_keep=1)
+    try:
+        restored, _ = ckpt.restore_state(None, {"params": abstract})
+    finally:
+        ckpt.close()
+    return Finetuned(ete_cfg, ete_graphdef, teg_cfg, restored["params"], meta["datasets"],
+                     meta["finetune"]["k_neighbours"], batch_size)
+
+
+# ----------------------------------------------------------------------------- training
+
+def _optimizer(ft: FinetuneConfig):
+    def schedule(lr):
+        return optax.warmup_cosine_decay_schedule(0.0, lr, max(1, min(ft.warmup, ft.steps - 1)),
+                                                  max(ft.steps, 2), end_value=lr * 0.05)
+
+    def adamw(lr):
+        return optax.adamw(schedule(lr), weight_decay=ft.weight_decay)
+
+    labels = {"teg": "teg", "ete": "ete" if ft.train_ete else "frozen", "norm": "frozen"}
+    tx = optax.multi_transform({"teg": adamw(ft.lr), "ete": adamw(ft.ete_lr), "frozen": optax.set_to_zero()},
+                               lambda params: {part: jax.tree.map(lambda _: labels[part], params[part])
+                                               for part in params})
+    return optax.chain(optax.clip_by_global_norm(ft.clip), tx)
+
+
+def _class_weights(stores: list[Store], split_positions, balanced: bool) -> np.ndarray:
+    """[datasets, max classes]: inverse class frequency in each dataset's training windows."""
+    n_max = max(len(s.classes) for s in stores)
+    out = np.zeros((len(stores), n_max), np.float32)
+    for d, (s, pos) in enumerate(zip(stores, split_positions)):
+        counts = np.bincount(s.labels[pos], minlength=len(s.classes)).astype(float)
+        out[d, : len(counts)] = (counts.sum() / (len(counts) * np.maximum(counts, 1))) if balanced else 1.0
+    return out
+
+
+def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *, progress: bool = True,
+             track: bool = True) -> dict:
+    """Fine-tune (or resume) in ``workdir`` on the training windows of ``stores``, selecting on
+    their validation windows; writes ``workdir/finetune.json`` and returns it."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     stores = open_stores(stores)
-    graphdef_e, params_e, ete_cfg = load_ete(ete_dir)
-    if cached is None:
-        cached = [extract(graphdef_e, params_e, ete_cfg, s) for s in stores]
-    for s, c in zip(stores, cached):
-        if not (c["splits"] == "train").any() or not (c["splits"] == "val").any():
-            raise TrainingError(f"{s.path}: needs train and val subjects to fine-tune and select")
-    cached = [standardize(c) for c in cached]
+    names = [s.name for s in stores]
+    if len(set(names)) != len(names):
+        raise TrainingError(f"two stores of one dataset ({', '.join(names)}); give each dataset once")
+    train_pos = [s.indices("train") for s in stores]
+    for s, pos in zip(stores, train_pos):
+        if len(pos) == 0:
+            raise TrainingError(f"{s.path}: no training windows to fine-tune on")
+    val_sets = [s for s in stores if len(s.indices("val"))]
+    ete_graphdef, ete_params, ete_cfg = load_ete(ete_dir)
+    if ete_cfg.mode == "multichannel" and len({s.window_samples for s in stores}) > 1:
+        raise TrainingError("a multichannel ETE needs stores with one window length (padded tokens would be seen)")
+    for s in stores:
+        if ete_cfg.tokens().count(s.window_samples) == 0:
+            raise TrainingError(f"{s.path}: windows of {s.window_samples} samples are shorter than one "
+                                f"{ete_cfg.tokens().token_len}-sample token")
     tcfg = teg_config(ete_cfg, stores, ft)
-    model = TEG(tcfg, rngs=nnx.Rngs(ft.seed))
-    graphdef, params = nnx.split(model)
-    params = nnx.to_pure_dict(params)
-    names = [name for name, _ in tcfg.heads_classes]
-    e_max = max(c["mask"].shape[1] for c in cached)
-    graph = Graph(graphdef, names, e_max, ft.k_neighbours)
-    schedule = optax.warmup_cosine_decay_schedule(0.0, ft.lr, ft.warmup, max(ft.steps, ft.warmup + 1), ft.lr * 0.05)
-    tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=ft.weight_decay))
-    opt = tx.init(params)
-    train_pos = [np.flatnonzero(c["splits"] == "train") for c in cached]
+    teg_graphdef, teg_params = nnx.split(TEG(tcfg, rngs=nnx.Rngs(ft.seed)))
+    datasets = [{"name": s.name, "task": s.task, "classes": s.classes, "store": str(s.path),
+                 "max_electrodes": max(len(m) for m in s.montages)} for s in stores]
+    model = Finetuned(ete_cfg, ete_graphdef, tcfg, None, datasets, ft.k_neighbours, ft.batch_size)
+    tx = _optimizer(ft)
     sizes = np.asarray([len(p) for p in train_pos], float)
-    weights = sizes ** (1 / ft.temperature)
+    weights = sizes ** (1.0 / ft.temperature)
     weights /= weights.sum()
-    class_w = []
-    for s, c, p in zip(stores, cached, train_pos):
-        counts = np.bincount(c["labels"][p], minlength=len(s.classes)).astype(float)
-        w = counts.sum() / (len(counts) * np.maximum(counts, 1)) if ft.class_balanced else np.ones_like(counts)
-        class_w.append(w)
-    n_max = max(len(w) for w in class_w)
-    class_w_arr = jnp.asarray(np.stack([np.pad(w, (0, n_max - len(w))) for w in class_w]))
+    if ft.train_ete:  # the encoder changes: stream tokens; standardise with 8 batches per store
+        norm = feature_norm((np.asarray(jax.jit(lambda p, b: encode(ete_graphdef, p, b))(ete_params, b))[b["real_B"]],
+                             b["electrodes_BxE"][b["real_B"]], b["mask_BxE"][b["real_B"]])
+                            for st in stores for _, b in zip(range(8), graph_batches(
+                                [st], "train", ft.batch_size, tokens=ete_cfg.tokens(), max_electrodes=model.e_max,
+                                epochs=1, drop_remainder=False, layout=model.layout, seed=123,
+                                shard_index=0, shard_count=1)))
+        cache = None
+        data_it = iter(graph_batches(stores, "train", ft.batch_size, tokens=ete_cfg.tokens(),
+                                     max_electrodes=model.e_max, weights=weights.tolist(), seed=ft.seed,
+                                     layout=model.layout, mix="batch", shard_index=0, shard_count=1))
+    else:  # frozen: every window's features once, then the graph trains on them alone
+        cache = {s.name: model.cache(s, ete_params) for s in stores}
+        norm = feature_norm((cache[s.name][k][p] for k in ("features", "electrodes", "mask"))
+                            for s, p in zip(stores, train_pos))
+        data_it = None
 
-    def loss_fn(p, b):
-        logits = nnx.merge(graphdef, p)(b["features"], b["electrodes"], b["mask"], b["senders"], b["receivers"])[1]
-        total = 0.0
-        for d, name in enumerate(names):
+    def next_batch(step_no: int) -> dict:
+        if data_it is not None:
+            return graph_inputs(next(data_it), ft.k_neighbours)
+        rng = np.random.default_rng((ft.seed, step_no))  # a pure function of the step: resumable
+        d = int(rng.choice(len(stores), p=weights))
+        pick = rng.choice(train_pos[d], ft.batch_size, replace=len(train_pos[d]) < ft.batch_size)
+        return graph_inputs(cached_batch(cache[stores[d].name], stores[d], pick, model.e_max, d), ft.k_neighbours)
+
+    params = {"ete": ete_params, "teg": nnx.to_pure_dict(teg_params), "norm": norm}
+    state = {"params": params, "opt": tx.init(params), "step": jnp.zeros((), jnp.int32)}
+    class_w = jnp.asarray(_class_weights(stores, train_pos, ft.class_balanced))
+
+    def loss_fn(params, batch):
+        _, _, logits = forward(ete_graphdef, model.teg_graphdef, params, batch)
+        total, label = 0.0, batch["label_B"]
+        for d, name in enumerate(model.heads):  # every head scores the batch; each sample counts for its own
             lg = logits[name]
-            lab = jnp.clip(b["label"], 0, lg.shape[1] - 1)
-            ce = optax.softmax_cross_entropy_with_integer_labels(lg, lab)
-            w = (b["dataset"] == d) * class_w_arr[d][lab]
-            total = total + jnp.sum(ce * w)
-        return total / jnp.maximum(jnp.sum(class_w_arr[b["dataset"], b["label"]]), 1e-6)
+            ce = optax.softmax_cross_entropy_with_integer_labels(lg, jnp.clip(label, 0, lg.shape[1] - 1))
+            total = total + jnp.sum(ce * (batch["dataset_B"] == d) * class_w[d][label])
+        return total / jnp.maximum(jnp.sum(class_w[batch["dataset_B"], label]), 1e-6)
 
     @jax.jit
-    def step(p, o, b):
-        loss, g = jax.value_and_grad(loss_fn)(p, b)
-        u, o = tx.update(g, o, p)
-        return optax.apply_updates(p, u), o, loss
+    def step(state, batch):
+        loss, grads = jax.value_and_grad(loss_fn)(state["params"], batch)
+        updates, opt = tx.update(grads, state["opt"], state["params"])
+        return ({"params": optax.apply_updates(state["params"], updates), "opt": opt, "step": state["step"] + 1},
+                {"loss": loss, "grad_norm": optax.tree.norm(grads["teg"])})
 
-    rng = np.random.default_rng(ft.seed)
-    best, best_params, best_step, since, history = -1.0, params, 0, 0, []
+    ckpt, best_ckpt = Checkpoints(workdir / "checkpoints", max_to_keep=1), Checkpoints(workdir / "best", max_to_keep=1)
+    run_meta = {"best": -1.0, "best_step": 0, "since": 0, "history": [], "stopped_early": False}
+    resumed_from = ckpt.latest_step() or 0
+    if resumed_from:
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+        if data_it is not None:
+            state, saved = ckpt.restore(resumed_from, abstract, data_it)
+        else:
+            state, saved = ckpt.restore_state(resumed_from, abstract)
+        if saved.get("ete_dir") != str(Path(ete_dir).resolve()) or saved.get("datasets") != names:
+            raise TrainingError(f"{workdir}: holds a fine-tuning of other data or another ETE; use another --workdir")
+        run_meta = saved["run"]
+    tracker = make_tracker(workdir / "tb", enabled=track)
+    summary_base = {"ete_dir": str(Path(ete_dir).resolve()), "ete_config": dataclasses.asdict(ete_cfg),
+                    "finetune": dataclasses.asdict(ft), "teg": dataclasses.asdict(tcfg), "datasets": datasets,
+                    "sampling_weights": dict(zip(names, weights.round(4).tolist()))}
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=ft.steps, desc="finetune", unit="step")
+        bar = tqdm(total=ft.steps, initial=resumed_from, desc="finetune", unit="step")
     t0 = time.perf_counter()
-    for it in range(1, ft.steps + 1):
-        ds = rng.choice(len(cached), size=ft.batch_size, p=weights)
-        picks = [(int(d), int(rng.choice(train_pos[d]))) for d in ds]
-        params, opt, loss = step(params, opt, make_batch(cached, picks, e_max, ft.k_neighbours))
-        if bar:
-            bar.update()
-        if it % ft.eval_every == 0 or it == ft.steps:
-            loss = float(loss)
-            if not np.isfinite(loss):
-                raise TrainingError(f"finetune step {it}: loss {loss}: diverged; lower --lr")
-            val = {}
-            for d, name in enumerate(names):
-                probs, labels, _ = graph.predict(params, cached, d, "val")
-                val[name] = float(balanced_accuracy_score(labels, probs.argmax(1)))
-            score = float(np.mean(list(val.values())))
-            history.append({"step": it, "loss": loss, "val_balanced_accuracy": val, "mean": score})
+    try:
+        for it in range(resumed_from + 1, ft.steps + 1):
+            if run_meta["stopped_early"]:
+                break
+            state, m = step(state, next_batch(it))
             if bar:
-                bar.set_postfix(loss=f"{loss:.3f}", val=f"{score:.3f}", refresh=False)
-            if score > best:
-                best, best_params, best_step, since = score, params, it, 0
+                bar.update()
+            if it % ft.eval_every and it != ft.steps:
+                continue
+            m = {k: float(v) for k, v in m.items()}
+            if not (math.isfinite(m["loss"]) and math.isfinite(m["grad_norm"])):
+                raise TrainingError(f"finetune step {it}: loss {m['loss']}: diverged; stopped without "
+                                    "saving; lower --lr")
+            val = {s.name: model.evaluate(s, "val", state["params"], cache and cache[s.name])["balanced_accuracy"]
+                   for s in val_sets}
+            score = float(np.mean(list(val.values()))) if val else float(it)  # no val: keep the last
+            run_meta["history"].append({"step": it, **m, "val_balanced_accuracy": val,
+                                        "val_mean": score if val else None})
+            tracker.scalars({"loss": m["loss"], "grad_norm": m["grad_norm"],
+                             **{f"val/{k}": v for k, v in val.items()}}, it)
+            if bar:
+                bar.set_postfix(loss=f"{m['loss']:.3f}", val=f"{score:.3f}" if val else "-", refresh=False)
+            if score > run_meta["best"]:
+                run_meta.update(best=score, best_step=it, since=0)
+                best_ckpt.save_state(it, {"params": state["params"]}, {"step": it})
             else:
-                since += 1
-                if since >= ft.patience:
-                    break
-    if bar:
-        bar.close()
-    ckpt = Checkpoints(workdir / "checkpoints", max_to_keep=1)
-    ckpt.save_state(best_step, {"params": best_params}, {"stores": [str(s.path) for s in stores]})
-    ckpt.close()
-    summary = {"ete_dir": str(Path(ete_dir).resolve()), "stores": [str(s.path) for s in stores],
-               "finetune": dataclasses.asdict(ft), "teg": dataclasses.asdict(tcfg), "best_val_mean": best,
-               "best_step": best_step, "steps_run": history[-1]["step"] if history else 0, "history": history,
-               "seconds": round(time.perf_counter() - t0, 1)}
+                run_meta["since"] += 1
+                run_meta["stopped_early"] = run_meta["since"] >= ft.patience
+            meta = {"ete_dir": summary_base["ete_dir"], "datasets": names, "run": run_meta}
+            if data_it is not None:
+                ckpt.save(it, state, data_it, meta)
+            else:
+                ckpt.save_state(it, state, meta)
+    finally:
+        if bar:
+            bar.close()
+        tracker.close()
+        ckpt.close()
+        best_ckpt.close()
+    history = run_meta["history"]
+    summary = {**summary_base, "best_step": run_meta["best_step"],
+               "best_val_mean": run_meta["best"] if val_sets else None,
+               "selected_on": "val" if val_sets else "last step (no validation windows)",
+               "steps_run": history[-1]["step"] if history else 0, "stopped_early": run_meta["stopped_early"],
+               "resumed_from": resumed_from, "seconds": round(time.perf_counter() - t0, 1), "history": history}
     atomic_write(workdir / "finetune.json", lambda t: t.write_text(json.dumps(summary, indent=2) + "\n"))
     return summary
+
+
+def evaluate(workdir, stores, split: str = "test", plots: bool = True) -> dict:
+    """Metrics of a fine-tuned model on each store's ``split``; confusion plots beside the model."""
+    from eegpt.metrics import plot_confusion
+
+    model = load_finetuned(workdir)
+    out = {}
+    for s in open_stores(stores):
+        r = model.evaluate(s, split)
+        r["task"], r["classes"], r["split"] = s.task, s.classes, split
+        out[s.name] = r
+        if plots:
+            path = Path(workdir) / f"confusion-{s.name}-{split}.png"
+            plot_confusion(r["confusion"], s.classes, path,
+                           f"{s.name} ({split}): balanced accuracy {r['balanced_accuracy']:.3f}")
+            r["confusion_plot"] = str(path)
+    return out

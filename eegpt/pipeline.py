@@ -8,7 +8,13 @@ pretraining  the ETE treats every electrode on its own, so a batch is a flat lis
 graph        whole samples for the electrode graph, padded to ``max_electrodes`` with a mask, and
              to the longest token count of the mixed stores:
              ``tokens_BxExNxP``, ``electrodes_BxE``, ``mask_BxE`` (bool), ``n_tokens_B``,
-             ``task_B``, ``dataset_B``, ``label_B``
+             ``task_B``, ``dataset_B``, ``label_B``, ``real_B`` (False: a repeated sample that
+             fills the last batch of an evaluation pass to full size)
+             ``layout="flat"`` replaces ``tokens_BxExNxP`` by the real electrodes alone, as the
+             per-electrode ETE wants them: ``tokens_KxNxP``, ``electrode_K``, ``n_tokens_K`` and
+             ``put_K`` (row of each in the flattened ``[B * E]`` grid; padding rows point at
+             ``B * E``), K rounded up to a multiple of 64 so jit sees few shapes. Mixed montages
+             then cost no electrode padding at all.
 
 Both shuffle deterministically by seed, take this host's share (``jax.process_index()`` of
 ``jax.process_count()``) before shuffling, mix several stores by weight, repeat for as many
@@ -83,12 +89,13 @@ def _host_share(shard_index, shard_count):
     return shard_index, shard_count
 
 
-def _samples(store: Store, split, seed: int, epochs, host, fraction: float = 1.0) -> grain.MapDataset:
+def _samples(store: Store, split, seed: int, epochs, host, fraction: float = 1.0,
+             shuffle: bool = True) -> grain.MapDataset:
     ds = grain.MapDataset.source(StoreSource(store, split, fraction=fraction))
     if len(ds) == 0:
         raise ValueError(f"{store.path}: no windows in split {split!r}")
     ds = ds[host[0]::host[1]]  # each host its own disjoint share, before shuffling
-    return ds.shuffle(seed=seed).repeat(epochs)
+    return (ds.shuffle(seed=seed) if shuffle else ds).repeat(epochs)
 
 
 def _mix(parts: list[grain.IterDataset], weights) -> grain.IterDataset:
@@ -97,15 +104,64 @@ def _mix(parts: list[grain.IterDataset], weights) -> grain.IterDataset:
     return grain.IterDataset.mix(parts, list(weights) if weights is not None else None)
 
 
+def _bucket(n: int, step: int = 64) -> int:
+    return step * max(1, -(-n // step))
+
+
+def collate_graph(examples: list[dict], e_max: int, n_max: int, token_len: int, layout: str = "padded",
+                  batch_size: int | None = None) -> dict:
+    """Unpadded examples (``tokens`` [e, n, P], ``ids`` [e], labels) -> one graph batch.
+
+    With ``batch_size`` a short batch is filled to that size by repeating its first example
+    (``real_B`` marks the fill), so evaluation passes keep one compiled shape."""
+    real = np.ones(len(examples), bool)
+    if batch_size is not None and len(examples) < batch_size:
+        real = np.concatenate([real, np.zeros(batch_size - len(examples), bool)])
+        examples = list(examples) + [examples[0]] * (batch_size - len(examples))
+    b = len(examples)
+    counts = np.asarray([len(x["ids"]) for x in examples])
+    electrodes = np.zeros((b, e_max), np.int32)
+    mask = np.arange(e_max)[None] < counts[:, None]
+    for i, x in enumerate(examples):
+        electrodes[i, : counts[i]] = x["ids"]
+    out = {"electrodes_BxE": electrodes, "mask_BxE": mask,
+           "n_tokens_B": np.asarray([x["tokens"].shape[1] for x in examples], np.int32), "real_B": real,
+           **{k: np.asarray([x[k] for x in examples], np.int32) for k in ("task_B", "dataset_B", "label_B")}}
+    if layout == "padded":
+        t = np.zeros((b, e_max, n_max, token_len), np.float32)
+        for i, x in enumerate(examples):
+            t[i, : counts[i], : x["tokens"].shape[1]] = x["tokens"]
+        return {"tokens_BxExNxP": t, **out}
+    k = _bucket(int(counts.sum()))
+    t = np.zeros((k, n_max, token_len), np.float32)
+    ids, n_tok = np.zeros(k, np.int32), np.zeros(k, np.int32)
+    put = np.full(k, b * e_max, np.int32)
+    row = 0
+    for i, x in enumerate(examples):
+        e, n = counts[i], x["tokens"].shape[1]
+        t[row:row + e, :n] = x["tokens"]
+        ids[row:row + e], n_tok[row:row + e] = x["ids"], n
+        put[row:row + e] = i * e_max + np.arange(e)
+        row += e
+    return {"tokens_KxNxP": t, "electrode_K": ids, "n_tokens_K": n_tok, "put_K": put, **out}
+
+
 def graph_batches(stores, split: str | None, batch_size: int, *, tokens: Tokens = Tokens(),
                   max_electrodes: int | None = None, weights=None, seed: int = 0,
-                  epochs: int | None = None, drop_remainder: bool = True,
-                  shard_index: int | None = None, shard_count: int | None = None) -> grain.IterDataset:
+                  epochs: int | None = None, drop_remainder: bool = True, shuffle: bool = True,
+                  layout: str = "padded", mix: str = "sample", shard_index: int | None = None,
+                  shard_count: int | None = None) -> grain.IterDataset:
     """Batches of whole samples for the electrode graph (see the module docstring).
 
     ``max_electrodes`` defaults to the largest montage of the stores; ``epochs=None`` repeats
-    forever (training), ``epochs=1`` makes one pass (evaluation, with ``drop_remainder=False``).
+    forever (training), ``epochs=1`` makes one pass (evaluation: ``drop_remainder=False`` fills
+    the last batch, see ``real_B``; ``shuffle=False`` keeps windows in store order).
+    ``mix="sample"`` mixes the stores within each batch (padded to the longest window);
+    ``mix="batch"`` draws each batch from one store, so a batch is only as long as its own windows
+    (30-s sleep epochs hold 30 tokens, 4-s windows 4: mixed, every batch would pay for 30).
     """
+    if layout not in ("padded", "flat") or mix not in ("sample", "batch"):
+        raise ValueError(f"unknown layout {layout!r} or mix {mix!r}")
     stores = open_stores(stores)
     host = _host_share(shard_index, shard_count)
     e_max = max_electrodes or max(len(m) for s in stores for m in s.montages)
@@ -115,25 +171,24 @@ def graph_batches(stores, split: str | None, batch_size: int, *, tokens: Tokens 
         montage_ids = [np.asarray([ID[e] for e in m], np.int32) for m in store.montages]
 
         def fn(sample):
-            e = len(sample.electrodes)
-            if e > e_max:
-                raise ValueError(f"{store.path}: a sample has {e} electrodes, more than "
-                                 f"max_electrodes={e_max}")
-            t = tokenize(sample.x, tokens)
-            out_t = np.zeros((e_max, n_max, tokens.token_len), np.float32)
-            out_t[:e, : t.shape[1]] = t
-            ids = np.zeros(e_max, np.int32)
-            ids[:e] = montage_ids[store.montages.index(sample.electrodes)]
-            mask = np.zeros(e_max, bool)
-            mask[:e] = True
-            return {"tokens_BxExNxP": out_t, "electrodes_BxE": ids, "mask_BxE": mask,
-                    "n_tokens_B": np.int32(t.shape[1]), "task_B": np.int32(TASKS.index(store.task)),
-                    "dataset_B": np.int32(k), "label_B": np.int32(sample.label)}
+            if len(sample.electrodes) > e_max:
+                raise ValueError(f"{store.path}: a sample has {len(sample.electrodes)} electrodes, more "
+                                 f"than max_electrodes={e_max}")
+            return {"tokens": tokenize(sample.x, tokens), "ids": montage_ids[store.montages.index(sample.electrodes)],
+                    "task_B": TASKS.index(store.task), "dataset_B": k, "label_B": sample.label}
         return fn
 
-    parts = [_samples(s, split, seed + 1000 * k, epochs, host).map(to_example(k, s)).to_iter_dataset()
+    parts = [_samples(s, split, seed + 1000 * k, epochs, host, shuffle=shuffle).map(to_example(k, s)).to_iter_dataset()
              for k, s in enumerate(stores)]
-    return _mix(parts, weights).batch(batch_size, drop_remainder=drop_remainder)
+    fill = None if drop_remainder else batch_size
+
+    def batched(ds, n_tokens):
+        return ds.batch(batch_size, drop_remainder=drop_remainder, batch_fn=lambda xs: collate_graph(
+            xs, e_max, n_tokens, tokens.token_len, layout, fill))
+
+    if mix == "batch":  # each batch from one store, the store drawn by weight
+        return _mix([batched(p, tokens.count(s.window_samples)) for p, s in zip(parts, stores)], weights)
+    return batched(_mix(parts, weights), n_max)
 
 
 class _ElectrodeChunks(gx.FlatMapTransform):

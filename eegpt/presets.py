@@ -15,7 +15,7 @@ PUBLISHED = {"base": 1.46e6, "large": 11.29e6, "huge": 183.8e6, "giant": 1.09e9}
 
 PRESETS: dict[str, tuple[ETEConfig, TEGConfig]] = {
     "tiny": (ETEConfig(d_model=32, layers=2, heads=2, token_len=64), TEGConfig(d_model=32, layers=1, heads=2)),
-    "base": (ETEConfig(d_model=128, layers=3, heads=4), TEGConfig(d_model=128, layers=3, heads=4)),
+    "base": (ETEConfig(d_model=128, layers=3, heads=4), TEGConfig(d_model=128, layers=3, heads=4, ffn_mult=3.0)),
     "large": (ETEConfig(d_model=256, layers=9, heads=8), TEGConfig(d_model=256, layers=3, heads=8)),
     "huge": (ETEConfig(d_model=896, layers=12, heads=14), TEGConfig(d_model=896, layers=4, heads=14)),
     "giant": (ETEConfig(d_model=1792, layers=20, heads=28), TEGConfig(d_model=1792, layers=4, heads=28)),

@@ -13,6 +13,7 @@ complete shards behind, and running it again finishes the rest without redoing t
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import multiprocessing as mp
@@ -251,6 +252,22 @@ class Store:
         if subjects is not None:
             keep &= np.isin(self.subject_of, list(subjects))
         return np.flatnonzero(keep)
+
+    @property
+    def file_of(self) -> np.ndarray:
+        """The source file (relative to the dataset folder) of every window."""
+        return np.asarray([self.index["shards"][k]["file"] for k in self.shard_of])
+
+    def with_splits(self, split_of) -> "Store":
+        """The same store with another assignment of windows to train/val/test (a benchmark's own
+        protocol: runs of one subject, or leave-one-subject-out folds). Nothing is rewritten."""
+        split_of = np.asarray(split_of)
+        if split_of.shape != self.split_of.shape:
+            raise ValueError(f"{self.path}: {split_of.shape[0]} splits for {len(self)} windows")
+        other = copy.copy(self)
+        other.split_of = split_of
+        other._source = None
+        return other
 
     # --- the records
     def source(self):

@@ -31,6 +31,7 @@ from eegpt.recording import atomic_write
 from eegpt.store import open_stores
 from eegpt.tracking import make_tracker
 from ete import ETE, ETEConfig
+from ete.model import log_spectrum
 
 
 class TrainingError(RuntimeError):
@@ -88,40 +89,49 @@ def init_state(cfg: PretrainConfig):
 
 
 def squared_errors(cfg: PretrainConfig, graphdef, params, batch, rng):
-    """Per-position squared error and the weight of each position (1 where it is a target)."""
+    """Per-position squared error, the weight of each position (1 where it is a target), and the
+    summary objective's error per sequence (and its weight), or None when it is off."""
     ete_cfg = cfg.ete_config()
     if cfg.mode == "electrode":
         x = batch["tokens_BxNxP"]
         masked = (jax.random.bernoulli(rng, ete_cfg.mask_ratio, x.shape[:2])
                   if cfg.objective == "mae" else None)
-        pred = nnx.merge(graphdef, params)(x, batch["electrode_B"], masked=masked)["pred"]
+        out = nnx.merge(graphdef, params)(x, batch["electrode_B"], masked=masked)
         weight = masked.astype(jnp.float32) if masked is not None else jnp.ones(x.shape[:2])
+        seq_weight = jnp.ones(x.shape[:1])
     else:
         x = batch["tokens_BxExNxP"][:, :, : cfg.seq_tokens]
         masked = (jax.random.bernoulli(rng, ete_cfg.mask_ratio, x.shape[:3])
                   if cfg.objective == "mae" else None)
-        pred = nnx.merge(graphdef, params)(x, batch["electrodes_BxE"], batch["mask_BxE"],
-                                           masked=masked)["pred"]
-        weight = jnp.broadcast_to(batch["mask_BxE"][:, :, None], x.shape[:3]).astype(jnp.float32)
+        out = nnx.merge(graphdef, params)(x, batch["electrodes_BxE"], batch["mask_BxE"], masked=masked)
+        seq_weight = batch["mask_BxE"].astype(jnp.float32)
+        weight = jnp.broadcast_to(seq_weight[:, :, None], x.shape[:3])
         if masked is not None:
             weight = weight * masked
-    err = jnp.mean((pred - x.astype(jnp.float32)) ** 2, axis=-1)
-    return err, weight
+    err = jnp.mean((out["pred"] - x.astype(jnp.float32)) ** 2, axis=-1)
+    summary = None
+    if "summary_pred" in out:
+        target = jnp.mean(log_spectrum(x), axis=-2)  # the mean log spectrum of the sequence's tokens
+        summary = (jnp.mean((out["summary_pred"] - target) ** 2, axis=-1), seq_weight)
+    return err, weight, summary
 
 
 def make_train_step(cfg: PretrainConfig, graphdef, tx, schedule, state_shardings, batch_shardings):
     key = jax.random.key(cfg.seed)
 
     def loss_fn(params, batch, rng):
-        err, weight = squared_errors(cfg, graphdef, params, batch, rng)
-        return jnp.sum(err * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+        err, weight, summary = squared_errors(cfg, graphdef, params, batch, rng)
+        parts = {"token_mse": jnp.sum(err * weight) / jnp.maximum(jnp.sum(weight), 1.0)}
+        if summary is not None:
+            parts["summary_mse"] = jnp.sum(summary[0] * summary[1]) / jnp.maximum(jnp.sum(summary[1]), 1.0)
+        return parts["token_mse"] + cfg.ete_config().summary_loss * parts.get("summary_mse", 0.0), parts
 
     def step(state, batch):
         rng = jax.random.fold_in(key, state["step"])
-        loss, grads = jax.value_and_grad(loss_fn)(state["params"], batch, rng)
+        (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"], batch, rng)
         updates, opt = tx.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)
-        metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "lr": schedule(state["step"])}
+        metrics = {"loss": loss, **parts, "grad_norm": optax.tree.norm(grads), "lr": schedule(state["step"])}
         return {"params": params, "opt": opt, "step": state["step"] + 1}, metrics
 
     return jax.jit(step, donate_argnums=(0,), in_shardings=(state_shardings, batch_shardings),
@@ -181,7 +191,7 @@ def evaluate(cfg: PretrainConfig, graphdef, params, stores, ar_weights=None) -> 
     count = count_all = 0.0
     it = iter(batches(cfg, stores, cfg.eval_split, epochs=1, seed=cfg.seed + 2))
     for _, b in zip(range(cfg.eval_batches), it):
-        err, weight = (np.asarray(a) for a in predict(params, b))
+        err, weight = (np.asarray(a) for a in predict(params, b)[:2])
         x, w = _token_pairs(cfg, b)
         err = err.reshape(w.shape)
         weight = weight.reshape(w.shape) * w
@@ -306,6 +316,7 @@ def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track
     metrics = {"step": final_step, "resumed_from": resumed_from, "preset": cfg.preset, "mode": cfg.mode,
                "objective": cfg.objective, **evaluate(cfg, graphdef, params, stores, ar),
                "train_loss": history[-1]["loss"] if history else None,
+               "train_token_mse": history[-1]["token_mse"] if history else None,
                "seconds": round(train_seconds, 2), "stores": [str(s.path) for s in stores]}
     atomic_write(workdir / "metrics.json", lambda t: t.write_text(json.dumps(metrics, indent=2) + "\n"))
     return metrics

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import GroupKFold
 
-from eegpt.baseline import band_power, classifier, metrics, store_arrays
+from eegpt.baseline import band_power, classifier, store_arrays
+from eegpt.metrics import classification
 from eegpt.recording import EEGInputError
 from eegpt.store import prepare
 from eegpt.synth import TASKS, write_corpus
@@ -45,7 +46,7 @@ def run(workdir: Path, subjects: int, seed: int, folds: int) -> dict:
         scores = []
         for train, test in GroupKFold(folds).split(feats, y, groups):
             clf = classifier().fit(feats[train], y[train])
-            scores.append(metrics(y[test], clf.predict(feats[test])))
+            scores.append(classification(y[test], clf.predict_proba(feats[test]), len(store.classes)))
         bacc = [s["balanced_accuracy"] for s in scores]
         results["tasks"][task] = {
             "n_classes": len(store.classes), "windows": int(len(y)),

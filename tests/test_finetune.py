@@ -1,25 +1,93 @@
 import json
 
+import jax
 import numpy as np
+import pytest
 
-from eegpt.finetune import FinetuneConfig, extract, finetune, load_ete, standardize
-from eegpt.train import PretrainConfig, pretrain
+from eegpt.cli import main
+from eegpt.embed import embed, tsne
+from eegpt.finetune import FinetuneConfig, evaluate, finetune, load_ete, load_finetuned
+from eegpt.train import PretrainConfig, TrainingError, pretrain
 
 
-def test_finetune_mechanics_on_a_frozen_tiny_ete(stores, tmp_path):
-    parts = [stores["mw"], stores["cm"]]
+@pytest.fixture(scope="module")
+def tiny_ete(stores, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ete")
     pretrain(PretrainConfig(preset="tiny", steps=4, batch_size=16, seq_tokens=2, warmup=1, eval_batches=1),
-             [stores["mw"]], tmp_path / "ete", progress=False, track=False)
-    graphdef, params, cfg = load_ete(tmp_path / "ete")
-    cached = extract(graphdef, params, cfg, stores["mw"])
-    assert cached["features"].shape == (len(stores["mw"]), 19, 32) and cached["mask"].all()
-    norm = standardize(cached)
-    train = norm["splits"] == "train"
-    np.testing.assert_allclose(norm["features"][train].mean(0), 0, atol=1e-4)
-    out = finetune(tmp_path / "ete", parts, tmp_path / "ft", FinetuneConfig(steps=4, eval_every=2, batch_size=8),
-                   progress=False)
-    saved = json.loads((tmp_path / "ft" / "finetune.json").read_text())
-    assert saved["steps_run"] == 4 and len(saved["history"]) == 2
-    assert set(saved["history"][-1]["val_balanced_accuracy"]) == {"synthetic-mw", "synthetic-cm"}
-    assert 0.0 <= out["best_val_mean"] <= 1.0
-    assert (tmp_path / "ft" / "checkpoints").exists()
+             [stores["mw"]], out, progress=False, track=False)
+    return out
+
+
+def _leaves_equal(a, b):
+    return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_frozen_joint_finetuning_resumes_and_evaluates(stores, tiny_ete, tmp_path):
+    parts = [stores["mw"], stores["cm"]]
+    ft = FinetuneConfig(steps=4, eval_every=2, batch_size=8, warmup=1, patience=10)
+    out = finetune(tiny_ete, parts, tmp_path / "ft", ft, progress=False, track=False)
+    assert out["steps_run"] == 4 and [h["step"] for h in out["history"]] == [2, 4]
+    assert set(out["history"][-1]["val_balanced_accuracy"]) == {"synthetic-mw", "synthetic-cm"}
+    assert out["sampling_weights"]["synthetic-cm"] > 0 and out["selected_on"] == "val"
+    again = finetune(tiny_ete, parts, tmp_path / "ft", FinetuneConfig(**{**ft.__dict__, "steps": 6}),
+                     progress=False, track=False)
+    assert again["resumed_from"] == 4 and [h["step"] for h in again["history"]] == [2, 4, 6]
+    model = load_finetuned(tmp_path / "ft")
+    _, ete_params, _ = load_ete(tiny_ete)
+    assert _leaves_equal(model.params["ete"], ete_params)  # frozen: the encoder is as pretrained
+    res = evaluate(tmp_path / "ft", parts, "test")
+    for name, s in (("synthetic-mw", stores["mw"]), ("synthetic-cm", stores["cm"])):
+        r = res[name]
+        assert r["n"] == len(s.indices("test")) and 0.0 <= r["balanced_accuracy"] <= 1.0
+        assert {"cohen_kappa", "weighted_f1", "ece", "auroc", "auc_pr"} <= set(r)
+        assert np.sum(r["confusion"]) == r["n"] and (tmp_path / "ft" / f"confusion-{name}-test.png").exists()
+    run = model.run(stores["cm"], "test")
+    assert np.allclose(run["probs"].sum(1), 1.0, atol=1e-5) and run["pooled"].shape[0] == run["probs"].shape[0]
+
+
+def test_trainable_ete_moves_the_encoder(stores, tiny_ete, tmp_path):
+    ft = FinetuneConfig(steps=2, eval_every=2, batch_size=8, warmup=1, train_ete=True)
+    finetune(tiny_ete, [stores["mw"]], tmp_path / "ft", ft, progress=False, track=False)
+    _, ete_params, _ = load_ete(tiny_ete)
+    assert not _leaves_equal(load_finetuned(tmp_path / "ft").params["ete"], ete_params)
+
+
+def test_finetune_refuses_what_cannot_work(stores, tiny_ete, tmp_path):
+    with pytest.raises(TrainingError, match="two stores of one dataset"):
+        finetune(tiny_ete, [stores["mw"], stores["mw"]], tmp_path / "a", FinetuneConfig(steps=1), progress=False)
+    with pytest.raises(TrainingError, match="no pretraining run"):
+        finetune(tmp_path, [stores["mw"]], tmp_path / "b", FinetuneConfig(steps=1), progress=False)
+
+
+def test_embed_and_tsne(stores, tiny_ete, tmp_path):
+    parts = [stores["mw"], stores["cm"]]
+    info = embed(tiny_ete, parts, tmp_path / "e.npz")
+    data = np.load(tmp_path / "e.npz")
+    n = len(stores["mw"]) + len(stores["cm"])
+    assert info["windows"] == n and data["features"].shape[:2] == (n, 19) and "pooled" not in data
+    assert data["mask"].sum(1).tolist() == [19] * len(stores["mw"]) + [4] * len(stores["cm"])
+    assert set(data["tasks"]) == {"MW", "CM"} and data["mean"].shape == (n, 32)
+    out = tsne(tmp_path / "e.npz", tmp_path / "t.png", max_points=200)
+    assert (tmp_path / "t.png").stat().st_size > 1000 and out["key"] == "mean"
+    scores = json.loads((tmp_path / "t.json").read_text())["clustering"]
+    assert set(scores) == {"MW", "CM", "tasks"}
+    assert -1.0 <= scores["MW"]["kmeans_ari"] <= 1.0 and -1.0 <= scores["tasks"]["silhouette"] <= 1.0
+
+
+def test_cli_finetune_evaluate_embed_tsne(stores, tiny_ete, tmp_path, capsys):
+    data = [str(stores["mw"].path)]
+    assert main(["finetune", "--ete", str(tiny_ete), "--data", *data, "--workdir", str(tmp_path / "ft"),
+                 "--steps", "2", "--eval-every", "2", "--batch-size", "8", "--warmup", "1", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--workdir", str(tmp_path / "ft"), "--data", *data, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["split"] == "test" and "balanced_accuracy" in report["datasets"]["synthetic-mw"]
+    assert main(["embed", "--ete", str(tmp_path / "ft"), "--data", *data, "--out", str(tmp_path / "e.npz")]) == 0
+    assert "pooled" in np.load(tmp_path / "e.npz")
+    assert main(["tsne", str(tmp_path / "e.npz"), "--out", str(tmp_path / "t.png"), "--max-points", "100"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--workdir", str(tmp_path / "nothing"), "--data", *data]) == 2
+    assert main(["tsne", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "x.png")]) == 2
+    assert main(["finetune", "--ete", str(tmp_path / "nothing"), "--data", *data, "--workdir", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("eegpt: ") for line in err)

@@ -74,3 +74,39 @@ def test_temperature_weights(stores):
     w1, w_inf = temperature_weights(parts, 1.0), temperature_weights(parts, 1e9)
     assert np.isclose(sum(w1), 1) and w1[0] > w1[1]  # CM has more windows
     assert np.allclose(w_inf, [0.5, 0.5])
+
+
+def test_flat_layout_holds_the_real_electrodes_of_the_padded_one(stores):
+    parts = [stores["mw"], stores["cm"]]
+    kw = dict(shard_index=0, shard_count=1, seed=3)
+    padded = _take(graph_batches(parts, "train", 6, **kw), 2)
+    flat = _take(graph_batches(parts, "train", 6, layout="flat", **kw), 2)
+    for p, f in zip(padded, flat):
+        b, e = p["mask_BxE"].shape
+        real = f["put_K"] < b * e
+        assert real.sum() == p["mask_BxE"].sum() and f["tokens_KxNxP"].shape[0] % 64 == 0
+        grid = p["tokens_BxExNxP"].reshape(b * e, *p["tokens_BxExNxP"].shape[2:])
+        np.testing.assert_array_equal(f["tokens_KxNxP"][real], grid[f["put_K"][real]])
+        np.testing.assert_array_equal(f["electrode_K"][real], p["electrodes_BxE"].reshape(-1)[f["put_K"][real]])
+        assert not f["tokens_KxNxP"][~real].any()
+
+
+def test_batch_mixing_draws_each_batch_from_one_store_by_weight(stores):
+    parts = [stores["mw"], stores["cm"]]
+    batches = _take(graph_batches(parts, "train", 4, weights=[0.8, 0.2], mix="batch", shard_index=0,
+                                  shard_count=1), 50)
+    for b in batches:
+        assert len(set(b["dataset_B"].tolist())) == 1
+        assert b["tokens_BxExNxP"].shape[2] == (4 if b["dataset_B"][0] == 0 else 1)  # own token count
+    share = np.mean([b["dataset_B"][0] == 0 for b in batches])
+    assert 0.6 < share < 0.95
+
+
+def test_an_evaluation_pass_keeps_store_order_and_fills_the_last_batch(stores):
+    s = stores["mw"]
+    pos = s.indices("val")
+    got = _take(graph_batches([s], "val", 5, epochs=1, drop_remainder=False, shuffle=False, shard_index=0,
+                              shard_count=1), -(-len(pos) // 5))
+    labels = np.concatenate([b["label_B"][b["real_B"]] for b in got])
+    np.testing.assert_array_equal(labels, s.labels[pos])
+    assert all(len(b["label_B"]) == 5 for b in got) and got[-1]["real_B"].sum() == len(pos) - 5 * (len(got) - 1)

@@ -1,0 +1,76 @@
+"""The classification metrics every result reports (scikit-learn), calibration, the confusion
+plot, and mean ± std over seeds. Models and baselines are scored by the same function."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import (average_precision_score, balanced_accuracy_score, cohen_kappa_score,
+                             confusion_matrix, f1_score, roc_auc_score)
+
+HEADLINE = ("balanced_accuracy", "cohen_kappa", "weighted_f1", "auroc", "auc_pr", "ece")
+
+
+def expected_calibration_error(y_true, probs, bins: int = 10) -> float:
+    """Top-label ECE: |accuracy - confidence| averaged over equal-width confidence bins, weighted
+    by their share of the predictions (Guo et al., 2017)."""
+    probs = np.asarray(probs)
+    conf, pred = probs.max(1), probs.argmax(1)
+    correct = pred == np.asarray(y_true)
+    which = np.minimum((conf * bins).astype(int), bins - 1)
+    return float(sum(abs(correct[which == b].mean() - conf[which == b].mean()) * (which == b).mean()
+                     for b in range(bins) if (which == b).any()))
+
+
+def classification(y_true, probs, n_classes: int | None = None) -> dict:
+    """Balanced accuracy, Cohen's kappa, weighted F1, ECE, the confusion matrix, and for two
+    classes AUROC and AUC-PR (positive = class 1), from true labels and class probabilities."""
+    y_true, probs = np.asarray(y_true), np.asarray(probs, float)
+    n_classes = n_classes or probs.shape[1]
+    y_pred = probs.argmax(1)
+    out = {"n": int(len(y_true)), "n_classes": int(n_classes),
+           "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+           "cohen_kappa": float(cohen_kappa_score(y_true, y_pred, labels=list(range(n_classes)))),
+           "weighted_f1": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
+           "ece": expected_calibration_error(y_true, probs),
+           "confusion": confusion_matrix(y_true, y_pred, labels=list(range(n_classes))).tolist()}
+    if n_classes == 2 and len(np.unique(y_true)) == 2:
+        out["auroc"] = float(roc_auc_score(y_true, probs[:, 1]))
+        out["auc_pr"] = float(average_precision_score(y_true, probs[:, 1]))
+    return out
+
+
+def mean_std(runs: list[dict]) -> dict:
+    """``{metric: {"mean", "std", "runs"}}`` over runs (seeds or folds) for the headline metrics."""
+    out = {}
+    for key in HEADLINE:
+        values = [r[key] for r in runs if key in r]
+        if values:
+            out[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "runs": values}
+    return out
+
+
+def plot_confusion(confusion, classes, path, title: str = "") -> None:
+    """Row-normalised confusion matrix with counts, saved to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(confusion, float)
+    rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    size = 1.2 + 0.6 * len(classes)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(rates, vmin=0, vmax=1, cmap="Blues")
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center",
+                    color="white" if rates[i, j] > 0.6 else "black", fontsize=8)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

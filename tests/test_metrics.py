@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+from eegpt.metrics import classification, expected_calibration_error, mean_std, plot_confusion
+
+
+def test_perfect_and_chance_predictions():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    perfect = np.eye(3)[y] * 0.9 + 0.1 / 3
+    m = classification(y, perfect)
+    assert m["balanced_accuracy"] == 1.0 and m["cohen_kappa"] == 1.0 and m["weighted_f1"] == 1.0
+    assert m["confusion"] == [[2, 0, 0], [0, 2, 0], [0, 0, 2]] and "auroc" not in m
+    constant = np.tile([0.5, 0.3, 0.2], (6, 1))
+    m = classification(y, constant)
+    assert m["balanced_accuracy"] == pytest.approx(1 / 3) and m["cohen_kappa"] == 0.0
+
+
+def test_two_classes_add_auroc_and_auc_pr():
+    y = np.array([0, 0, 1, 1])
+    p1 = np.array([0.1, 0.6, 0.4, 0.9])  # one pair ranked wrong out of four
+    m = classification(y, np.stack([1 - p1, p1], 1))
+    assert m["auroc"] == pytest.approx(0.75) and 0.5 < m["auc_pr"] <= 1.0
+
+
+def test_expected_calibration_error():
+    y = np.array([0, 0, 0, 0])
+    # confidence 0.8 on four predictions of class 0, all right: |1.0 - 0.8| = 0.2
+    assert expected_calibration_error(y, np.tile([0.8, 0.2], (4, 1))) == pytest.approx(0.2)
+    # two bins: 0.95 confident and right, 0.65 confident and wrong half the time
+    probs = np.array([[0.95, 0.05], [0.95, 0.05], [0.65, 0.35], [0.65, 0.35]])
+    assert expected_calibration_error(np.array([0, 0, 0, 1]), probs) == pytest.approx(0.5 * 0.05 + 0.5 * 0.15)
+
+
+def test_mean_std_over_runs_and_confusion_plot(tmp_path):
+    runs = [{"balanced_accuracy": 0.6, "ece": 0.1}, {"balanced_accuracy": 0.8, "ece": 0.3}]
+    out = mean_std(runs)
+    assert out["balanced_accuracy"]["mean"] == pytest.approx(0.7) and out["balanced_accuracy"]["std"] == pytest.approx(0.1)
+    assert "auroc" not in out
+    plot_confusion([[3, 1], [0, 4]], ["a", "b"], tmp_path / "c.png", "t")
+    assert (tmp_path / "c.png").stat().st_size > 1000
