@@ -208,6 +208,17 @@ def _cmd_tsne(args) -> None:
     print(f"wrote {out['json']}")
 
 
+def _cmd_demo(args) -> None:
+    from eegpt.demo import demo, print_table
+
+    try:
+        report = demo(args.workdir, quick=args.quick, progress=not args.quiet)
+    except _training_errors() as err:
+        raise EEGInputError(str(err).splitlines()[0]) from None
+    print_table(report)
+    print(f"wrote {Path(args.workdir) / 'report.json'} and {report['tsne']}")
+
+
 def _cmd_cards(args) -> None:
     from eegpt.cards import card_names, load_card
 
@@ -337,6 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-points", type=int, default=3000)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(fn=_cmd_tsne)
+
+    s = sub.add_parser("demo", help="the whole model on the synthetic corpus, with no data: pretrain, "
+                       "fine-tune, score beside the baseline, t-SNE")
+    s.add_argument("--workdir", required=True)
+    s.add_argument("--quick", action="store_true", help="a smaller corpus and fewer steps (a few minutes)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(fn=_cmd_demo)
 
     s = sub.add_parser("cards", help="list the dataset cards")
     s.add_argument("--json", action="store_true")

@@ -167,7 +167,6 @@ class Finetuned:
         self.heads = [name for name, _ in teg_cfg.heads_classes]
         self.stores_meta = stores_meta  # name, task, classes of every head's dataset
         self.batch_size = batch_size
-        self.e_max = max(m["max_electrodes"] for m in stores_meta)
         self._forward = jax.jit(lambda p, b: forward(self.ete_graphdef, self.teg_graphdef, p, b))
         self._encode = None
 
@@ -187,7 +186,7 @@ class Finetuned:
         with its number of real samples; from ``cached`` features when given."""
         if cached is None:
             for raw in graph_batches([store], split, self.batch_size, tokens=self.ete_cfg.tokens(),
-                                     max_electrodes=self.e_max, epochs=1, drop_remainder=False, shuffle=False,
+                                     epochs=1, drop_remainder=False, shuffle=False,
                                      layout=self.layout, shard_index=0, shard_count=1):
                 yield graph_inputs(raw, self.k), int(raw["real_B"].sum())
             return
@@ -196,7 +195,7 @@ class Finetuned:
             chunk = pos[start:start + self.batch_size]
             n = len(chunk)
             chunk = np.concatenate([chunk, np.full(self.batch_size - n, chunk[0])])
-            yield graph_inputs(cached_batch(cached, store, chunk, self.e_max), self.k), n
+            yield graph_inputs(cached_batch(cached, store, chunk), self.k), n
 
     def cache(self, store: Store, ete_params) -> dict:
         """The (frozen) ETE's features of every window of a store, computed once, in store order."""
@@ -233,15 +232,11 @@ class Finetuned:
         return classification(out["labels"], out["probs"], len(store.classes))
 
 
-def cached_batch(cached: dict, store: Store, positions, e_max: int, dataset: int = 0) -> dict:
+def cached_batch(cached: dict, store: Store, positions, dataset: int = 0) -> dict:
     """A graph batch of cached features at store ``positions``."""
     positions = np.asarray(positions)
-
-    def pad(a):
-        return np.pad(a, [(0, 0), (0, e_max - a.shape[1])] + [(0, 0)] * (a.ndim - 2))
-
-    return {"features_BxExF": pad(cached["features"][positions]), "electrodes_BxE": pad(cached["electrodes"][positions]),
-            "mask_BxE": pad(cached["mask"][positions]), "label_B": store.labels[positions].astype(np.int32),
+    return {"features_BxExF": cached["features"][positions], "electrodes_BxE": cached["electrodes"][positions],
+            "mask_BxE": cached["mask"][positions], "label_B": store.labels[positions].astype(np.int32),
             "dataset_B": np.full(len(positions), dataset, np.int32)}
 
 
@@ -331,12 +326,11 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
         norm = feature_norm((np.asarray(jax.jit(lambda p, b: encode(ete_graphdef, p, b))(ete_params, b))[b["real_B"]],
                              b["electrodes_BxE"][b["real_B"]], b["mask_BxE"][b["real_B"]])
                             for st in stores for _, b in zip(range(8), graph_batches(
-                                [st], "train", ft.batch_size, tokens=ete_cfg.tokens(), max_electrodes=model.e_max,
-                                epochs=1, drop_remainder=False, layout=model.layout, seed=123,
+                                [st], "train", ft.batch_size, tokens=ete_cfg.tokens(), epochs=1, drop_remainder=False, layout=model.layout, seed=123,
                                 shard_index=0, shard_count=1)))
         cache = None
         data_it = iter(graph_batches(stores, "train", ft.batch_size, tokens=ete_cfg.tokens(),
-                                     max_electrodes=model.e_max, weights=weights.tolist(), seed=ft.seed,
+                                     weights=weights.tolist(), seed=ft.seed,
                                      layout=model.layout, mix="batch", shard_index=0, shard_count=1))
     else:  # frozen: every window's features once, then the graph trains on them alone
         cache = {s.name: model.cache(s, ete_params) for s in stores}
@@ -350,7 +344,7 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
         rng = np.random.default_rng((ft.seed, step_no))  # a pure function of the step: resumable
         d = int(rng.choice(len(stores), p=weights))
         pick = rng.choice(train_pos[d], ft.batch_size, replace=len(train_pos[d]) < ft.batch_size)
-        return graph_inputs(cached_batch(cache[stores[d].name], stores[d], pick, model.e_max, d), ft.k_neighbours)
+        return graph_inputs(cached_batch(cache[stores[d].name], stores[d], pick, d), ft.k_neighbours)
 
     params = {"ete": ete_params, "teg": nnx.to_pure_dict(teg_params), "norm": norm}
     state = {"params": params, "opt": tx.init(params), "step": jnp.zeros((), jnp.int32)}

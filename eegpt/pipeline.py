@@ -158,7 +158,8 @@ def graph_batches(stores, split: str | None, batch_size: int, *, tokens: Tokens 
     the last batch, see ``real_B``; ``shuffle=False`` keeps windows in store order).
     ``mix="sample"`` mixes the stores within each batch (padded to the longest window);
     ``mix="batch"`` draws each batch from one store, so a batch is only as long as its own windows
-    (30-s sleep epochs hold 30 tokens, 4-s windows 4: mixed, every batch would pay for 30).
+    and as wide as its own montages (30-s sleep epochs hold 30 tokens on 2 electrodes, 4-s motor
+    imagery windows 4 tokens on 64: mixed, every batch would pay for 30 x 64).
     """
     if layout not in ("padded", "flat") or mix not in ("sample", "batch"):
         raise ValueError(f"unknown layout {layout!r} or mix {mix!r}")
@@ -182,13 +183,14 @@ def graph_batches(stores, split: str | None, batch_size: int, *, tokens: Tokens 
              for k, s in enumerate(stores)]
     fill = None if drop_remainder else batch_size
 
-    def batched(ds, n_tokens):
+    def batched(ds, n_tokens, electrodes):
         return ds.batch(batch_size, drop_remainder=drop_remainder, batch_fn=lambda xs: collate_graph(
-            xs, e_max, n_tokens, tokens.token_len, layout, fill))
+            xs, electrodes, n_tokens, tokens.token_len, layout, fill))
 
-    if mix == "batch":  # each batch from one store, the store drawn by weight
-        return _mix([batched(p, tokens.count(s.window_samples)) for p, s in zip(parts, stores)], weights)
-    return batched(_mix(parts, weights), n_max)
+    if mix == "batch":  # each batch from one store, the store drawn by weight, as wide as its montages
+        return _mix([batched(p, tokens.count(s.window_samples), max(len(m) for m in s.montages))
+                     for p, s in zip(parts, stores)], weights)
+    return batched(_mix(parts, weights), n_max, e_max)
 
 
 class _ElectrodeChunks(gx.FlatMapTransform):

@@ -18,6 +18,9 @@ its electrode embedding), step N+1 the summaries.
 replaced by a learnable mask token and reconstructed (the AR-vs-MAE ablation).
 
 Positions are rotary (RoPE) over time steps; blocks are RMSNorm -> attention -> RMSNorm -> SwiGLU.
+Each token enters as a linear embedding of its samples plus one of its log power spectrum
+(``spectral``), and the summary's output is trained to rebuild the mean log spectrum of the tokens
+before it (``summary_loss``), so the feature it gives the graph describes the window.
 """
 
 from __future__ import annotations
