@@ -81,7 +81,10 @@ def fit_predict(name: str, store, train_positions, test_positions) -> tuple[np.n
     """Fit baseline ``name`` on a store's ``train_positions``; (probabilities, labels) on ``test_positions``."""
     x_tr, y_tr, _ = store_arrays(store, train_positions)
     x_te, y_te, _ = store_arrays(store, test_positions)
-    model = make(name, store.index["sfreq"]).fit(x_tr, y_tr)
+    import mne
+
+    with mne.utils.use_log_level("error"):  # CSP reports its rank estimation on stdout
+        model = make(name, store.index["sfreq"]).fit(x_tr, y_tr)
     probs = np.zeros((len(y_te), len(store.classes)))
     probs[:, model.classes_] = model.predict_proba(x_te)
     return probs, y_te

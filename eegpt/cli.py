@@ -219,6 +219,28 @@ def _cmd_demo(args) -> None:
     print(f"wrote {Path(args.workdir) / 'report.json'} and {report['tsne']}")
 
 
+def _cmd_benchmark(args) -> None:
+    from eegpt.benchmark import benchmark
+
+    try:
+        r = benchmark(args.name, args.source, args.workdir, ete=args.ete, preset=args.preset,
+                      pretrain_steps=args.pretrain_steps, finetune_steps=args.finetune_steps,
+                      progress=not args.quiet)
+    except _training_errors() as err:
+        raise EEGInputError(str(err).splitlines()[0]) from None
+
+    def value(block, key):
+        v = block.get(key)
+        return "-" if v is None else (f"{v['mean']:.3f} ± {v['std']:.3f}" if isinstance(v, dict) else f"{v:.3f}")
+
+    print(f"{r['benchmark']}: {r['split']}")
+    print(f"{'':<22} {'bal. acc.':>15} {'kappa':>15} {'w. F1':>15} {'AUROC':>15}")
+    for label, block in (("EEGPT", r["test"]), (r["baseline_name"], r["baseline"])):
+        print(f"{label:<22} " + " ".join(f"{value(block, k):>15}" for k in
+                                          ("balanced_accuracy", "cohen_kappa", "weighted_f1", "auroc")))
+    print(f"wrote {Path(args.workdir) / 'results.json'}")
+
+
 def _cmd_cards(args) -> None:
     from eegpt.cards import card_names, load_card
 
@@ -355,6 +377,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quick", action="store_true", help="a smaller corpus and fewer steps (a few minutes)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=_cmd_demo)
+
+    s = sub.add_parser("benchmark", help="a real dataset's protocol: the model beside a classical baseline")
+    s.add_argument("name", help="eegmat, n170 or eegmmidb")
+    s.add_argument("--source", required=True, help="the dataset folder, as downloaded")
+    s.add_argument("--workdir", required=True)
+    s.add_argument("--ete", help="reuse this pretraining workdir instead of pretraining on the training windows")
+    s.add_argument("--preset", default="base")
+    s.add_argument("--pretrain-steps", type=int, default=1000)
+    s.add_argument("--finetune-steps", type=int, default=600)
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(fn=_cmd_benchmark)
 
     s = sub.add_parser("cards", help="list the dataset cards")
     s.add_argument("--json", action="store_true")
