@@ -159,17 +159,15 @@ def feature_norm(chunks) -> dict:
 class Finetuned:
     """A fine-tuned ETE + TEG (or one being fine-tuned): structure, parameters and scoring."""
 
-    def __init__(self, ete_cfg: PretrainConfig, ete_graphdef, teg_cfg: TEGConfig, params, stores_meta: list[dict],
-                 k: int | None, batch_size: int = 32):
+    def __init__(self, ete_cfg: PretrainConfig, ete_graphdef, teg_cfg: TEGConfig, params, k: int | None,
+                 batch_size: int = 32):
         self.ete_cfg, self.teg_cfg, self.params, self.k = ete_cfg, teg_cfg, params, k
         self.ete_graphdef = ete_graphdef
         self.teg_graphdef, _ = nnx.split(nnx.eval_shape(lambda: TEG(teg_cfg, rngs=nnx.Rngs(0))))
         self.heads = [name for name, _ in teg_cfg.heads_classes]
-        self.stores_meta = stores_meta  # name, task, classes of every head's dataset
         self.batch_size = batch_size
         self._forward = jax.jit(lambda p, b: forward(self.ete_graphdef, self.teg_graphdef, p, b))
         self._encode = None
-
 
     def head_of(self, store: Store) -> str:
         if store.name not in self.heads:
@@ -260,8 +258,7 @@ def load_finetuned(workdir, batch_size: int = 32) -> Finetuned:
         restored, _ = ckpt.restore_state(None, {"params": abstract})
     finally:
         ckpt.close()
-    return Finetuned(ete_cfg, ete_graphdef, teg_cfg, restored["params"], meta["datasets"],
-                     meta["finetune"]["k_neighbours"], batch_size)
+    return Finetuned(ete_cfg, ete_graphdef, teg_cfg, restored["params"], meta["finetune"]["k_neighbours"], batch_size)
 
 
 # ----------------------------------------------------------------------------- training
@@ -317,7 +314,7 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     teg_graphdef, teg_params = nnx.split(TEG(tcfg, rngs=nnx.Rngs(ft.seed)))
     datasets = [{"name": s.name, "task": s.task, "classes": s.classes, "store": str(s.path),
                  "max_electrodes": max(len(m) for m in s.montages)} for s in stores]
-    model = Finetuned(ete_cfg, ete_graphdef, tcfg, None, datasets, ft.k_neighbours, ft.batch_size)
+    model = Finetuned(ete_cfg, ete_graphdef, tcfg, None, ft.k_neighbours, ft.batch_size)
     tx = _optimizer(ft)
     sizes = np.asarray([len(p) for p in train_pos], float)
     weights = sizes ** (1.0 / ft.temperature)
