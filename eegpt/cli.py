@@ -402,6 +402,9 @@ def main(argv=None) -> int:
     except EEGInputError as err:
         print(f"eegpt: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # an unwritable workdir, a full disk: one line, not a traceback
+        print(f"eegpt: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("eegpt: interrupted; completed outputs are kept, rerun to finish", file=sys.stderr)
         return 130

@@ -17,6 +17,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from eegpt.electrodes import ID
 from eegpt.pipeline import graph_batches
 from eegpt.recording import atomic_write
 from eegpt.store import open_stores
@@ -60,8 +61,6 @@ def embed(model_dir, stores, out, split: str | None = None) -> dict:
             feats, pooled = _pretrained_features(model_dir, s, split), None
         ids = np.zeros(feats.shape[:2], np.int32)
         mask = np.zeros(feats.shape[:2], bool)
-        from eegpt.electrodes import ID
-
         for j, m in enumerate(s.montage_of[pos]):
             names = s.montages[m]
             ids[j, : len(names)] = [ID[n] for n in names]

@@ -63,3 +63,11 @@ def test_fetch_uses_mnes_fetcher_and_refuses_cards_without_one(tmp_path, capsys,
     assert "eegpt prepare eegmmidb --source" in capsys.readouterr().out
     assert main(["fetch", "eegmat", "--out", str(tmp_path)]) == 2
     assert "no downloader" in capsys.readouterr().err
+
+
+def test_an_unwritable_workdir_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["demo", "--workdir", str(blocker / "sub"), "--quick"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("eegpt: ") and "sub" in err[0]
