@@ -38,6 +38,7 @@ from eegpt.recording import atomic_write
 from eegpt.store import Store, open_stores
 from eegpt.tracking import make_tracker
 from eegpt.train import PretrainConfig, TrainingError, init_state
+from ete import ETE
 from ete import features as ete_features
 from teg import TEG, TEGConfig, electrode_edges
 from teg.model import VOCAB_SIZE as VOCAB
@@ -247,10 +248,11 @@ def load_finetuned(workdir, batch_size: int = 32) -> Finetuned:
     meta = json.loads(meta_path.read_text())
     ete_cfg = pretrain_config(meta["ete_config"])
     teg_cfg = TEGConfig(**dict(meta["teg"], heads_classes=tuple(tuple(h) for h in meta["teg"]["heads_classes"])))
-    ete_graphdef, ete_state, _, _ = init_state(ete_cfg)
+    # shapes only: nothing is allocated before the checkpoint is read
+    ete_graphdef, ete_params = nnx.split(nnx.eval_shape(lambda: ETE(ete_cfg.ete_config(), rngs=nnx.Rngs(0))))
     teg_graphdef, teg_params = nnx.split(nnx.eval_shape(lambda: TEG(teg_cfg, rngs=nnx.Rngs(0))))
     width = ete_cfg.ete_config().d_model
-    abstract = {"ete": jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), ete_state["params"]),
+    abstract = {"ete": jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(ete_params)),
                 "teg": jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(teg_params)),
                 "norm": {k: jax.ShapeDtypeStruct((VOCAB, width), jnp.float32) for k in ("mean", "std")}}
     ckpt = Checkpoints(workdir / "best", max_to_keep=1)
@@ -312,8 +314,7 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
                                 f"{ete_cfg.tokens().token_len}-sample token")
     tcfg = teg_config(ete_cfg, stores, ft)
     teg_graphdef, teg_params = nnx.split(TEG(tcfg, rngs=nnx.Rngs(ft.seed)))
-    datasets = [{"name": s.name, "task": s.task, "classes": s.classes, "store": str(s.path),
-                 "max_electrodes": max(len(m) for m in s.montages)} for s in stores]
+    datasets = [{"name": s.name, "task": s.task, "classes": s.classes, "store": str(s.path)} for s in stores]
     model = Finetuned(ete_cfg, ete_graphdef, tcfg, None, ft.k_neighbours, ft.batch_size)
     tx = _optimizer(ft)
     sizes = np.asarray([len(p) for p in train_pos], float)
