@@ -241,6 +241,48 @@ def _cmd_benchmark(args) -> None:
     print(f"wrote {Path(args.workdir) / 'results.json'}")
 
 
+def _cmd_copilot_train(args) -> None:
+    from eegpt import copilot
+
+    bank = None
+    try:
+        if args.finetuned:  # the prefix learns from real pooled embeddings of the training windows
+            from eegpt.finetune import load_finetuned
+            from eegpt.store import open_stores
+
+            tuned = load_finetuned(args.finetuned)
+            meta = json.loads((Path(args.finetuned) / "finetune.json").read_text())
+            bank = copilot.eeg_bank(tuned, open_stores([d["store"] for d in meta["datasets"]]))
+        r = copilot.train(args.workdir, copilot.CopilotTrainConfig(pairs=args.pairs, steps=args.steps, seed=args.seed),
+                          eeg_bank=bank, progress=not args.quiet)
+    except _training_errors() as err:
+        raise EEGInputError(str(err).splitlines()[0]) from None
+    print(f"copilot: {r['parameters']:,} parameters, final loss {r['history'][-1]['loss']:.3f}, "
+          f"{r['seconds']:.0f} s -> {args.workdir}")
+
+
+def _cmd_copilot(args) -> None:
+    from eegpt.copilot import Pipeline
+
+    if args.emr_out and Path(args.emr_out).suffix.lower() not in (".md", ".markdown", ".json"):
+        raise EEGInputError(f"{args.emr_out}: --emr-out must end in .md (Markdown) or .json (FHIR Bundle)")
+    try:
+        pipe = Pipeline(args.model)
+        r = pipe.run(args.file, task=args.task, age=args.age, sex=args.sex, question=args.question,
+                     emr_out=args.emr_out)
+    except _training_errors() as err:
+        raise EEGInputError(str(err).splitlines()[0]) from None
+    if args.json:
+        print(json.dumps({k: r[k] for k in ("task", "head", "label", "probs", "windows", "question", "answer",
+                                             "fallback", "seconds")}, indent=2))
+        return
+    top = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["probs"].items(), key=lambda kv: -kv[1])[:3])
+    print(f"{Path(args.file).name}: {r['task']} via {r['head']} over {r['windows']} windows ({top})")
+    print(f"Q: {r['question']}\nA: {r['answer']}")
+    if args.emr_out:
+        print(f"EMR -> {args.emr_out}")
+
+
 def _cmd_cards(args) -> None:
     from eegpt.cards import card_names, load_card
 
@@ -388,6 +430,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--finetune-steps", type=int, default=600)
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=_cmd_benchmark)
+
+    s = sub.add_parser("copilot-train", help="train the copilot's text decoder on the clinical corpus")
+    s.add_argument("--workdir", required=True)
+    s.add_argument("--finetuned", help="a fine-tuning workdir: its pooled embeddings feed the EEG prefix")
+    s.add_argument("--pairs", type=int, default=6000)
+    s.add_argument("--steps", type=int, default=600)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(fn=_cmd_copilot_train)
+
+    s = sub.add_parser("copilot", help="a raw EEG file -> prediction -> clinician answer (and an EMR)")
+    s.add_argument("file")
+    s.add_argument("--model", help="a demo workdir (finetune/ + copilot/); default: runs/demo, runs/demo-quick")
+    s.add_argument("--task", choices=["ER", "MI", "MW", "SS", "CM"],
+                   help="which head answers (default: the one whose montages match the file best)")
+    s.add_argument("--age", type=int)
+    s.add_argument("--sex", choices=["F", "M"])
+    s.add_argument("--question")
+    s.add_argument("--emr-out", help="PATH.md (Markdown) or PATH.json (FHIR R4 Bundle)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=_cmd_copilot)
 
     s = sub.add_parser("cards", help="list the dataset cards")
     s.add_argument("--json", action="store_true")

@@ -24,20 +24,37 @@ class DemoPlan:
     pretrain_steps: int
     finetune_steps: int
     eval_every: int
+    copilot_steps: int
 
 
-PLANS = {"quick": DemoPlan(subjects=14, preset="base", pretrain_steps=400, finetune_steps=1000, eval_every=200),
-         "full": DemoPlan(subjects=20, preset="base", pretrain_steps=2000, finetune_steps=1500, eval_every=250)}
+PLANS = {"quick": DemoPlan(subjects=14, preset="base", pretrain_steps=400, finetune_steps=1000, eval_every=200,
+                           copilot_steps=300),
+         "full": DemoPlan(subjects=20, preset="base", pretrain_steps=2000, finetune_steps=1500, eval_every=250,
+                          copilot_steps=800)}
+
+
+def synthetic_stores(workdir, subjects: int, seed: int = 0) -> dict:
+    """``{task: Store}`` of the synthetic corpus in ``workdir/corpus`` and ``workdir/stores``,
+    writing and preparing only what is missing (a corpus of other subjects or seed is rewritten)."""
+    from eegpt.store import prepare
+    from eegpt.synth import TASKS, write_corpus
+
+    workdir = Path(workdir)
+    corpus = workdir / "corpus"
+    meta = corpus / "corpus.json"
+    if not meta.exists() or {k: json.loads(meta.read_text()).get(k) for k in ("subjects", "seed")} \
+            != {"subjects": subjects, "seed": seed}:
+        write_corpus(corpus, subjects, seed, workers=2)
+    return {t: prepare(f"synthetic-{t.lower()}", corpus, workdir / "stores" / t.lower(), progress=False)
+            for t in TASKS}
 
 
 def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, plan: DemoPlan | None = None) -> dict:
     """Run the demo in ``workdir`` (``plan`` overrides the quick/full plans, for tests)."""
     from eegpt.baseline import fit_predict
     from eegpt.embed import embed, tsne
-    from eegpt.finetune import FinetuneConfig, evaluate, finetune
+    from eegpt.finetune import FinetuneConfig, evaluate, finetune, load_finetuned
     from eegpt.metrics import classification
-    from eegpt.store import prepare
-    from eegpt.synth import TASKS, write_corpus
     from eegpt.train import PretrainConfig, pretrain
 
     workdir = Path(workdir)
@@ -52,27 +69,20 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
             print(f"  {name}: {stages[name]:.0f} s", flush=True)
 
     say = print if progress else (lambda *a, **k: None)
-    corpus = workdir / "corpus"
-    meta = corpus / "corpus.json"
-    if not meta.exists() or json.loads(meta.read_text()).get("subjects") != plan.subjects:
-        say(f"[1/6] writing the synthetic corpus ({plan.subjects} subjects x 5 tasks)", flush=True)
-        write_corpus(corpus, plan.subjects, seed, workers=2)
-    stage("corpus")
-    say("[2/6] preparing one store per task", flush=True)
-    stores = {t: prepare(f"synthetic-{t.lower()}", corpus, workdir / "stores" / t.lower(), progress=False)
-              for t in TASKS}
-    stage("prepare")
-    say(f"[3/6] pretraining the ETE ({plan.preset}, {plan.pretrain_steps} steps)", flush=True)
+    say(f"[1/6] the synthetic corpus ({plan.subjects} subjects x 5 tasks) and one store per task", flush=True)
+    stores = synthetic_stores(workdir, plan.subjects, seed)
+    stage("corpus and stores")
+    say(f"[2/6] pretraining the ETE ({plan.preset}, {plan.pretrain_steps} steps)", flush=True)
     pretrain(PretrainConfig(preset=plan.preset, steps=plan.pretrain_steps, batch_size=256, seq_tokens=4,
                             seed=seed, ckpt_every=max(plan.pretrain_steps, 1), eval_batches=10),
              [stores[t] for t in ("ER", "MI", "MW", "SS")], workdir / "ete", progress=progress, track=False)
     stage("pretrain")
-    say(f"[4/6] jointly fine-tuning the graph and five heads ({plan.finetune_steps} steps, frozen ETE)", flush=True)
+    say(f"[3/6] jointly fine-tuning the graph and five heads ({plan.finetune_steps} steps, frozen ETE)", flush=True)
     ft = FinetuneConfig(steps=plan.finetune_steps, eval_every=plan.eval_every, lr=3e-3, k_neighbours=8,
                         patience=100, seed=seed)
     tuned = finetune(workdir / "ete", list(stores.values()), workdir / "finetune", ft, progress=progress, track=False)
     stage("finetune")
-    say("[5/6] scoring held-out subjects beside the band-power baseline", flush=True)
+    say("[4/6] scoring held-out subjects beside the band-power baseline", flush=True)
     scored = evaluate(workdir / "finetune", list(stores.values()), "test")
     tasks = {}
     for t, s in stores.items():
@@ -84,14 +94,32 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
                     "test_windows": r["n"], "model": {k: v for k, v in r.items() if k not in ("classes", "task")},
                     "baseline": base}
     stage("evaluate")
-    say("[6/6] embedding the test windows and drawing their t-SNE", flush=True)
+    say("[5/6] embedding the test windows and drawing their t-SNE", flush=True)
     embed(workdir / "finetune", list(stores.values()), workdir / "embeddings.npz", split="test")
     clusters = tsne(workdir / "embeddings.npz", workdir / "tsne.png", seed=seed)
     stage("tsne")
+    say(f"[6/6] training the copilot ({plan.copilot_steps} steps) and answering for a held-out recording", flush=True)
+    from eegpt import copilot
+
+    if not (workdir / "copilot" / "config.json").exists():
+        bank = copilot.eeg_bank(load_finetuned(workdir / "finetune"), list(stores.values()))
+        copilot.train(workdir / "copilot", copilot.CopilotTrainConfig(steps=plan.copilot_steps, seed=seed),
+                      eeg_bank=bank, progress=progress)
+    er = stores["ER"]
+    example = workdir / "corpus" / er.file_of[er.indices("test")[0]]
+    answered = copilot.Pipeline(workdir).run(example, task="ER", age=42, sex="F",
+                                             question="What is the patient's emotional state?",
+                                             emr_out=workdir / "emr.md")
+    from eegpt import emr
+
+    emr.write(answered["record"], workdir / "emr.json")
+    stage("copilot")
     report = {"plan": "quick" if quick else "full", **plan.__dict__, "seconds": round(time.perf_counter() - t_start, 1),
               "stage_seconds": stages, "split": "train subjects fit, val subjects select, test subjects score",
               "finetune_best_step": tuned["best_step"], "tasks": tasks, "tsne": str(workdir / "tsne.png"),
-              "clustering": clusters["clustering"]}
+              "clustering": clusters["clustering"],
+              "copilot": {"recording": str(example), "question": answered["question"], "answer": answered["answer"],
+                          "probs": answered["probs"], "emr": [str(workdir / "emr.md"), str(workdir / "emr.json")]}}
     atomic_write(workdir / "report.json", lambda p: p.write_text(json.dumps(report, indent=2) + "\n"))
     return report
 
@@ -102,3 +130,7 @@ def print_table(report: dict) -> None:
         print(f"{t:<5} {r['n_classes']:>7} {r['test_windows']:>12} {r['balanced_accuracy']:>7.3f} "
               f"{r['baseline_balanced_accuracy']:>11.3f} {r['chance']:>7.2f}")
     print(f"(balanced accuracy on held-out synthetic subjects; {report['seconds']:.0f} s in all)")
+    if "copilot" in report:
+        c = report["copilot"]
+        print(f"\ncopilot on {Path(c['recording']).name}, a held-out subject:\nQ: {c['question']}\nA: {c['answer']}")
+        print(f"EMR: {', '.join(c['emr'])}")

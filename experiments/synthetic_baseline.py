@@ -26,21 +26,14 @@ from sklearn.model_selection import GroupKFold
 from eegpt.baseline import band_power, classifier, store_arrays
 from eegpt.metrics import classification
 from eegpt.recording import EEGInputError
-from eegpt.store import prepare
-from eegpt.synth import TASKS, write_corpus
+from eegpt.demo import synthetic_stores
 
 
 def run(workdir: Path, subjects: int, seed: int, folds: int) -> dict:
-    corpus = workdir / "corpus"
-    meta = corpus / "corpus.json"
-    if not meta.exists() or json.loads(meta.read_text()).get("subjects") != subjects \
-            or json.loads(meta.read_text()).get("seed") != seed:
-        print(f"writing the synthetic corpus: {subjects} subjects x 5 tasks ...", flush=True)
-        write_corpus(corpus, subjects, seed, workers=2)
+    print(f"the synthetic corpus and its stores: {subjects} subjects x 5 tasks ...", flush=True)
+    stores = synthetic_stores(workdir, subjects, seed)
     results = {"subjects": subjects, "seed": seed, "folds": folds, "tasks": {}}
-    for task in TASKS:
-        store_dir = workdir / "stores" / task.lower()
-        store = prepare(f"synthetic-{task.lower()}", corpus, store_dir, progress=False)
+    for task, store in stores.items():
         x, y, groups = store_arrays(store)
         feats = band_power(x, store.index["sfreq"])
         scores = []

@@ -1,11 +1,26 @@
 import json
 
+import pytest
+
+from fhir.resources.R4B.bundle import Bundle
+
+from eegpt import knowledge as kb
+from eegpt.cli import main
 from eegpt.demo import DemoPlan, demo
 
 
-def test_a_miniature_demo_writes_the_report(tmp_path):
-    plan = DemoPlan(subjects=3, preset="tiny", pretrain_steps=3, finetune_steps=4, eval_every=2)
-    report = demo(tmp_path, plan=plan, progress=False)
+PLAN = DemoPlan(subjects=3, preset="tiny", pretrain_steps=3, finetune_steps=4, eval_every=2, copilot_steps=3)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("demo")
+    return workdir, demo(workdir, plan=PLAN, progress=False)
+
+
+def test_a_miniature_demo_writes_the_report(demo_run):
+    tmp_path, report = demo_run
+    plan = PLAN
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["tasks"].keys() == {"ER", "MI", "MW", "SS", "CM"}
     for task, n in (("ER", 4), ("MI", 4), ("MW", 2), ("SS", 5), ("CM", 2)):
@@ -13,8 +28,36 @@ def test_a_miniature_demo_writes_the_report(tmp_path):
         assert r["n_classes"] == n and 0.0 <= r["balanced_accuracy"] <= 1.0
         assert 0.0 <= r["baseline_balanced_accuracy"] <= 1.0 and r["test_windows"] > 0
     assert (tmp_path / "tsne.png").exists() and (tmp_path / "embeddings.npz").exists()
-    assert report["stage_seconds"].keys() == {"corpus", "prepare", "pretrain", "finetune", "evaluate", "tsne"}
+    assert report["stage_seconds"].keys() == {"corpus and stores", "pretrain", "finetune", "evaluate", "tsne", "copilot"}
+    # the demo ends with a copilot answer and an EMR for a held-out recording
+    c = saved["copilot"]
+    label = max(c["probs"], key=c["probs"].get)
+    assert kb.faithfulness(c["answer"], "ER", label, c["probs"]) ["names_prediction"]
+    assert "## Diagnosis" in (tmp_path / "emr.md").read_text()
+    Bundle.model_validate(json.loads((tmp_path / "emr.json").read_text()))
     again = demo(tmp_path, plan=plan, progress=False)  # every stage resumes: nothing is trained twice
     assert json.loads((tmp_path / "finetune" / "finetune.json").read_text())["resumed_from"] == 4
     assert json.loads((tmp_path / "ete" / "metrics.json").read_text())["resumed_from"] == 3
     assert again["tasks"]["SS"]["balanced_accuracy"] == report["tasks"]["SS"]["balanced_accuracy"]
+
+
+def test_copilot_command_answers_for_a_file_and_refuses_bad_input(demo_run, tmp_path, capsys):
+    model_dir, report = demo_run
+    edf = report["copilot"]["recording"]
+    out = tmp_path / "record.json"
+    assert main(["copilot", edf, "--model", str(model_dir), "--age", "61", "--sex", "M", "--json",
+                 "--emr-out", str(out)]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["task"] == "ER" and r["label"] == max(r["probs"], key=r["probs"].get)
+    assert kb.faithfulness(r["answer"], "ER", r["label"], r["probs"])["names_prediction"]
+    bundle = json.loads(out.read_text())
+    Bundle.model_validate(bundle)
+    kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert kinds.count("Patient") == 1 and "DiagnosticReport" in kinds and "Observation" in kinds
+    for argv, says in (([str(tmp_path / "missing.edf"), "--model", str(model_dir)], "missing.edf"),
+                       ([edf, "--model", str(tmp_path / "nowhere")], "nowhere"),
+                       ([edf, "--model", str(model_dir), "--emr-out", str(tmp_path / "x.txt")], "x.txt")):
+        assert main(["copilot", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and says in err, err
+    assert not (tmp_path / "x.txt").exists()

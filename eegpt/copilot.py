@@ -1,0 +1,671 @@
+"""The copilot's text decoder: corpus, tokenizer, a small decoder-only transformer (flax NNX) with
+a KV cache, training (``eegpt copilot-train``) and answering.
+
+A training pair is a prompt — task, predicted class, its probability (a tenth bin), age decade,
+sex and the clinician's question — and a reference answer from :mod:`eegpt.knowledge` written
+with slots. A few prefix vectors projected from the graph's pooled EEG embedding (zeros when
+there is none) come before the prompt, so the decoder can see the EEG itself (as NeuroLM feeds
+EEG tokens to its language model). The tokenizer is a byte-level BPE (HuggingFace ``tokenizers``)
+trained on the corpus, with the prompt fields and the slots as single special tokens.
+
+Generation (greedy or top-k) runs entirely inside one jitted ``lax.while_loop`` over a KV cache;
+prompts are left-padded to a multiple of 16 tokens (positions count real tokens only) so few
+shapes are compiled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from eegpt import knowledge as kb
+
+SPECIAL = ["<pad>", "<eos>", "<a>", *kb.SLOTS]
+PAD, EOS, ANSWER = 0, 1, 2
+
+
+def label_sets() -> dict[str, list[tuple[str, tuple[str, ...]]]]:
+    """Per task, the label sets the corpus draws from: every card's classes, plus 3-class valence."""
+    from eegpt.cards import card_names, load_card
+
+    sets: dict[str, list] = {t: [] for t in kb.CLASSES}
+    for card in map(load_card, card_names()):
+        if card.task in sets and card.classes and card.classes not in [s for _, s in sets[card.task]]:
+            sets[card.task].append((card.name, tuple(card.classes)))
+    sets["ER"].append(("valence-3", ("negative", "neutral", "positive")))
+    return sets
+
+
+def prompt_tokens(task: str, label: str, prob: float, age: int | None, sex: str | None) -> list[str]:
+    decade = "unknown" if age is None else f"{min(age // 10, 9)}0s"
+    sex = {"F": "F", "M": "M"}.get((sex or "").upper()[:1], "unknown")
+    return [f"<task:{task}>", f"<class:{task}:{label}>", f"<p:{min(int(prob * 10), 9)}>", f"<age:{decade}>",
+            f"<sex:{sex}>"]
+
+
+def vocabulary_specials() -> list[str]:
+    out = list(SPECIAL)
+    for task, classes in kb.CLASSES.items():
+        out.append(f"<task:{task}>")
+        out += [f"<class:{task}:{c}>" for c in classes]
+    out += [f"<p:{i}>" for i in range(10)] + [f"<age:{d}0s>" for d in range(10)] + ["<age:unknown>"]
+    out += ["<sex:F>", "<sex:M>", "<sex:unknown>"]
+    return out
+
+
+@dataclass
+class Case:
+    """One prediction to answer (and, in the corpus, its reference answer with slots)."""
+
+    task: str
+    label: str
+    probs: dict[str, float]
+    question: str
+    age: int | None = None
+    sex: str | None = None
+    eeg: np.ndarray | None = None     # pooled graph embedding
+    answer: str = ""                  # reference with slots
+
+
+def random_probs(rng, classes, label) -> dict[str, float]:
+    """Probabilities whose top class is ``label``: confident two times in three, else uncertain."""
+    n = len(classes)
+    while True:
+        conc = np.full(n, 0.6)
+        p = rng.dirichlet(conc)
+        i = classes.index(label)
+        top = int(p.argmax())
+        p[[i, top]] = p[[top, i]]
+        if rng.random() < 0.66:
+            p[i] += rng.uniform(0.5, 3.0)
+            p /= p.sum()
+        if p.argmax() == i:
+            return {c: float(v) for c, v in zip(classes, p)}
+
+
+def make_corpus(n: int, seed: int = 0, eeg_bank: dict | None = None) -> list[Case]:
+    """``n`` training pairs; ``eeg_bank`` maps (task, label) to pooled embeddings to draw from."""
+    rng = np.random.default_rng(seed)
+    sets = label_sets()
+    tasks = list(kb.CLASSES)
+    out = []
+    for _ in range(n):
+        task = tasks[int(rng.integers(len(tasks)))]
+        _, classes = sets[task][int(rng.integers(len(sets[task])))]
+        classes = list(classes)
+        label = classes[int(rng.integers(len(classes)))]
+        probs = random_probs(rng, classes, label)
+        kinds = ["state", "suggest", "summary"] + (["night"] if task == "SS" else [])
+        kind = kinds[int(rng.integers(len(kinds)))]
+        pool = {"state": kb.QUESTIONS["state"][task], "night": kb.NIGHT_QUESTIONS}.get(kind, kb.QUESTIONS.get(kind))
+        question = pool[int(rng.integers(len(pool)))]
+        age = None if rng.random() < 0.15 else int(rng.integers(18, 90))
+        sex = [None, "F", "M"][int(rng.integers(3))]
+        eeg = None
+        if eeg_bank and (task, label) in eeg_bank:
+            bank = eeg_bank[(task, label)]
+            eeg = bank[int(rng.integers(len(bank)))]
+        out.append(Case(task, label, probs, question, age, sex, eeg, kb.reference(task, label, probs, question, rng)))
+    return out
+
+
+# ----------------------------------------------------------------------------- tokenizer
+
+def train_tokenizer(cases: list[Case], vocab_size: int = 1200):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=vocabulary_specials(),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator((f"{c.question} {c.answer}" for c in cases), trainer)
+    return tok
+
+
+def load_tokenizer(path):
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(path))
+
+
+def encode_prompt(tok, case: Case) -> list[int]:
+    fields = prompt_tokens(case.task, case.label, case.probs[case.label], case.age, case.sex)
+    return [tok.token_to_id(f) for f in fields] + tok.encode(" " + case.question).ids + [ANSWER]
+
+
+# ----------------------------------------------------------------------------- the decoder
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    vocab: int = 1200
+    d_model: int = 128
+    layers: int = 3
+    heads: int = 4
+    head_dim: int = 32
+    ffn: int = 384
+    max_len: int = 192
+    prefix: int = 4              # EEG prefix vectors
+    eeg_features: int = 128      # width of the graph's pooled embedding
+    wavelet: int = 0             # per-channel wavelet length of the optional wavelet prefix (0: none)
+    lora_rank: int = 0
+    lora_alpha: float = 32.0
+    lora_dropout: float = 0.05
+
+
+class Proj(nnx.Module):
+    """A linear map, with a LoRA update (``nnx.LoRA``: x A B, scaled by α / r, input dropout)
+    when ``rank`` > 0."""
+
+    def __init__(self, d_in: int, d_out: int, cfg: DecoderConfig, *, rngs: nnx.Rngs):
+        self.base = nnx.Linear(d_in, d_out, use_bias=False, rngs=rngs)
+        self.lora = nnx.LoRA(d_in, cfg.lora_rank, d_out, rngs=rngs) if cfg.lora_rank else None
+        self.drop = nnx.Dropout(cfg.lora_dropout, rngs=rngs) if cfg.lora_rank else None
+        self.scale = cfg.lora_alpha / max(cfg.lora_rank, 1)
+
+    def __call__(self, x):
+        y = self.base(x)
+        return y if self.lora is None else y + self.scale * self.lora(self.drop(x))
+
+
+class Block(nnx.Module):
+    def __init__(self, cfg: DecoderConfig, *, rngs: nnx.Rngs):
+        d, hd = cfg.d_model, cfg.heads * cfg.head_dim
+        self.cfg = cfg
+        self.norm1, self.norm2 = nnx.RMSNorm(d, rngs=rngs), nnx.RMSNorm(d, rngs=rngs)
+        self.q, self.k, self.v = (Proj(d, hd, cfg, rngs=rngs) for _ in range(3))
+        self.o = Proj(hd, d, cfg, rngs=rngs)
+        self.gate, self.up = Proj(d, cfg.ffn, cfg, rngs=rngs), Proj(d, cfg.ffn, cfg, rngs=rngs)
+        self.down = Proj(cfg.ffn, d, cfg, rngs=rngs)
+
+    def __call__(self, x, key_ok_BxS, cache, index):
+        """x [B, T, d] written at cache slots ``index``..; attends to valid slots up to its own."""
+        b, t, _ = x.shape
+        h, hd = self.cfg.heads, self.cfg.head_dim
+        y = self.norm1(x)
+        q = self.q(y).reshape(b, t, h, hd)
+        k_all = jax.lax.dynamic_update_slice(cache["k"], self.k(y).reshape(b, t, h, hd), (0, index, 0, 0))
+        v_all = jax.lax.dynamic_update_slice(cache["v"], self.v(y).reshape(b, t, h, hd), (0, index, 0, 0))
+        s = k_all.shape[1]
+        causal = jnp.arange(s)[None, :] <= (index + jnp.arange(t))[:, None]          # [T, S]
+        mask = causal[None, None] & key_ok_BxS[:, None, None, :]                     # [B, 1, T, S]
+        att = jnp.einsum("bthd,bshd->bhts", q, k_all) / np.sqrt(hd)
+        att = jax.nn.softmax(jnp.where(mask, att, -1e9), axis=-1)
+        x = x + self.o(jnp.einsum("bhts,bshd->bthd", att, v_all).reshape(b, t, h * hd))
+        y = self.norm2(x)
+        return x + self.down(jax.nn.silu(self.gate(y)) * self.up(y)), {"k": k_all, "v": v_all}
+
+
+class Decoder(nnx.Module):
+    def __init__(self, cfg: DecoderConfig, *, rngs: nnx.Rngs):
+        self.cfg = cfg
+        self.embed = nnx.Embed(cfg.vocab, cfg.d_model, rngs=rngs)
+        self.pos = nnx.Embed(cfg.max_len, cfg.d_model, rngs=rngs)
+        self.eeg = nnx.Linear(cfg.eeg_features, cfg.prefix * cfg.d_model, rngs=rngs)
+        self.wave = nnx.Linear(cfg.wavelet, cfg.d_model, rngs=rngs) if cfg.wavelet else None
+        self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.layers)])
+        self.norm = nnx.RMSNorm(cfg.d_model, rngs=rngs)
+
+    @property
+    def n_prefix(self) -> int:
+        return self.cfg.prefix + (1 if self.wave is not None else 0)
+
+    def prefix(self, eeg_BxF, wave_BxCxL=None):
+        b = eeg_BxF.shape[0]
+        out = self.eeg(eeg_BxF).reshape(b, self.cfg.prefix, self.cfg.d_model)
+        if self.wave is not None:  # each channel's wavelet vector, projected, averaged over channels
+            out = jnp.concatenate([out, self.wave(wave_BxCxL).mean(1, keepdims=True)], axis=1)
+        return out
+
+    def empty_cache(self, b: int, s: int):
+        shape = (b, s, self.cfg.heads, self.cfg.head_dim)
+        return [{"k": jnp.zeros(shape), "v": jnp.zeros(shape)} for _ in self.blocks]
+
+    def __call__(self, x_BxTxD, positions_BxT, key_ok_BxS, cache, index):
+        x = x_BxTxD + self.pos(positions_BxT)
+        new = []
+        for block, c in zip(self.blocks, cache):
+            x, c = block(x, key_ok_BxS, c, index)
+            new.append(c)
+        return self.norm(x) @ self.embed.embedding[...].T, new
+
+    def logits(self, eeg_BxF, tokens_BxT, valid_BxT, wave=None):
+        """All positions at once, no cache kept (training; and the cache-free reference in tests).
+        Sequences are right-padded, so positions are plain indices."""
+        pre = self.prefix(eeg_BxF, wave)
+        x = jnp.concatenate([pre, self.embed(tokens_BxT)], axis=1)
+        b, s, _ = x.shape
+        ok = jnp.concatenate([jnp.ones((b, pre.shape[1]), bool), valid_BxT], axis=1)
+        out, _ = self(x, jnp.broadcast_to(jnp.arange(s), (b, s)), ok, self.empty_cache(b, s), 0)
+        return out[:, pre.shape[1]:]
+
+
+def generate(model: Decoder, eeg_F, prompt: list[int], max_new: int = 120, top_k: int = 0, seed: int = 0,
+             wave=None) -> list[int]:
+    """Token ids after the prompt, up to ``<eos>`` (greedy, or top-k sampling when ``top_k`` > 0)."""
+    bucket = -(-len(prompt) // 16) * 16
+    p = model.n_prefix
+    if p + bucket + max_new > model.cfg.max_len:
+        max_new = model.cfg.max_len - p - bucket
+    ids = np.full((1, bucket), PAD, np.int32)
+    ids[0, bucket - len(prompt):] = prompt
+    out = _generate(nnx.split(model), jnp.asarray(eeg_F, jnp.float32)[None], jnp.asarray(ids), max_new, top_k,
+                    jax.random.key(seed), None if wave is None else jnp.asarray(wave, jnp.float32)[None])
+    out = np.asarray(out[0]).tolist()
+    return out[: out.index(EOS)] if EOS in out else out
+
+
+@jax.jit(static_argnums=(3, 4))
+def _generate(split, eeg, ids, max_new, top_k, key, wave):
+    model = nnx.merge(*split)
+    b, t = ids.shape
+    p = model.n_prefix
+    s = p + t + max_new
+    valid = ids != PAD
+    x = jnp.concatenate([model.prefix(eeg, wave), model.embed(ids)], axis=1)
+    ok = jnp.concatenate([jnp.ones((b, p), bool), valid, jnp.ones((b, max_new), bool)], axis=1)
+    pos = jnp.concatenate([jnp.broadcast_to(jnp.arange(p), (b, p)), p + jnp.cumsum(valid, 1) - 1], axis=1)
+    logits, cache = model(x, jnp.maximum(pos, 0), ok, model.empty_cache(b, s), 0)
+    n_real = p + valid.sum(1)
+
+    def pick(lg, key):
+        if top_k:
+            vals, idx = jax.lax.top_k(lg, top_k)
+            return jnp.take_along_axis(idx, jax.random.categorical(key, vals)[:, None], 1)[:, 0]
+        return jnp.argmax(lg, -1)
+
+    def body(carry):
+        i, tok, cache, out, done, key = carry
+        key, sub = jax.random.split(key)
+        lg, cache = model(model.embed(tok)[:, None], (n_real + i)[:, None], ok, cache, p + t + i)
+        nxt = jnp.where(done, EOS, pick(lg[:, 0], sub))
+        return i + 1, nxt, cache, out.at[:, i + 1].set(nxt), done | (nxt == EOS), key
+
+    first = pick(logits[:, -1], key)
+    out = jnp.full((b, max_new), EOS, jnp.int32).at[:, 0].set(first)
+    carry = (0, first, cache, out, first == EOS, key)
+    carry = jax.lax.while_loop(lambda c: (c[0] < max_new - 1) & ~jnp.all(c[4]), body, carry)
+    return carry[3]
+
+
+# ----------------------------------------------------------------------------- pruning and LoRA
+
+def prune(model: Decoder, ratio: float = 0.5) -> Decoder:
+    """Structured pruning: drop the ``ratio`` least important attention heads and MLP channels of
+    every layer, importance being the squared L2 norm of each group's weights (a head: its q, k, v
+    columns and its o rows; a channel: its gate and up columns and its down row), as in the EEG
+    Emotion Copilot's group importance. Returns a smaller, dense model."""
+    cfg = model.cfg
+    keep_h = max(1, int(round(cfg.heads * (1 - ratio))))
+    keep_f = max(1, int(round(cfg.ffn * (1 - ratio))))
+    new_cfg = dataclasses.replace(cfg, heads=keep_h, ffn=keep_f)
+    small = Decoder(new_cfg, rngs=nnx.Rngs(0))
+    small.embed, small.pos, small.eeg, small.wave, small.norm = model.embed, model.pos, model.eeg, model.wave, model.norm
+    hd = cfg.head_dim
+    for big, new in zip(model.blocks, small.blocks):
+        w = {n: getattr(big, n).base.kernel[...] for n in ("q", "k", "v", "o", "gate", "up", "down")}
+        head_imp = sum((w[n].reshape(-1, cfg.heads, hd) ** 2).sum((0, 2)) for n in ("q", "k", "v")) \
+            + (w["o"].reshape(cfg.heads, hd, -1) ** 2).sum((1, 2))
+        heads = np.sort(np.argsort(-np.asarray(head_imp))[:keep_h])
+        cols = (heads[:, None] * hd + np.arange(hd)).reshape(-1)
+        chan_imp = (w["gate"] ** 2).sum(0) + (w["up"] ** 2).sum(0) + (w["down"] ** 2).sum(1)
+        chans = np.sort(np.argsort(-np.asarray(chan_imp))[:keep_f])
+        for n in ("q", "k", "v"):
+            getattr(new, n).base.kernel[...] = w[n][:, cols]
+        new.o.base.kernel[...] = w["o"][cols]
+        new.gate.base.kernel[...], new.up.base.kernel[...] = w["gate"][:, chans], w["up"][:, chans]
+        new.down.base.kernel[...] = w["down"][chans]
+        new.norm1, new.norm2 = big.norm1, big.norm2
+    return small
+
+
+def with_lora(model: Decoder, rank: int = 8, alpha: float = 32.0, dropout: float = 0.05, seed: int = 0) -> Decoder:
+    """The same decoder with a LoRA update on every projection of its blocks (B starts at zero,
+    so outputs are unchanged until LoRA trains)."""
+    cfg = dataclasses.replace(model.cfg, lora_rank=rank, lora_alpha=alpha, lora_dropout=dropout)
+    out = Decoder(cfg, rngs=nnx.Rngs(seed))
+    nnx.update(out, nnx.state(model, nnx.All(nnx.Param, nnx.Not(nnx.LoRAParam))))
+    return out
+
+
+def merge_lora(model: Decoder) -> Decoder:
+    """Fold each LoRA update into its base weight: W + (α / r) A B; returns a plain decoder."""
+    cfg = dataclasses.replace(model.cfg, lora_rank=0)
+    out = Decoder(cfg, rngs=nnx.Rngs(0))
+    nnx.update(out, nnx.state(model, nnx.All(nnx.Param, nnx.Not(nnx.LoRAParam))))
+    for big, new in zip(model.blocks, out.blocks):
+        for n in ("q", "k", "v", "o", "gate", "up", "down"):
+            src = getattr(big, n)
+            getattr(new, n).base.kernel[...] = src.base.kernel[...] + src.scale * (
+                src.lora.lora_a[...] @ src.lora.lora_b[...])
+    return out
+
+
+def param_count(model) -> int:
+    return int(sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
+
+
+# ----------------------------------------------------------------------------- training and answering
+
+@dataclass(frozen=True)
+class CopilotTrainConfig:
+    pairs: int = 6000
+    steps: int = 600
+    batch_size: int = 16
+    lr: float = 2e-3
+    warmup: int = 50
+    vocab: int = 1200
+    seed: int = 0
+
+
+def encode_corpus(tok, cases: list[Case], dcfg: DecoderConfig):
+    """(eeg [N, F], tokens [N, T], valid [N, T], target weights [N, T]): prompt, answer, <eos>,
+    right-padded to a length that holds 99.5 % of pairs; the loss counts answer tokens only."""
+    lengths = [len(encode_prompt(tok, c)) + len(tok.encode(" " + c.answer).ids) + 1 for c in cases[:500]]
+    max_tokens = min(dcfg.max_len - dcfg.prefix, int(np.percentile(lengths, 99.5)) + 8)
+    eeg_features = dcfg.eeg_features
+    b = len(cases)
+    toks = np.full((b, max_tokens), PAD, np.int32)
+    loss_w = np.zeros((b, max_tokens), np.float32)
+    eeg = np.zeros((b, eeg_features), np.float32)
+    answers = tok.encode_batch([" " + c.answer for c in cases])
+    for i, (c, a) in enumerate(zip(cases, answers)):
+        prompt = encode_prompt(tok, c)
+        seq = (prompt + a.ids + [EOS])[:max_tokens]
+        toks[i, : len(seq)] = seq
+        loss_w[i, len(prompt) - 1: len(seq) - 1] = 1.0  # predict token j+1 from position j
+        if c.eeg is not None:
+            eeg[i] = c.eeg
+    return eeg, toks, toks != PAD, loss_w
+
+
+def train(workdir, cfg: CopilotTrainConfig = CopilotTrainConfig(), dcfg: DecoderConfig | None = None,
+          eeg_bank: dict | None = None, progress: bool = True) -> dict:
+    """Build the corpus and tokenizer, train the decoder; writes ``workdir`` (config.json,
+    tokenizer.json, checkpoints/) and returns the run summary."""
+    from eegpt.recording import atomic_write
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    cases = make_corpus(cfg.pairs, cfg.seed, eeg_bank)
+    tok = train_tokenizer(cases, cfg.vocab)
+    dcfg = dcfg or DecoderConfig()
+    width = next(iter(eeg_bank.values())).shape[1] if eeg_bank else dcfg.eeg_features  # the graph's width
+    dcfg = dataclasses.replace(dcfg, vocab=tok.get_vocab_size(), eeg_features=width)
+    model = Decoder(dcfg, rngs=nnx.Rngs(cfg.seed))
+    data = encode_corpus(tok, cases, dcfg)
+    max_tokens = data[1].shape[1]
+    history = fit(model, data, cfg, progress=progress)
+    save(workdir, model, tok)
+    summary = {"train": dataclasses.asdict(cfg), "decoder": dataclasses.asdict(dcfg), "max_tokens": max_tokens,
+               "parameters": param_count(model), "seconds": round(time.perf_counter() - t0, 1), "history": history}
+    atomic_write(workdir / "train.json", lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
+    return summary
+
+
+def fit(model: Decoder, data, cfg: CopilotTrainConfig, wrt=nnx.Param, progress: bool = False) -> list[dict]:
+    """Train ``model`` in place on encoded pairs (:func:`encode_corpus`); only ``wrt`` variables
+    change (``nnx.LoRAParam`` for LoRA). Returns the loss every 50 steps."""
+    sched = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, cfg.warmup, max(cfg.steps, cfg.warmup + 1), cfg.lr * 0.05)
+    opt = nnx.Optimizer(model, optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(sched, weight_decay=0.01)),
+                        wrt=wrt)
+
+    @nnx.jit
+    def step(model, opt, eeg, toks, valid, w):
+        def loss_fn(m):
+            lg = m.logits(eeg, toks, valid)
+            ce = optax.softmax_cross_entropy_with_integer_labels(lg[:, :-1], toks[:, 1:])
+            return (ce * w[:, :-1]).sum() / w[:, :-1].sum()
+
+        loss, grads = nnx.value_and_grad(loss_fn, argnums=nnx.DiffState(0, wrt))(model)
+        opt.update(model, grads)
+        return loss
+
+    model.train()
+    rng = np.random.default_rng(cfg.seed + 1)
+    history, bar = [], None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, desc="copilot-train", unit="step")
+    for it in range(1, cfg.steps + 1):
+        pick = rng.integers(len(data[0]), size=cfg.batch_size)
+        loss = float(step(model, opt, *(a[pick] for a in data)))
+        if bar:
+            bar.update()
+            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+        if it % 50 == 0 or it == cfg.steps:
+            history.append({"step": it, "loss": loss})
+    if bar:
+        bar.close()
+    model.eval()
+    return history
+
+
+def save(workdir, model: Decoder, tok) -> None:
+    """config.json + tokenizer.json + the parameters (one Orbax checkpoint)."""
+    from eegpt.checkpoint import Checkpoints
+    from eegpt.recording import atomic_write
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    tok.save(str(workdir / "tokenizer.json"))
+    ckpt = Checkpoints(workdir / "checkpoints", max_to_keep=1)
+    try:
+        step = (ckpt.latest_step() or 0) + 1
+        ckpt.save_state(step, nnx.to_pure_dict(nnx.state(model, nnx.Param)), {"decoder": dataclasses.asdict(model.cfg)})
+    finally:
+        ckpt.close()
+    atomic_write(workdir / "config.json",
+                 lambda p: p.write_text(json.dumps(dataclasses.asdict(model.cfg), indent=2) + "\n"))
+
+
+def load(workdir) -> tuple[Decoder, object]:
+    from eegpt.checkpoint import Checkpoints
+    from eegpt.train import TrainingError
+
+    workdir = Path(workdir)
+    if not (workdir / "config.json").exists():
+        raise TrainingError(f"{workdir}: no copilot model here (config.json missing); run eegpt copilot-train")
+    cfg = DecoderConfig(**json.loads((workdir / "config.json").read_text()))
+    model = Decoder(cfg, rngs=nnx.Rngs(0))
+    ckpt = Checkpoints(workdir / "checkpoints", max_to_keep=1)
+    try:
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+                                nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+        restored, _ = ckpt.restore_state(None, abstract)
+    finally:
+        ckpt.close()
+    nnx.replace_by_pure_dict(params := nnx.state(model, nnx.Param), restored)
+    nnx.update(model, params)
+    model.eval()
+    return model, load_tokenizer(workdir / "tokenizer.json")
+
+
+def answer(model: Decoder, tok, case: Case, night: str | None = None, top_k: int = 0, seed: int = 0) -> dict:
+    """The decoder's answer to ``case``, slots filled, with its faithfulness check. An answer that
+    fails the check (does not name the prediction, or names another class) is replaced by the
+    templated reference, and ``fallback`` says so."""
+    eeg = case.eeg if case.eeg is not None else np.zeros(model.cfg.eeg_features, np.float32)
+    ids = generate(model, eeg, encode_prompt(tok, case), top_k=top_k, seed=seed)
+    raw = tok.decode(ids, skip_special_tokens=False).strip()
+    text = kb.fill(raw, case.task, case.label, case.probs, case.age, case.sex, night)
+    check = kb.faithfulness(text, case.task, case.label, case.probs)
+    fallback = not check["names_prediction"] or check["contradiction"] or (
+        max(case.probs.values()) < kb.UNCERTAIN_BELOW and not check["says_uncertain"])
+    if fallback:
+        ref = kb.reference(case.task, case.label, case.probs, case.question, np.random.default_rng(seed))
+        text = kb.fill(ref, case.task, case.label, case.probs, case.age, case.sex, night)
+    return {"text": text, "decoder_text": raw, "fallback": bool(fallback), "decoder_check": check}
+
+
+# ----------------------------------------------------------------------------- end to end: file -> answer + EMR
+
+def eeg_bank(finetuned, stores, split: str = "train") -> dict:
+    """{(task, label): pooled graph embeddings} of ``split`` windows, for training the prefix."""
+    bank: dict = {}
+    for s in stores:
+        r = finetuned.run(s, split)
+        for lab in np.unique(r["labels"]):
+            bank.setdefault((s.task, s.classes[lab]), []).append(r["pooled"][r["labels"] == lab])
+    return {k: np.concatenate(v) for k, v in bank.items()}
+
+
+def demo_model_dir(given=None) -> Path:
+    """The directory holding ``finetune/`` and ``copilot/``: ``given``, else the demo's workdirs."""
+    from eegpt.train import TrainingError
+
+    for d in ([Path(given)] if given else [Path("runs/demo"), Path("runs/demo-quick")]):
+        if (d / "finetune" / "finetune.json").exists() and (d / "copilot" / "config.json").exists():
+            return d
+    if given:
+        raise TrainingError(f"{given}: needs finetune/ and copilot/ (as written by eegpt demo); "
+                            f"run: eegpt demo --workdir {given} --quick")
+    raise TrainingError("no model: run `eegpt demo --workdir runs/demo-quick --quick` first, or pass --model DIR")
+
+
+class Pipeline:
+    """ETE -> TEG -> heads -> decoder for raw recordings, loaded once (``eegpt copilot``)."""
+
+    def __init__(self, model_dir=None):
+        from eegpt.finetune import load_finetuned
+        from eegpt.store import open_stores
+
+        self.dir = demo_model_dir(model_dir)
+        self.tuned = load_finetuned(self.dir / "finetune")
+        meta = json.loads((self.dir / "finetune" / "finetune.json").read_text())
+        self.stores = {}
+        for d in meta["datasets"]:  # windows, montages and preprocessing of each head's dataset
+            self.stores[d["name"]] = open_stores([d["store"]])[0]
+        self.decoder, self.tok = load(self.dir / "copilot")
+
+    def head_for(self, electrodes: list[str], task: str | None) -> str:
+        """The head of ``task``, or the one whose training montages share most electrodes (Jaccard)."""
+        def overlap(s):
+            return max(len(set(m) & set(electrodes)) / len(set(m) | set(electrodes)) for m in s.montages)
+
+        cands = [n for n, s in self.stores.items() if task is None or s.task == task]
+        if not cands:
+            from eegpt.train import TrainingError
+            raise TrainingError(f"this model has no {task} head; it has "
+                                f"{', '.join(sorted({s.task for s in self.stores.values()}))}")
+        return max(cands, key=lambda n: overlap(self.stores[n]))
+
+    def predict(self, path, task: str | None = None, batch_size: int = 32) -> dict:
+        """Class probabilities of a recording (mean over its windows), per-window labels and timings."""
+        from eegpt.electrodes import ID
+        from eegpt.finetune import graph_inputs
+        from eegpt.pipeline import collate_graph, tokenize
+        from eegpt.preprocess import Preprocess, preprocess
+        from eegpt.recording import EEGInputError, read
+
+        t0 = time.perf_counter()
+        rec = read(path)
+        if not rec.electrodes:
+            raise EEGInputError(f"{path}: no EEG electrodes the model knows")
+        head = self.head_for(rec.electrodes, task)
+        store = self.stores[head]
+        rec = preprocess(rec, Preprocess(**store.index["preprocess"]))
+        w = store.window_samples
+        n = rec.n_samples // w
+        if n == 0:
+            raise EEGInputError(f"{path}: {rec.n_samples / rec.sfreq:.1f} s is shorter than one "
+                                f"{w / rec.sfreq:.0f}-s window of {head}")
+        t_read = time.perf_counter()
+        tokens = self.tuned.ete_cfg.tokens()
+        ids = np.asarray([ID[e] for e in rec.electrodes], np.int32)
+        examples = [{"tokens": tokenize(rec.signals[:, i * w:(i + 1) * w], tokens), "ids": ids, "task_B": 0,
+                     "dataset_B": 0, "label_B": 0} for i in range(n)]
+        probs, pooled = [], []
+        for start in range(0, n, batch_size):
+            chunk = examples[start:start + batch_size]
+            batch = graph_inputs(collate_graph(chunk, len(ids), tokens.count(w), tokens.token_len,
+                                               self.tuned.layout, batch_size), self.tuned.k)
+            p, _, logits = self.tuned._forward(self.tuned.params, batch)
+            probs.append(np.asarray(jax.nn.softmax(logits[head], -1))[: len(chunk)])
+            pooled.append(np.asarray(p)[: len(chunk)])
+        probs, pooled = np.concatenate(probs), np.concatenate(pooled)
+        mean = probs.mean(0)
+        return {"head": head, "task": store.task, "classes": store.classes, "windows": n, "recording": str(path),
+                "probs": {c: float(v) for c, v in zip(store.classes, mean)},
+                "label": store.classes[int(mean.argmax())],
+                "window_labels": [store.classes[i] for i in probs.argmax(1)], "pooled": pooled.mean(0),
+                "window_s": w / rec.sfreq,
+                "seconds": {"read_preprocess": t_read - t0, "ete_teg": time.perf_counter() - t_read}}
+
+    def run(self, path, task=None, age=None, sex=None, question=None, emr_out=None) -> dict:
+        """File -> prediction -> answer (and the EMR written to ``emr_out``)."""
+        from eegpt import emr
+
+        pred = self.predict(path, task)
+        t0 = time.perf_counter()
+        question = question or kb.QUESTIONS["state"][pred["task"]][0]
+        night = None
+        if pred["task"] == "SS":
+            night = kb.night_report(pred["window_labels"], pred["window_s"])
+        case = Case(pred["task"], pred["label"], pred["probs"], question, age, sex, pred["pooled"])
+        out = answer(self.decoder, self.tok, case, night=night if kb.question_kind(question) == "night" else None)
+        t_dec = time.perf_counter()
+        record = emr.Record(pred["task"], pred["label"], pred["probs"], out["text"], age, sex, str(path),
+                            pred["windows"], [night] if night else [])
+        if emr_out:
+            emr.write(record, emr_out)
+        pred["seconds"].update(decode=t_dec - t0, emr=time.perf_counter() - t_dec)
+        return {**pred, "question": question, "answer": out["text"], "fallback": out["fallback"], "record": record}
+
+
+# ----------------------------------------------------------------------------- scoring answers
+
+def similarity(candidates: list[str], references: list[str]) -> dict:
+    """The Copilot paper's bag-of-words Euclidean distance and cosine similarity (mean over pairs),
+    corpus BLEU (sacrebleu) and mean ROUGE-L F1 (rouge-score)."""
+    import sacrebleu
+    from rouge_score import rouge_scorer
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    bow = CountVectorizer().fit(candidates + references)
+    a, b = bow.transform(candidates).toarray().astype(float), bow.transform(references).toarray().astype(float)
+    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+    rouge = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    return {"bow_euclidean": float(np.linalg.norm(a - b, axis=1).mean()), "bow_cosine": float(cos.mean()),
+            "bleu": float(sacrebleu.corpus_bleu(candidates, [references]).score),
+            "rougeL_f1": float(np.mean([rouge.score(r, c)["rougeL"].fmeasure for c, r in zip(candidates, references)]))}
+
+
+def evaluate(model: Decoder, tok, cases: list[Case], top_k: int = 0) -> dict:
+    """Faithfulness and similarity of the decoder's answers to held-out cases, with the templated
+    reference (another phrasing draw) scored the same way beside it."""
+    finals, raws, refs, templ, lat = [], [], [], [], []
+    fallback = 0
+    for i, c in enumerate(cases):
+        t0 = time.perf_counter()
+        out = answer(model, tok, c, top_k=top_k, seed=i)
+        lat.append(time.perf_counter() - t0)
+        fallback += out["fallback"]
+        finals.append(out["text"])
+        raws.append(kb.fill(out["decoder_text"], c.task, c.label, c.probs, c.age, c.sex))
+        refs.append(kb.fill(c.answer, c.task, c.label, c.probs, c.age, c.sex))
+        other = kb.reference(c.task, c.label, c.probs, c.question, np.random.default_rng(10_000 + i))
+        templ.append(kb.fill(other, c.task, c.label, c.probs, c.age, c.sex))
+
+    def faith(texts):
+        checks = [kb.faithfulness(t, c.task, c.label, c.probs) for t, c in zip(texts, cases)]
+        low = [k for k, c in zip(checks, cases) if max(c.probs.values()) < kb.UNCERTAIN_BELOW]
+        return {"label_faithfulness": float(np.mean([k["names_prediction"] for k in checks])),
+                "contradictions": int(sum(k["contradiction"] for k in checks)),
+                "uncertain_flagged": float(np.mean([k["says_uncertain"] for k in low])) if low else None}
+
+    return {"cases": len(cases), "answer": {**faith(finals), **similarity(finals, refs)},
+            "decoder_alone": {**faith(raws), **similarity(raws, refs), "fallback_rate": fallback / len(cases)},
+            "templated_baseline": {**faith(templ), **similarity(templ, refs)},
+            "median_ms": float(np.median(lat) * 1000)}

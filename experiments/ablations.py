@@ -1,0 +1,169 @@
+"""Ablations on the synthetic corpus: one command each, each writing ``WORKDIR/<name>.json`` and
+``WORKDIR/<name>.png`` (test balanced accuracy per task and arm, mean ± std over seeds).
+
+    python experiments/ablations.py joint-vs-single            --workdir runs/ablations
+    python experiments/ablations.py ar-vs-mae                  --workdir runs/ablations
+    python experiments/ablations.py frozen-vs-trainable        --workdir runs/ablations
+    python experiments/ablations.py electrode-vs-multichannel  --workdir runs/ablations
+
+Every arm uses the demo's recipe (``eegpt demo --quick``: 14 synthetic subjects, base preset,
+400 pretraining steps, 1,000 fine-tuning steps) unless told otherwise, and the same train /
+validation / test subjects; each seed re-initialises the pretraining and the fine-tuning (the
+corpus stays the same). What differs between arms:
+
+- ``joint-vs-single``: one pretrained ETE; the graph fine-tuned on all five tasks at once, or
+  once per task with the same number of steps each (so each single-task run sees its task ~5x
+  more often than the joint run does).
+- ``ar-vs-mae``: next-token (AR) or masked-token (MAE) pretraining, same steps; joint fine-tuning.
+- ``frozen-vs-trainable``: one pretrained ETE; joint fine-tuning with the ETE frozen (EEGPT) or
+  trained at ``ete_lr``.
+- ``electrode-vs-multichannel``: the ETE reads each electrode alone, or all electrodes of a
+  window per token (the multichannel AR of EEGPT-style models), with batches holding about the
+  same EEG per step (256 electrode sequences or 8 windows); both pretrained and fine-tuned
+  on ER, MI and MW only, because a multichannel ETE needs one window length (SS windows are 30 s,
+  CM 1 s).
+
+Runs resume: rerunning a command reuses the pretraining and fine-tuning already done in WORKDIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from eegpt.demo import PLANS, synthetic_stores
+from eegpt.finetune import FinetuneConfig, evaluate, finetune
+from eegpt.recording import EEGInputError, atomic_write
+from eegpt.train import PretrainConfig, TrainingError, pretrain
+
+ALL = ("ER", "MI", "MW", "SS", "CM")
+SAME_WINDOW = ("ER", "MI", "MW")
+
+
+def pretrained(workdir: Path, stores: dict, tasks, steps: int, seed: int, mode="electrode", objective="ar") -> Path:
+    on = "" if tuple(tasks) == ALL else "-" + "".join(t.lower() for t in tasks)
+    out = workdir / f"ete-{mode}-{objective}{on}-seed{seed}"
+    # A step sees about the same EEG in both modes: 256 electrode sequences, or 8 windows of all
+    # their electrodes (ER/MI/MW average ~36 electrodes a window).
+    batch = 256 if mode == "electrode" else 8
+    pretrain(PretrainConfig(preset=PLANS["quick"].preset, steps=steps, batch_size=batch, seq_tokens=4, seed=seed,
+                            mode=mode, objective=objective, ckpt_every=max(steps, 1), eval_batches=10),
+             [stores[t] for t in tasks if t != "CM"], out, progress=False, track=False)
+    return out
+
+
+def tuned(ete: Path, stores: dict, tasks, workdir: Path, ft: FinetuneConfig) -> dict:
+    """{task: test balanced accuracy} of the graph fine-tuned on ``tasks`` over ``ete``."""
+    picked = [stores[t] for t in tasks]
+    finetune(ete, picked, workdir, ft, progress=False, track=False)
+    scores = evaluate(workdir, picked, "test", plots=False)
+    return {t: scores[stores[t].name]["balanced_accuracy"] for t in tasks}
+
+
+def arms(name: str, workdir: Path, stores: dict, seed: int, args) -> dict:
+    """{arm: {task: test balanced accuracy}} of one ablation for one seed."""
+    ft = FinetuneConfig(steps=args.finetune_steps, eval_every=max(args.finetune_steps // 5, 1), lr=3e-3,
+                        k_neighbours=8, patience=100, seed=seed)
+    run = workdir / name / f"seed{seed}"
+    if name == "joint-vs-single":
+        ete = pretrained(workdir, stores, ALL, args.pretrain_steps, seed)
+        single = {}
+        for t in ALL:
+            single.update(tuned(ete, stores, [t], run / f"single-{t.lower()}", ft))
+        return {"joint": tuned(ete, stores, ALL, run / "joint", ft), "single-task": single}
+    if name == "ar-vs-mae":
+        return {obj.upper(): tuned(pretrained(workdir, stores, ALL, args.pretrain_steps, seed, objective=obj),
+                                   stores, ALL, run / obj, ft) for obj in ("ar", "mae")}
+    if name == "frozen-vs-trainable":
+        ete = pretrained(workdir, stores, ALL, args.pretrain_steps, seed)
+        return {"frozen": tuned(ete, stores, ALL, run / "frozen", ft),
+                "trainable": tuned(ete, stores, ALL, run / "trainable", dataclasses.replace(ft, train_ete=True))}
+    if name == "electrode-vs-multichannel":
+        return {mode: tuned(pretrained(workdir, stores, SAME_WINDOW, args.pretrain_steps, seed, mode=mode),
+                            stores, SAME_WINDOW, run / mode, ft) for mode in ("electrode", "multichannel")}
+    raise ValueError(name)
+
+
+ABLATIONS = ("joint-vs-single", "ar-vs-mae", "frozen-vs-trainable", "electrode-vs-multichannel")
+
+
+def summarise(per_seed: list[dict]) -> dict:
+    out = {}
+    for arm in per_seed[0]:
+        tasks = {t: [s[arm][t] for s in per_seed] for t in per_seed[0][arm]}
+        out[arm] = {"tasks": {t: {"mean": float(np.mean(v)), "std": float(np.std(v)), "seeds": v}
+                              for t, v in tasks.items()},
+                    "mean_over_tasks": float(np.mean([np.mean(v) for v in tasks.values()]))}
+    return out
+
+
+def plot(name: str, result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms_ = list(result["arms"])
+    tasks = list(result["arms"][arms_[0]]["tasks"])
+    width = 0.8 / len(arms_)
+    fig, ax = plt.subplots(figsize=(1.3 * len(tasks) + 2, 3.2))
+    for i, arm in enumerate(arms_):
+        r = result["arms"][arm]["tasks"]
+        ax.bar(np.arange(len(tasks)) + i * width, [r[t]["mean"] for t in tasks], width,
+               yerr=[r[t]["std"] for t in tasks], label=arm, capsize=3)
+    ax.scatter(np.arange(len(tasks)) + 0.4 - width / 2, [result["chance"][t] for t in tasks], marker="_", s=300,
+               color="k", label="chance", zorder=3)
+    ax.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, tasks)
+    ax.set_ylabel("test balanced accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"{name} ({len(result['seeds'])} seeds)")
+    ax.legend(fontsize=8, ncol=len(arms_) + 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("ablation", choices=ABLATIONS)
+    p.add_argument("--workdir", type=Path, default=Path("runs/ablations"))
+    p.add_argument("--subjects", type=int, default=PLANS["quick"].subjects)
+    p.add_argument("--pretrain-steps", type=int, default=PLANS["quick"].pretrain_steps)
+    p.add_argument("--finetune-steps", type=int, default=PLANS["quick"].finetune_steps)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        stores = synthetic_stores(args.workdir, args.subjects)
+        per_seed = []
+        for seed in args.seeds:
+            per_seed.append(arms(args.ablation, args.workdir, stores, seed, args))
+            print(f"seed {seed}: " + "; ".join(f"{arm} " + " ".join(f"{t} {v:.3f}" for t, v in r.items())
+                                              for arm, r in per_seed[-1].items()), flush=True)
+    except (EEGInputError, TrainingError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    result = {"ablation": args.ablation, "subjects": args.subjects, "pretrain_steps": args.pretrain_steps,
+              "finetune_steps": args.finetune_steps, "seeds": args.seeds, "metric": "test balanced accuracy",
+              "chance": {t: 1 / len(s.classes) for t, s in stores.items()},
+              "arms": summarise(per_seed), "seconds": round(time.perf_counter() - t0, 1)}
+    out = args.workdir / f"{args.ablation}.json"
+    atomic_write(out, lambda t: t.write_text(json.dumps(result, indent=2) + "\n"))
+    plot(args.ablation, result, args.workdir / f"{args.ablation}.png")
+    arm_names = list(result["arms"])
+    print(f"\n{'task':<5}" + "".join(f"{a:>20}" for a in arm_names))
+    for t in result["arms"][arm_names[0]]["tasks"]:
+        print(f"{t:<5}" + "".join(f"{result['arms'][a]['tasks'][t]['mean']:>13.3f} ± {result['arms'][a]['tasks'][t]['std']:.3f}"
+                                  for a in arm_names))
+    print(f"(test balanced accuracy, mean ± std over seeds {args.seeds}; {result['seconds']:.0f} s) -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The copilot: knowledge base faithfulness, tokenizer, decoding with and without the KV cache,
+pruning, LoRA merging and the EMR."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from fhir.resources.R4B.bundle import Bundle
+
+from eegpt import copilot as C
+from eegpt import emr
+from eegpt import knowledge as kb
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return C.make_corpus(400, seed=3)
+
+
+@pytest.fixture(scope="module")
+def tok(corpus):
+    return C.train_tokenizer(corpus, 600)
+
+
+def test_every_label_set_has_knowledge_and_reference_answers_are_faithful():
+    rng = np.random.default_rng(0)
+    for task, sets in C.label_sets().items():
+        assert sets, task
+        for _, classes in sets:
+            for label in classes:
+                for _ in range(6):
+                    probs = C.random_probs(rng, list(classes), label)
+                    q = kb.QUESTIONS["state"][task][0] if rng.random() < 0.5 else "What do you suggest?"
+                    text = kb.fill(kb.reference(task, label, probs, q, rng), task, label, probs, 40, "F")
+                    check = kb.faithfulness(text, task, label, probs)
+                    assert check["names_prediction"] and not check["contradiction"], (task, label, text)
+                    assert check["says_uncertain"] == (max(probs.values()) < kb.UNCERTAIN_BELOW), text
+                    assert "<" not in text
+
+
+def test_faithfulness_catches_a_wrong_class():
+    probs = {"joy": 0.8, "fear": 0.1, "anger": 0.1}
+    assert kb.faithfulness("The reading is consistent with fear.", "ER", "joy", probs) == {
+        "names_prediction": False, "contradiction": True, "says_uncertain": False}
+    # an uncertain answer may name its alternatives, and only those
+    probs = {"joy": 0.4, "fear": 0.35, "anger": 0.15, "sadness": 0.1}
+    assert not kb.faithfulness("joy, uncertain; fear or anger.", "ER", "joy", probs)["contradiction"]
+    assert kb.faithfulness("joy, uncertain; sadness.", "ER", "joy", probs)["contradiction"]
+    # "non-target" is not read as "target"
+    assert kb.named_classes("a frequent standard stimulus", "CM", ["target", "non_target"]) == {"non_target"}
+
+
+def test_night_report_from_a_hypnogram():
+    text = kb.night_report(["W"] * 4 + ["N1"] * 2 + ["N2"] * 10 + ["N3"] * 2 + ["REM"] * 2)
+    assert "sleep efficiency was 80%" in text and "onset after 2 min" in text and "N2 50%" in text
+
+
+def test_tokenizer_round_trips_text_and_keeps_slots_whole(tok, corpus):
+    for c in corpus[:50]:
+        ids = tok.encode(" " + c.answer).ids
+        assert tok.decode(ids, skip_special_tokens=False) == " " + c.answer
+    assert tok.encode("<pred>").ids == [tok.token_to_id("<pred>")]
+    prompt = C.encode_prompt(tok, corpus[0])
+    assert None not in prompt and prompt[-1] == C.ANSWER
+
+
+def _tiny(tok, **kw):
+    cfg = C.DecoderConfig(vocab=tok.get_vocab_size(), d_model=32, layers=2, heads=4, head_dim=8, ffn=48,
+                          max_len=160, prefix=2, eeg_features=8, **kw)
+    return C.Decoder(cfg, rngs=nnx.Rngs(0))
+
+
+def test_decoding_with_and_without_the_cache_agree(tok, corpus):
+    model = _tiny(tok)
+    model.eval()
+    eeg = np.random.default_rng(0).normal(size=8).astype(np.float32)
+    prompt = C.encode_prompt(tok, corpus[1])
+    cached = C.generate(model, eeg, prompt, max_new=12)
+    seq = list(prompt)  # no cache: the whole sequence again for every token
+    for _ in range(12):
+        lg = model.logits(jnp.asarray(eeg)[None], jnp.asarray([seq]), jnp.ones((1, len(seq)), bool))
+        nxt = int(jnp.argmax(lg[0, -1]))
+        if nxt == C.EOS:
+            break
+        seq.append(nxt)
+    assert cached == seq[len(prompt):]
+    assert len(cached) > 0
+    sampled = [C.generate(model, eeg, prompt, max_new=12, top_k=5, seed=s) for s in range(3)]
+    assert len({tuple(x) for x in sampled}) > 1  # top-k sampling draws different continuations
+
+
+def test_training_lowers_the_loss_and_the_model_reloads(tmp_path):
+    r = C.train(tmp_path, C.CopilotTrainConfig(pairs=300, steps=60, vocab=500, lr=1e-2, warmup=5),
+                C.DecoderConfig(d_model=32, layers=1, heads=2, head_dim=16, ffn=64), progress=False)
+    losses = [h["loss"] for h in r["history"]]
+    assert losses[-1] < 0.6 * np.log(500)  # from ~ln(vocab) at the start
+    model, tok = C.load(tmp_path)
+    case = C.make_corpus(1, seed=11)[0]
+    out = C.answer(model, tok, case)
+    check = kb.faithfulness(out["text"], case.task, case.label, case.probs)
+    assert check["names_prediction"] and not check["contradiction"]  # guaranteed, by the fallback if need be
+
+
+def test_pruning_keeps_the_most_important_heads_and_channels(tok):
+    model = _tiny(tok)
+    blk = model.blocks[0]
+    for n in ("q", "k", "v"):  # head 1 of layer 0 carries nothing: it must go first
+        k = getattr(blk, n).base.kernel
+        k[...] = k[...].at[:, 8:16].set(0.0)
+    blk.o.base.kernel[...] = blk.o.base.kernel[...].at[8:16].set(0.0)
+    small = C.prune(model, 0.5)
+    assert small.cfg.heads == 2 and small.cfg.ffn == 24
+    assert C.param_count(small) < C.param_count(model)
+    assert small.blocks[0].q.base.kernel.shape == (32, 16) and small.blocks[0].down.base.kernel.shape == (24, 32)
+    head1 = np.asarray(model.blocks[0].q.base.kernel[...][:, 8:16])
+    kept = np.asarray(small.blocks[0].q.base.kernel[...]).reshape(32, 2, 8)
+    assert not any(np.allclose(kept[:, h], head1) for h in range(2))
+    lg = small.logits(jnp.zeros((1, 8)), jnp.asarray([[5, 6, 7]]), jnp.ones((1, 3), bool))
+    assert lg.shape == (1, 3, tok.get_vocab_size())
+    model.eval()
+    assert C.prune(model, 0.0).cfg.heads == 4  # ratio 0 keeps everything, and the same outputs
+    same = C.prune(model, 0.0)
+    x = (jnp.zeros((1, 8)), jnp.asarray([[5, 6, 7]]), jnp.ones((1, 3), bool))
+    np.testing.assert_allclose(same.logits(*x), model.logits(*x), atol=1e-5)
+
+
+def test_lora_starts_as_the_base_model_and_merges_exactly(tok):
+    base = _tiny(tok)
+    base.eval()
+    lora = C.with_lora(base, rank=4, alpha=16.0, dropout=0.1)
+    lora.eval()
+    x = (jnp.ones((1, 8)), jnp.asarray([[5, 6, 7, 8]]), jnp.ones((1, 4), bool))
+    np.testing.assert_allclose(lora.logits(*x), base.logits(*x), atol=1e-5)  # B = 0 at the start
+    for blk in lora.blocks:  # as if trained
+        for n in ("q", "v", "down"):
+            b = getattr(blk, n).lora.lora_b
+            b[...] = jax.random.normal(jax.random.key(1), b.shape) * 0.05
+    merged = C.merge_lora(lora)
+    assert merged.cfg.lora_rank == 0 and C.param_count(merged) == C.param_count(base)
+    np.testing.assert_allclose(merged.logits(*x), lora.logits(*x), atol=1e-4)
+    assert not np.allclose(merged.logits(*x), base.logits(*x), atol=1e-4)
+
+
+def test_emr_leaves_unknown_fields_blank_and_validates_as_fhir(tmp_path):
+    r = emr.Record("SS", "N2", {"W": 0.1, "N1": 0.1, "N2": 0.6, "N3": 0.1, "REM": 0.1}, "Stage N2 sleep.", None, None,
+                   "night.edf", 40, ["Over 0.3 h in bed, sleep efficiency was 90%."])
+    md = emr.write(r, tmp_path / "r.md").read_text()
+    for field in emr.FIELDS:
+        assert f"## {field}" in md
+    assert md.count(emr.BLANK) == 7  # everything but the diagnosis is the clinician's
+    bundle = json.loads(emr.write(r, tmp_path / "r.json").read_text())
+    Bundle.model_validate(bundle)
+    patient = bundle["entry"][0]["resource"]
+    assert patient == {"resourceType": "Patient", "id": patient["id"]}  # no sex, no age, no name: not invented
+    assert not any(e["resource"].get("code", {}).get("coding", [{}])[0].get("code") == "30525-0"
+                   for e in bundle["entry"] if "code" in e["resource"])
+    with pytest.raises(ValueError):
+        emr.write(r, tmp_path / "r.txt")
