@@ -58,8 +58,37 @@ def vocabulary_specials() -> list[str]:
         out.append(f"<task:{task}>")
         out += [f"<class:{task}:{c}>" for c in classes]
     out += [f"<p:{i}>" for i in range(10)] + [f"<age:{d}0s>" for d in range(10)] + ["<age:unknown>"]
-    out += ["<sex:F>", "<sex:M>", "<sex:unknown>"]
+    out += ["<sex:F>", "<sex:M>", "<sex:unknown>", "<class:hidden>"] + [f"<w{i}>" for i in range(WAVE_LEVELS)]
     return out
+
+
+# ----------------------------------------------------------------------------- the wavelet prompt option
+
+WAVE_LEVELS = 8
+
+
+def wavelet_summary(x_CxT: np.ndarray, length: int = 16, wavelet: str = "db4") -> np.ndarray:
+    """Each channel compressed to ``length`` numbers (the EEG Emotion Copilot's "W"): the
+    approximation coefficients of a PyWavelets decomposition deep enough to leave at least
+    ``length`` of them, resampled to exactly ``length`` and divided by the channel's std."""
+    import pywt
+
+    x = np.asarray(x_CxT, np.float64)
+    level = 0
+    while level < pywt.dwt_max_level(x.shape[1], wavelet) and x.shape[1] / 2 ** (level + 1) >= length:
+        level += 1
+    # periodization: exactly T / 2^level coefficients, no boundary padding to skew the resampling
+    approx = pywt.wavedec(x, wavelet, mode="periodization", level=level, axis=-1)[0] if level else x
+    grid = np.linspace(0, approx.shape[1] - 1, length)
+    out = np.stack([np.interp(grid, np.arange(approx.shape[1]), a) for a in approx])
+    return (out / (x.std(1, keepdims=True) + 1e-6)).astype(np.float32)
+
+
+def wavelet_tokens(summary_CxL: np.ndarray) -> list[str]:
+    """The summary as prompt text ("W→S"): the channel mean, quantised into 8 levels."""
+    m = summary_CxL.mean(0)
+    q = np.clip(np.round((np.tanh(m) + 1) / 2 * (WAVE_LEVELS - 1)), 0, WAVE_LEVELS - 1).astype(int)
+    return [f"<w{i}>" for i in q]
 
 
 @dataclass
@@ -73,6 +102,7 @@ class Case:
     age: int | None = None
     sex: str | None = None
     eeg: np.ndarray | None = None     # pooled graph embedding
+    wave: np.ndarray | None = None    # wavelet summary [channels, length] (the wavelet option)
     answer: str = ""                  # reference with slots
 
 
@@ -93,7 +123,8 @@ def random_probs(rng, classes, label) -> dict[str, float]:
 
 
 def make_corpus(n: int, seed: int = 0, eeg_bank: dict | None = None) -> list[Case]:
-    """``n`` training pairs; ``eeg_bank`` maps (task, label) to pooled embeddings to draw from."""
+    """``n`` training pairs; ``eeg_bank`` maps (task, label) to pooled embeddings [N, D] to draw
+    from, or to ``(pooled, wavelet summaries)`` of the same windows."""
     rng = np.random.default_rng(seed)
     sets = label_sets()
     tasks = list(kb.CLASSES)
@@ -110,11 +141,14 @@ def make_corpus(n: int, seed: int = 0, eeg_bank: dict | None = None) -> list[Cas
         question = pool[int(rng.integers(len(pool)))]
         age = None if rng.random() < 0.15 else int(rng.integers(18, 90))
         sex = [None, "F", "M"][int(rng.integers(3))]
-        eeg = None
+        eeg = wave = None
         if eeg_bank and (task, label) in eeg_bank:
             bank = eeg_bank[(task, label)]
-            eeg = bank[int(rng.integers(len(bank)))]
-        out.append(Case(task, label, probs, question, age, sex, eeg, kb.reference(task, label, probs, question, rng)))
+            pooled, waves = bank if isinstance(bank, tuple) else (bank, None)
+            j = int(rng.integers(len(pooled)))
+            eeg, wave = pooled[j], None if waves is None else waves[j]
+        out.append(Case(task, label, probs, question, age, sex, eeg, wave,
+                        kb.reference(task, label, probs, question, rng)))
     return out
 
 
@@ -138,8 +172,15 @@ def load_tokenizer(path):
     return Tokenizer.from_file(str(path))
 
 
-def encode_prompt(tok, case: Case) -> list[int]:
+def encode_prompt(tok, case: Case, hide_class: bool = False, wave_text: bool = False) -> list[int]:
+    """The prompt's ids. ``hide_class`` replaces the predicted class by ``<class:hidden>`` (the
+    wavelet ablation: what the decoder can tell from the EEG alone); ``wave_text`` appends the
+    wavelet summary as tokens ("W→S")."""
     fields = prompt_tokens(case.task, case.label, case.probs[case.label], case.age, case.sex)
+    if hide_class:
+        fields[1] = "<class:hidden>"
+    if wave_text and case.wave is not None:
+        fields += wavelet_tokens(case.wave)
     return [tok.token_to_id(f) for f in fields] + tok.encode(" " + case.question).ids + [ANSWER]
 
 
@@ -222,8 +263,10 @@ class Decoder(nnx.Module):
     def prefix(self, eeg_BxF, wave_BxCxL=None):
         b = eeg_BxF.shape[0]
         out = self.eeg(eeg_BxF).reshape(b, self.cfg.prefix, self.cfg.d_model)
-        if self.wave is not None:  # each channel's wavelet vector, projected, averaged over channels
-            out = jnp.concatenate([out, self.wave(wave_BxCxL).mean(1, keepdims=True)], axis=1)
+        if self.wave is not None:  # each real channel's wavelet vector, projected, averaged over channels
+            real = jnp.any(wave_BxCxL != 0, -1, keepdims=True)
+            mean = (self.wave(wave_BxCxL) * real).sum(1, keepdims=True) / jnp.maximum(real.sum(1, keepdims=True), 1)
+            out = jnp.concatenate([out, mean], axis=1)
         return out
 
     def empty_cache(self, b: int, s: int):
@@ -367,10 +410,14 @@ class CopilotTrainConfig:
     seed: int = 0
 
 
-def encode_corpus(tok, cases: list[Case], dcfg: DecoderConfig):
-    """(eeg [N, F], tokens [N, T], valid [N, T], target weights [N, T]): prompt, answer, <eos>,
-    right-padded to a length that holds 99.5 % of pairs; the loss counts answer tokens only."""
-    lengths = [len(encode_prompt(tok, c)) + len(tok.encode(" " + c.answer).ids) + 1 for c in cases[:500]]
+def encode_corpus(tok, cases: list[Case], dcfg: DecoderConfig, hide_class: bool = False, wave_text: bool = False):
+    """(eeg [N, F], tokens [N, T], valid [N, T], target weights [N, T], wave [N, C, L]): prompt,
+    answer, <eos>, right-padded to a length that holds 99.5 % of pairs; the loss counts answer
+    tokens only. ``wave`` (zeros at missing channels) is [N, 1, 1] without the wavelet prefix."""
+    def prompt(c):
+        return encode_prompt(tok, c, hide_class, wave_text)
+
+    lengths = [len(prompt(c)) + len(tok.encode(" " + c.answer).ids) + 1 for c in cases[:500]]
     max_tokens = min(dcfg.max_len - dcfg.prefix, int(np.percentile(lengths, 99.5)) + 8)
     eeg_features = dcfg.eeg_features
     b = len(cases)
@@ -378,14 +425,18 @@ def encode_corpus(tok, cases: list[Case], dcfg: DecoderConfig):
     loss_w = np.zeros((b, max_tokens), np.float32)
     eeg = np.zeros((b, eeg_features), np.float32)
     answers = tok.encode_batch([" " + c.answer for c in cases])
+    c_max = max((c.wave.shape[0] for c in cases if c.wave is not None), default=1) if dcfg.wavelet else 1
+    wave = np.zeros((b, c_max, dcfg.wavelet or 1), np.float32)
     for i, (c, a) in enumerate(zip(cases, answers)):
-        prompt = encode_prompt(tok, c)
-        seq = (prompt + a.ids + [EOS])[:max_tokens]
+        p = prompt(c)
+        seq = (p + a.ids + [EOS])[:max_tokens]
         toks[i, : len(seq)] = seq
-        loss_w[i, len(prompt) - 1: len(seq) - 1] = 1.0  # predict token j+1 from position j
+        loss_w[i, len(p) - 1: len(seq) - 1] = 1.0  # predict token j+1 from position j
         if c.eeg is not None:
             eeg[i] = c.eeg
-    return eeg, toks, toks != PAD, loss_w
+        if dcfg.wavelet and c.wave is not None:
+            wave[i, : len(c.wave)] = c.wave
+    return eeg, toks, toks != PAD, loss_w, wave
 
 
 def train(workdir, cfg: CopilotTrainConfig = CopilotTrainConfig(), dcfg: DecoderConfig | None = None,
@@ -421,9 +472,9 @@ def fit(model: Decoder, data, cfg: CopilotTrainConfig, wrt=nnx.Param, progress: 
                         wrt=wrt)
 
     @nnx.jit
-    def step(model, opt, eeg, toks, valid, w):
+    def step(model, opt, eeg, toks, valid, w, wave):
         def loss_fn(m):
-            lg = m.logits(eeg, toks, valid)
+            lg = m.logits(eeg, toks, valid, wave if m.wave is not None else None)
             ce = optax.softmax_cross_entropy_with_integer_labels(lg[:, :-1], toks[:, 1:])
             return (ce * w[:, :-1]).sum() / w[:, :-1].sum()
 
@@ -511,14 +562,21 @@ def answer(model: Decoder, tok, case: Case, night: str | None = None, top_k: int
 
 # ----------------------------------------------------------------------------- end to end: file -> answer + EMR
 
-def eeg_bank(finetuned, stores, split: str = "train") -> dict:
-    """{(task, label): pooled graph embeddings} of ``split`` windows, for training the prefix."""
+def eeg_bank(finetuned, stores, split: str = "train", wavelet: int = 0) -> dict:
+    """{(task, label): pooled graph embeddings} of ``split`` windows, for training the prefix; with
+    ``wavelet`` > 0, {(task, label): (pooled, wavelet summaries)} of the same windows."""
     bank: dict = {}
     for s in stores:
         r = finetuned.run(s, split)
+        waves = [wavelet_summary(s[int(i)].x, wavelet) for i in r["positions"]] if wavelet else None
         for lab in np.unique(r["labels"]):
-            bank.setdefault((s.task, s.classes[lab]), []).append(r["pooled"][r["labels"] == lab])
-    return {k: np.concatenate(v) for k, v in bank.items()}
+            pick = np.flatnonzero(r["labels"] == lab)
+            part = r["pooled"][pick]
+            bank.setdefault((s.task, s.classes[lab]), []).append(
+                (part, [waves[i] for i in pick]) if wavelet else part)
+    if not wavelet:
+        return {k: np.concatenate(v) for k, v in bank.items()}
+    return {k: (np.concatenate([p for p, _ in v]), [w for _, ws in v for w in ws]) for k, v in bank.items()}
 
 
 def demo_model_dir(given=None) -> Path:

@@ -1,6 +1,7 @@
 """The copilot: knowledge base faithfulness, tokenizer, decoding with and without the KV cache,
 pruning, LoRA merging and the EMR."""
 
+import dataclasses
 import json
 
 import jax
@@ -159,3 +160,27 @@ def test_emr_leaves_unknown_fields_blank_and_validates_as_fhir(tmp_path):
                    for e in bundle["entry"] if "code" in e["resource"])
     with pytest.raises(ValueError):
         emr.write(r, tmp_path / "r.txt")
+
+
+def test_wavelet_summary_has_a_fixed_length_and_feeds_prefix_and_prompt(tok, corpus):
+    rng = np.random.default_rng(0)
+    for t in (256, 1024, 7680):
+        s = C.wavelet_summary(rng.normal(size=(3, t)), 16)
+        assert s.shape == (3, 16) and np.isfinite(s).all()
+    slow = np.sin(np.linspace(0, 4 * np.pi, 1024))[None]
+    spectrum = np.abs(np.fft.rfft(C.wavelet_summary(slow, 16)[0]))
+    assert spectrum[1:].argmax() + 1 == 2  # the two slow cycles survive the compression (filter delay aside)
+    words = C.wavelet_tokens(s)
+    assert len(words) == 16 and all(tok.token_to_id(w) is not None for w in words)
+    case = dataclasses.replace(corpus[0], wave=s)
+    assert len(C.encode_prompt(tok, case, wave_text=True)) == len(C.encode_prompt(tok, case)) + 16
+    hidden = C.encode_prompt(tok, case, hide_class=True)
+    assert tok.token_to_id("<class:hidden>") in hidden
+    model = _tiny(tok, wavelet=16)
+    model.eval()
+    x = (jnp.zeros((1, 8)), jnp.asarray([[5, 6]]), jnp.ones((1, 2), bool))
+    padded = np.zeros((1, 5, 16), np.float32)
+    padded[0, :3] = s
+    # padded (all-zero) channels do not count in the wavelet prefix's mean
+    np.testing.assert_allclose(model.logits(*x, wave=jnp.asarray(padded)),
+                               model.logits(*x, wave=jnp.asarray(s)[None]), atol=1e-5)
