@@ -404,7 +404,7 @@ class CopilotTrainConfig:
     pairs: int = 6000
     steps: int = 600
     batch_size: int = 16
-    lr: float = 2e-3
+    lr: float = 4e-3
     warmup: int = 50
     vocab: int = 1200
     seed: int = 0
@@ -521,11 +521,15 @@ def save(workdir, model: Decoder, tok) -> None:
                  lambda p: p.write_text(json.dumps(dataclasses.asdict(model.cfg), indent=2) + "\n"))
 
 
-def load(workdir) -> tuple[Decoder, object]:
+def load(workdir=None) -> tuple[Decoder, object]:
+    """(decoder, tokenizer) of a copilot directory, or of a demo workdir's ``copilot/`` (None: the
+    demo's, see :func:`demo_model_dir`)."""
     from eegpt.checkpoint import Checkpoints
     from eegpt.train import TrainingError
 
-    workdir = Path(workdir)
+    workdir = demo_model_dir() / "copilot" if workdir is None else Path(workdir)
+    if (workdir / "copilot" / "config.json").exists():
+        workdir = workdir / "copilot"
     if not (workdir / "config.json").exists():
         raise TrainingError(f"{workdir}: no copilot model here (config.json missing); run eegpt copilot-train")
     cfg = DecoderConfig(**json.loads((workdir / "config.json").read_text()))

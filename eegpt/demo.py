@@ -28,9 +28,9 @@ class DemoPlan:
 
 
 PLANS = {"quick": DemoPlan(subjects=14, preset="base", pretrain_steps=400, finetune_steps=1000, eval_every=200,
-                           copilot_steps=300),
+                           copilot_steps=600),
          "full": DemoPlan(subjects=20, preset="base", pretrain_steps=2000, finetune_steps=1500, eval_every=250,
-                          copilot_steps=800)}
+                          copilot_steps=1200)}
 
 
 def synthetic_stores(workdir, subjects: int, seed: int = 0) -> dict:

@@ -23,18 +23,17 @@ from eegpt.train import TrainingError
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", help="a copilot directory (default: the demo's)")
+    p.add_argument("--model", help="a copilot directory or a demo workdir (default: the demo's)")
     p.add_argument("--cases", type=int, default=500)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     try:
-        model_dir = args.model or C.demo_model_dir() / "copilot"
-        model, tok = C.load(model_dir)
+        model, tok = C.load(args.model)
     except TrainingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    r = {"model": str(model_dir), **C.evaluate(model, tok, C.make_corpus(args.cases, args.seed))}
+    r = {"model": args.model or "the demo's", **C.evaluate(model, tok, C.make_corpus(args.cases, args.seed))}
     if args.json:
         print(json.dumps(r, indent=2))
         return 0

@@ -33,15 +33,14 @@ def disk_bytes(model, tok) -> int:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", help="a copilot directory (default: the demo's)")
+    p.add_argument("--model", help="a copilot directory or a demo workdir (default: the demo's)")
     p.add_argument("--ratio", type=float, default=0.5)
     p.add_argument("--lora-steps", type=int, default=300)
     p.add_argument("--cases", type=int, default=200)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     try:
-        model_dir = args.model or C.demo_model_dir() / "copilot"
-        full, tok = C.load(model_dir)
+        full, tok = C.load(args.model)
     except TrainingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -60,7 +59,7 @@ def main(argv=None) -> int:
                       **{k: r["decoder_alone"][k] for k in ("label_faithfulness", "contradictions", "fallback_rate",
                                                             "bleu", "bow_cosine", "rougeL_f1")},
                       "answer_label_faithfulness": r["answer"]["label_faithfulness"]}
-    out = {"model": str(model_dir), "ratio": args.ratio, "lora_steps": args.lora_steps, "cases": args.cases,
+    out = {"model": args.model or "the demo's", "ratio": args.ratio, "lora_steps": args.lora_steps, "cases": args.cases,
            "lora_loss": history, "rows": rows}
     if args.json:
         print(json.dumps(out, indent=2))
