@@ -269,7 +269,7 @@ def _cmd_copilot(args) -> None:
     try:
         pipe = Pipeline(args.model)
         r = pipe.run(args.file, task=args.task, age=args.age, sex=args.sex, question=args.question,
-                     emr_out=args.emr_out)
+                     emr_out=args.emr_out, seconds=args.seconds)
     except _training_errors() as err:
         raise EEGInputError(str(err).splitlines()[0]) from None
     if args.json:
@@ -449,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sex", choices=["F", "M"])
     s.add_argument("--question")
     s.add_argument("--emr-out", help="PATH.md (Markdown) or PATH.json (FHIR R4 Bundle)")
+    s.add_argument("--seconds", type=float, help="answer about the first SECONDS of the recording only")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=_cmd_copilot)
 

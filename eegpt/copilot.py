@@ -623,8 +623,9 @@ class Pipeline:
                                 f"{', '.join(sorted({s.task for s in self.stores.values()}))}")
         return max(cands, key=lambda n: overlap(self.stores[n]))
 
-    def predict(self, path, task: str | None = None, batch_size: int = 32) -> dict:
-        """Class probabilities of a recording (mean over its windows), per-window labels and timings."""
+    def predict(self, path, task: str | None = None, seconds: float | None = None, batch_size: int = 32) -> dict:
+        """Class probabilities of a recording (mean over its windows; only the first ``seconds``
+        when given), per-window labels and timings."""
         from eegpt.electrodes import ID
         from eegpt.finetune import graph_inputs
         from eegpt.pipeline import collate_graph, tokenize
@@ -637,9 +638,11 @@ class Pipeline:
             raise EEGInputError(f"{path}: no EEG electrodes the model knows")
         head = self.head_for(rec.electrodes, task)
         store = self.stores[head]
+        if seconds is not None:  # cut before filtering: the rest is never read by the model
+            rec = dataclasses.replace(rec, signals=rec.signals[:, : max(int(seconds * rec.sfreq), 1)])
         rec = preprocess(rec, Preprocess(**store.index["preprocess"]))
         w = store.window_samples
-        n = rec.n_samples // w
+        n = rec.n_samples // w if seconds is None else min(rec.n_samples, int(seconds * rec.sfreq)) // w
         if n == 0:
             raise EEGInputError(f"{path}: {rec.n_samples / rec.sfreq:.1f} s is shorter than one "
                                 f"{w / rec.sfreq:.0f}-s window of {head}")
@@ -649,6 +652,7 @@ class Pipeline:
         examples = [{"tokens": tokenize(rec.signals[:, i * w:(i + 1) * w], tokens), "ids": ids, "task_B": 0,
                      "dataset_B": 0, "label_B": 0} for i in range(n)]
         probs, pooled = [], []
+        batch_size = min(batch_size, 1 << (n - 1).bit_length())  # a short recording pays for its own windows
         for start in range(0, n, batch_size):
             chunk = examples[start:start + batch_size]
             batch = graph_inputs(collate_graph(chunk, len(ids), tokens.count(w), tokens.token_len,
@@ -665,11 +669,11 @@ class Pipeline:
                 "window_s": w / rec.sfreq,
                 "seconds": {"read_preprocess": t_read - t0, "ete_teg": time.perf_counter() - t_read}}
 
-    def run(self, path, task=None, age=None, sex=None, question=None, emr_out=None) -> dict:
+    def run(self, path, task=None, age=None, sex=None, question=None, emr_out=None, seconds=None) -> dict:
         """File -> prediction -> answer (and the EMR written to ``emr_out``)."""
         from eegpt import emr
 
-        pred = self.predict(path, task)
+        pred = self.predict(path, task, seconds)
         t0 = time.perf_counter()
         question = question or kb.QUESTIONS["state"][pred["task"]][0]
         night = None

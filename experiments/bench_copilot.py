@@ -1,6 +1,6 @@
 """File -> answer + EMR latency of ``eegpt copilot`` on this machine, after warm-up.
 
-    python experiments/bench_copilot.py [--model runs/demo-quick] [--file REC.edf] [--runs 30] [--json]
+    python experiments/bench_copilot.py [--model runs/demo-quick] [--file REC.edf] [--seconds S] [--runs 30] [--json]
 
 Loads the pipeline once (as a service would), answers the same recording ``--runs`` times after
 three warm-up runs (compilation), writing the FHIR Bundle each time, and prints the median of the
@@ -31,6 +31,7 @@ def main(argv=None) -> int:
     p.add_argument("--file", help="a recording (default: the demo's held-out example)")
     p.add_argument("--task", default=None)
     p.add_argument("--runs", type=int, default=30)
+    p.add_argument("--seconds", type=float, help="only the first SECONDS of the recording")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     try:
@@ -40,11 +41,11 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as d:
             out = Path(d) / "emr.json"
             for _ in range(3):
-                pipe.run(path, task=args.task, age=50, sex="F", emr_out=out)
+                pipe.run(path, task=args.task, age=50, sex="F", emr_out=out, seconds=args.seconds)
             totals, stages = [], []
             for _ in range(args.runs):
                 t0 = time.perf_counter()
-                r = pipe.run(path, task=args.task, age=50, sex="F", emr_out=out)
+                r = pipe.run(path, task=args.task, age=50, sex="F", emr_out=out, seconds=args.seconds)
                 totals.append(time.perf_counter() - t0)
                 stages.append(r["seconds"])
     except (TrainingError, EEGInputError, OSError) as err:
