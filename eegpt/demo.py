@@ -28,7 +28,7 @@ class DemoPlan:
 
 
 PLANS = {"quick": DemoPlan(subjects=14, preset="base", pretrain_steps=400, finetune_steps=1000, eval_every=200,
-                           copilot_steps=600),
+                           copilot_steps=400),
          "full": DemoPlan(subjects=20, preset="base", pretrain_steps=2000, finetune_steps=1500, eval_every=250,
                           copilot_steps=1200)}
 
