@@ -28,6 +28,9 @@ import optax
 from flax import nnx
 
 from eegpt import knowledge as kb
+from eegpt.checkpoint import Checkpoints
+from eegpt.recording import atomic_write
+from eegpt.train import TrainingError
 
 SPECIAL = ["<pad>", "<eos>", "<a>", *kb.SLOTS]
 PAD, EOS, ANSWER = 0, 1, 2
@@ -443,7 +446,6 @@ def train(workdir, cfg: CopilotTrainConfig = CopilotTrainConfig(), dcfg: Decoder
           eeg_bank: dict | None = None, progress: bool = True) -> dict:
     """Build the corpus and tokenizer, train the decoder; writes ``workdir`` (config.json,
     tokenizer.json, checkpoints/) and returns the run summary."""
-    from eegpt.recording import atomic_write
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -505,8 +507,6 @@ def fit(model: Decoder, data, cfg: CopilotTrainConfig, wrt=nnx.Param, progress: 
 
 def save(workdir, model: Decoder, tok) -> None:
     """config.json + tokenizer.json + the parameters (one Orbax checkpoint)."""
-    from eegpt.checkpoint import Checkpoints
-    from eegpt.recording import atomic_write
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -524,8 +524,6 @@ def save(workdir, model: Decoder, tok) -> None:
 def load(workdir=None) -> tuple[Decoder, object]:
     """(decoder, tokenizer) of a copilot directory, or of a demo workdir's ``copilot/`` (None: the
     demo's, see :func:`demo_model_dir`)."""
-    from eegpt.checkpoint import Checkpoints
-    from eegpt.train import TrainingError
 
     workdir = demo_model_dir() / "copilot" if workdir is None else Path(workdir)
     if (workdir / "copilot" / "config.json").exists():
@@ -585,7 +583,6 @@ def eeg_bank(finetuned, stores, split: str = "train", wavelet: int = 0) -> dict:
 
 def demo_model_dir(given=None) -> Path:
     """The directory holding ``finetune/`` and ``copilot/``: ``given``, else the demo's workdirs."""
-    from eegpt.train import TrainingError
 
     for d in ([Path(given)] if given else [Path("runs/demo"), Path("runs/demo-quick")]):
         if (d / "finetune" / "finetune.json").exists() and (d / "copilot" / "config.json").exists():
@@ -618,8 +615,7 @@ class Pipeline:
 
         cands = [n for n, s in self.stores.items() if task is None or s.task == task]
         if not cands:
-            from eegpt.train import TrainingError
-            raise TrainingError(f"this model has no {task} head; it has "
+                    raise TrainingError(f"this model has no {task} head; it has "
                                 f"{', '.join(sorted({s.task for s in self.stores.values()}))}")
         return max(cands, key=lambda n: overlap(self.stores[n]))
 

@@ -21,6 +21,7 @@ import json
 import sys
 
 import numpy as np
+from flax import nnx
 
 from eegpt import copilot as C
 from eegpt import knowledge as kb
@@ -50,7 +51,7 @@ def run_arm(arm: dict, train_cases, test_cases, steps: int, seed: int = 0) -> di
     train_cases = [view(c) for c in train_cases]
     tok = C.train_tokenizer(train_cases, 1200)
     dcfg = C.DecoderConfig(vocab=tok.get_vocab_size(), eeg_features=len(train_cases[0].eeg), wavelet=arm["wavelet"])
-    model = C.Decoder(dcfg, rngs=C.nnx.Rngs(seed))
+    model = C.Decoder(dcfg, rngs=nnx.Rngs(seed))
     data = C.encode_corpus(tok, train_cases, dcfg, hide_class=True, wave_text=arm["wave_text"])
     C.fit(model, data, C.CopilotTrainConfig(steps=steps, seed=seed))
     per_task: dict = {}
