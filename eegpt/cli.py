@@ -141,7 +141,8 @@ def _cmd_finetune(args) -> None:
     ft = FinetuneConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, train_ete=args.train_ete,
                         ete_lr=args.ete_lr, warmup=args.warmup, temperature=args.temperature,
                         class_balanced=not args.no_class_balance, eval_every=args.eval_every,
-                        patience=args.patience, k_neighbours=args.k_neighbours, pool=args.pool, seed=args.seed)
+                        patience=args.patience, k_neighbours=args.k_neighbours, pool=args.pool,
+                        graph_layers=args.graph_layers, seed=args.seed)
     try:
         out = finetune(args.ete, args.data, args.workdir, ft, progress=not args.quiet)
     except _training_errors() as err:
@@ -385,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--patience", type=int, default=4, help="evaluations without improvement before stopping")
     s.add_argument("--k-neighbours", type=int, help="k-nearest electrode graph (default: fully connected)")
     s.add_argument("--pool", choices=("attention", "mean"), default="attention")
+    s.add_argument("--graph-layers", type=int, help="graph attention layers (default: the ETE preset's)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=_cmd_finetune)

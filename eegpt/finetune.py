@@ -60,6 +60,7 @@ class FinetuneConfig:
     patience: int = 4               # evaluations without improvement before stopping
     k_neighbours: int | None = None  # None: fully connected electrode graphs; k: k nearest by position
     pool: str = "attention"         # or "mean"
+    graph_layers: int | None = None  # None: the ETE preset's (base: 3)
     seed: int = 0
 
 
@@ -94,6 +95,7 @@ def load_ete(ete_dir):
 def teg_config(ete_cfg: PretrainConfig, stores: list[Store], ft: FinetuneConfig) -> TEGConfig:
     _, base = preset(ete_cfg.preset)
     return dataclasses.replace(base, in_features=ete_cfg.ete_config().d_model, pool=ft.pool,
+                               layers=base.layers if ft.graph_layers is None else ft.graph_layers,
                                heads_classes=tuple((s.name, len(s.classes)) for s in stores))
 
 

@@ -7,7 +7,7 @@
     python experiments/ablations.py electrode-vs-multichannel  --workdir runs/ablations
 
 Every arm uses the demo's recipe (``eegpt demo --quick``: 14 synthetic subjects, base preset,
-400 pretraining steps, 1,000 fine-tuning steps) unless told otherwise, and the same train /
+400 pretraining steps, 1,000 fine-tuning steps of a one-layer graph) unless told otherwise, and the same train /
 validation / test subjects; each seed re-initialises the pretraining and the fine-tuning (the
 corpus stays the same). What differs between arms:
 
@@ -69,7 +69,7 @@ def tuned(ete: Path, stores: dict, tasks, workdir: Path, ft: FinetuneConfig) -> 
 def arms(name: str, workdir: Path, stores: dict, seed: int, args) -> dict:
     """{arm: {task: test balanced accuracy}} of one ablation for one seed."""
     ft = FinetuneConfig(steps=args.finetune_steps, eval_every=max(args.finetune_steps // 5, 1), lr=3e-3,
-                        k_neighbours=8, patience=100, seed=seed)
+                        k_neighbours=8, patience=100, graph_layers=PLANS["quick"].graph_layers, seed=seed)
     run = workdir / name / f"seed{seed}"
     if name == "joint-vs-single":
         ete = pretrained(workdir, stores, ALL, args.pretrain_steps, seed)
