@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import grain
+import jax
 import orbax.checkpoint as ocp
 
 
@@ -49,6 +50,25 @@ class Checkpoints:
         out = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
         return out["state"], out["meta"]
+
+    def restore_params(self, abstract_params, step: int | None = None):
+        """Only ``state["params"]`` of a step (shapes and dtypes as ``abstract_params``), read with
+        Orbax's partial restore: an encoder loaded for fine-tuning or embedding does not read or
+        hold its pretraining's optimizer moments (twice the parameters again under AdamW)."""
+        step = self.latest_step() if step is None else step
+        item = {"params": abstract_params}
+        with ocp.Checkpointer(ocp.PyTreeCheckpointHandler()) as reader:
+            out = reader.restore(self.manager.directory / str(step) / "state", args=ocp.args.PyTreeRestore(
+                item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item), partial_restore=True))
+        # A partial restore leaves what the checkpoint lacks as it was given and reads arrays at
+        # their saved shape: check both, rather than hand back a model of the wrong size.
+        for (path, want), got in zip(jax.tree_util.tree_leaves_with_path(abstract_params),
+                                     jax.tree.leaves(out["params"])):
+            if isinstance(got, jax.ShapeDtypeStruct) or not hasattr(got, "shape"):
+                raise ValueError(f"the checkpoint has no {jax.tree_util.keystr(path)}")
+            if got.shape != want.shape:
+                raise ValueError(f"{jax.tree_util.keystr(path)} is {got.shape} in the checkpoint, {want.shape} here")
+        return out["params"]
 
     def close(self) -> None:
         self.manager.close()

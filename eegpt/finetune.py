@@ -37,7 +37,7 @@ from eegpt.presets import preset
 from eegpt.recording import atomic_write
 from eegpt.store import Store, open_stores
 from eegpt.tracking import make_tracker
-from eegpt.train import PretrainConfig, TrainingError, init_state
+from eegpt.train import PretrainConfig, TrainingError
 from ete import ETE
 from ete import features as ete_features
 from teg import TEG, TEGConfig, electrode_edges
@@ -77,19 +77,20 @@ def load_ete(ete_dir):
     if not (ete_dir / "config.json").exists():
         raise TrainingError(f"{ete_dir}: no pretraining run here (config.json missing); run eegpt pretrain")
     cfg = pretrain_config(json.loads((ete_dir / "config.json").read_text()))
-    graphdef, state, _, _ = init_state(cfg)
+    # shapes only, and the parameters alone: no optimizer state is built or read
+    graphdef, abstract = nnx.split(nnx.eval_shape(lambda: ETE(cfg.ete_config(), rngs=nnx.Rngs(0))))
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(abstract))
     ckpt = Checkpoints(ete_dir / "checkpoints")
     if ckpt.latest_step() is None:
         raise TrainingError(f"{ete_dir}: no checkpoint to load; run eegpt pretrain")
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
     try:
-        restored, _ = ckpt.restore_state(None, abstract)
+        params = ckpt.restore_params(abstract)
     except (ValueError, KeyError) as err:
         raise TrainingError(f"{ete_dir}: checkpoint does not match its config.json ({str(err)[:120]}); "
                             "pretrain again") from None
     finally:
         ckpt.close()
-    return graphdef, restored["params"], cfg
+    return graphdef, jax.tree.map(jnp.asarray, params), cfg
 
 
 def teg_config(ete_cfg: PretrainConfig, stores: list[Store], ft: FinetuneConfig) -> TEGConfig:

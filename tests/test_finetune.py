@@ -91,3 +91,27 @@ def test_cli_finetune_evaluate_embed_tsne(stores, tiny_ete, tmp_path, capsys):
     assert main(["finetune", "--ete", str(tmp_path / "nothing"), "--data", *data, "--workdir", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("eegpt: ") for line in err)
+
+
+def test_load_ete_reads_the_parameters_alone(tiny_ete, tmp_path):
+    import shutil
+
+    from flax import nnx
+
+    from eegpt.checkpoint import Checkpoints
+    from eegpt.train import init_state
+
+    graphdef, params, cfg = load_ete(tiny_ete)
+    _, state, _, _ = init_state(cfg)  # the full pretraining state, as saved: params + AdamW moments
+    ckpt = Checkpoints(tiny_ete / "checkpoints")
+    full, _ = ckpt.restore_state(None, jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state))
+    ckpt.close()
+    assert _leaves_equal(params, full["params"]) and len(jax.tree.leaves(full["opt"])) > 0
+    nnx.merge(graphdef, params)  # the structure fits the parameters
+    other = tmp_path / "ete"  # a config that no longer matches its checkpoint
+    shutil.copytree(tiny_ete, other)
+    raw = json.loads((other / "config.json").read_text())
+    for changed in ({"preset": "base"}, {"model": [["d_model", 48]]}):  # more layers; same layers, wider
+        (other / "config.json").write_text(json.dumps(dict(raw, **changed)))
+        with pytest.raises(TrainingError, match="does not match its config.json"):
+            load_ete(other)
