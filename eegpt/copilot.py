@@ -647,16 +647,16 @@ class Pipeline:
         ids = np.asarray([ID[e] for e in rec.electrodes], np.int32)
         examples = [{"tokens": tokenize(rec.signals[:, i * w:(i + 1) * w], tokens), "ids": ids, "task_B": 0,
                      "dataset_B": 0, "label_B": 0} for i in range(n)]
-        probs, pooled = [], []
         batch_size = min(batch_size, 1 << (n - 1).bit_length())  # a short recording pays for its own windows
-        for start in range(0, n, batch_size):
-            chunk = examples[start:start + batch_size]
-            batch = graph_inputs(collate_graph(chunk, len(ids), tokens.count(w), tokens.token_len,
-                                               self.tuned.layout, batch_size), self.tuned.k)
-            p, _, logits = self.tuned._forward(self.tuned.params, batch)
-            probs.append(np.asarray(jax.nn.softmax(logits[head], -1))[: len(chunk)])
-            pooled.append(np.asarray(p)[: len(chunk)])
-        probs, pooled = np.concatenate(probs), np.concatenate(pooled)
+
+        def batches():
+            for i in range(0, n, batch_size):
+                chunk = examples[i:i + batch_size]
+                yield graph_inputs(collate_graph(chunk, len(ids), tokens.count(w), tokens.token_len,
+                                                 self.tuned.layout, batch_size), self.tuned.k), len(chunk)
+
+        scored = self.tuned.score(batches(), head)
+        probs, pooled = scored["probs"], scored["pooled"]
         mean = probs.mean(0)
         return {"head": head, "task": store.task, "classes": store.classes, "windows": n, "recording": str(path),
                 "probs": {c: float(v) for c, v in zip(store.classes, mean)},

@@ -213,20 +213,25 @@ class Finetuned:
     def run(self, store: Store, split: str | None = "test", params=None, cached: dict | None = None) -> dict:
         """A store's windows of ``split`` (all with None), in store order: class probabilities,
         labels, subjects, positions, pooled graph embeddings and per-electrode features."""
-        params = self.params if params is None else params
         head = self.head_of(store)
         pos = store.indices(split)
         if len(pos) == 0:
             raise TrainingError(f"{store.path}: no windows in split {split!r}")
+        out = self.score(self.batches(store, split, cached), head, params)
+        return {**out, "labels": store.labels[pos], "subjects": store.subject_of[pos], "positions": pos}
+
+    def score(self, batches, head: str, params=None) -> dict:
+        """``head``'s class probabilities, pooled graph embeddings, standardised per-electrode
+        features and electrode masks of ``(graph batch, real samples)`` pairs, concatenated."""
+        params = self.params if params is None else params
         probs, pooled, feats, mask = [], [], [], []
-        for batch, n in self.batches(store, split, cached):
+        for batch, n in batches:
             p, f, logits = self._forward(params, batch)
             probs.append(np.asarray(jax.nn.softmax(logits[head], -1))[:n])
             pooled.append(np.asarray(p)[:n])
             feats.append(np.asarray(f)[:n])
             mask.append(batch["mask_BxE"][:n])
-        return {"probs": np.concatenate(probs), "labels": store.labels[pos], "subjects": store.subject_of[pos],
-                "positions": pos, "pooled": np.concatenate(pooled), "features": np.concatenate(feats),
+        return {"probs": np.concatenate(probs), "pooled": np.concatenate(pooled), "features": np.concatenate(feats),
                 "mask": np.concatenate(mask)}
 
     def evaluate(self, store: Store, split: str = "test", params=None, cached: dict | None = None) -> dict:
