@@ -171,7 +171,7 @@ class Finetuned:
         self.heads = [name for name, _ in teg_cfg.heads_classes]
         self.batch_size = batch_size
         self._forward = jax.jit(lambda p, b: forward(self.ete_graphdef, self.teg_graphdef, p, b))
-        self._encode = None
+        self.encode = jax.jit(lambda ete_params, b: encode(self.ete_graphdef, ete_params, b))
 
     def head_of(self, store: Store) -> str:
         if store.name not in self.heads:
@@ -201,11 +201,9 @@ class Finetuned:
 
     def cache(self, store: Store, ete_params) -> dict:
         """The (frozen) ETE's features of every window of a store, computed once, in store order."""
-        if self._encode is None:
-            self._encode = jax.jit(lambda p, b: encode(self.ete_graphdef, p, b))
         feats, ids, mask = [], [], []
         for batch, n in self.batches(store, None):
-            feats.append(np.asarray(self._encode(ete_params, batch))[:n])
+            feats.append(np.asarray(self.encode(ete_params, batch))[:n])
             ids.append(batch["electrodes_BxE"][:n])
             mask.append(batch["mask_BxE"][:n])
         return {"features": np.concatenate(feats), "electrodes": np.concatenate(ids), "mask": np.concatenate(mask)}
@@ -329,11 +327,14 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     weights = sizes ** (1.0 / ft.temperature)
     weights /= weights.sum()
     if ft.train_ete:  # the encoder changes: stream tokens; standardise with 8 batches per store
-        norm = feature_norm((np.asarray(jax.jit(lambda p, b: encode(ete_graphdef, p, b))(ete_params, b))[b["real_B"]],
-                             b["electrodes_BxE"][b["real_B"]], b["mask_BxE"][b["real_B"]])
-                            for st in stores for _, b in zip(range(8), graph_batches(
-                                [st], "train", ft.batch_size, tokens=ete_cfg.tokens(), epochs=1, drop_remainder=False, layout=model.layout, seed=123,
-                                shard_index=0, shard_count=1)))
+        def sample(st):
+            for _, b in zip(range(8), graph_batches([st], "train", ft.batch_size, tokens=ete_cfg.tokens(), epochs=1,
+                                                    drop_remainder=False, layout=model.layout, seed=123,
+                                                    shard_index=0, shard_count=1)):
+                real = b["real_B"]
+                yield np.asarray(model.encode(ete_params, b))[real], b["electrodes_BxE"][real], b["mask_BxE"][real]
+
+        norm = feature_norm(chunk for st in stores for chunk in sample(st))
         cache = None
         data_it = iter(graph_batches(stores, "train", ft.batch_size, tokens=ete_cfg.tokens(),
                                      weights=weights.tolist(), seed=ft.seed,
