@@ -61,6 +61,7 @@ class FinetuneConfig:
     k_neighbours: int | None = None  # None: fully connected electrode graphs; k: k nearest by position
     pool: str = "attention"         # or "mean"
     graph_layers: int | None = None  # None: the ETE preset's (base: 3)
+    gate_start: str = "random"      # the graph's node gates: "random" or "ones" (see teg.TEG)
     seed: int = 0
 
 
@@ -97,6 +98,7 @@ def teg_config(ete_cfg: PretrainConfig, stores: list[Store], ft: FinetuneConfig)
     _, base = preset(ete_cfg.preset)
     return dataclasses.replace(base, in_features=ete_cfg.ete_config().d_model, pool=ft.pool,
                                layers=base.layers if ft.graph_layers is None else ft.graph_layers,
+                               gate_start=ft.gate_start,
                                heads_classes=tuple((s.name, len(s.classes)) for s in stores))
 
 

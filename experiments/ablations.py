@@ -5,6 +5,7 @@
     python experiments/ablations.py ar-vs-mae                  --workdir runs/ablations
     python experiments/ablations.py frozen-vs-trainable        --workdir runs/ablations
     python experiments/ablations.py electrode-vs-multichannel  --workdir runs/ablations
+    python experiments/ablations.py graph-start                --workdir runs/ablations
 
 Every arm uses the demo's recipe (``eegpt demo --quick``: 14 synthetic subjects, base preset,
 400 pretraining steps, 1,000 fine-tuning steps of a one-layer graph) unless told otherwise, and the same train /
@@ -17,6 +18,8 @@ corpus stays the same). What differs between arms:
 - ``ar-vs-mae``: next-token (AR) or masked-token (MAE) pretraining, same steps; joint fine-tuning.
 - ``frozen-vs-trainable``: one pretrained ETE; joint fine-tuning with the ETE frozen (EEGPT) or
   trained at ``ete_lr``.
+- ``graph-start``: one pretrained ETE; the graph's node gates start at 1 (every electrode alike)
+  or random, with three graph layers (the base preset) or one (the demo).
 - ``electrode-vs-multichannel``: the ETE reads each electrode alone, or all electrodes of a
   window per token (the multichannel AR of EEGPT-style models), with batches holding about the
   same EEG per step (256 electrode sequences or 8 windows); both pretrained and fine-tuned
@@ -84,13 +87,18 @@ def arms(name: str, workdir: Path, stores: dict, seed: int, args) -> dict:
         ete = pretrained(workdir, stores, ALL, args.pretrain_steps, seed)
         return {"frozen": tuned(ete, stores, ALL, run / "frozen", ft),
                 "trainable": tuned(ete, stores, ALL, run / "trainable", dataclasses.replace(ft, train_ete=True))}
+    if name == "graph-start":
+        ete = pretrained(workdir, stores, ALL, args.pretrain_steps, seed)
+        return {f"gates {'1' if start == 'ones' else 'random'}, K={k}": tuned(
+                    ete, stores, ALL, run / f"{start}-{k}", dataclasses.replace(ft, gate_start=start, graph_layers=k))
+                for start in ("ones", "random") for k in (3, 1)}
     if name == "electrode-vs-multichannel":
         return {mode: tuned(pretrained(workdir, stores, SAME_WINDOW, args.pretrain_steps, seed, mode=mode),
                             stores, SAME_WINDOW, run / mode, ft) for mode in ("electrode", "multichannel")}
     raise ValueError(name)
 
 
-ABLATIONS = ("joint-vs-single", "ar-vs-mae", "frozen-vs-trainable", "electrode-vs-multichannel")
+ABLATIONS = ("joint-vs-single", "ar-vs-mae", "frozen-vs-trainable", "electrode-vs-multichannel", "graph-start")
 
 
 def summarise(per_seed: list[dict]) -> dict:

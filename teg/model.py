@@ -35,7 +35,8 @@ class TEGConfig:
 
     Attributes: ``d_model`` node width, ``layers`` K, ``heads`` attention heads, ``ffn_mult``
     SwiGLU width, ``in_features`` width of the encoder features (None: ``d_model``), ``pool``
-    ("attention" or "mean"), ``heads_classes`` the per-dataset heads (name -> classes).
+    ("attention" or "mean"), ``heads_classes`` the per-dataset heads (name -> classes),
+    ``gate_start`` the node gates' start ("random": N(0, 1); "ones").
     """
 
     d_model: int = 128
@@ -46,6 +47,7 @@ class TEGConfig:
     in_features: int | None = None
     pool: str = "attention"
     heads_classes: tuple[tuple[str, int], ...] = tuple(DEFAULT_HEADS.items())
+    gate_start: str = "random"  # or "ones" (every electrode starts alike; kept for the ablation)
 
     @property
     def ffn_hidden(self) -> int:
@@ -159,10 +161,13 @@ class TEG(nnx.Module):
     def __init__(self, cfg: TEGConfig, *, rngs: nnx.Rngs):
         if cfg.pool not in ("attention", "mean"):
             raise ValueError(f"unknown pooling {cfg.pool!r}")
+        if cfg.gate_start not in ("random", "ones"):
+            raise ValueError(f"unknown gate start {cfg.gate_start!r}")
         self.cfg = cfg
         d = cfg.d_model
         self.node = nnx.Embed(cfg.vocab, d, rngs=rngs)
-        self.gate = nnx.Embed(cfg.vocab, d, embedding_init=nnx.initializers.normal(1.0), rngs=rngs)
+        self.gate = nnx.Embed(cfg.vocab, d, rngs=rngs, embedding_init=(
+            nnx.initializers.normal(1.0) if cfg.gate_start == "random" else nnx.initializers.ones))
         self.proj = (nnx.Linear(cfg.in_features, d, rngs=rngs)
                      if cfg.in_features not in (None, d) else None)
         self.blocks = nnx.List([GraphBlock(cfg, rngs=rngs) for _ in range(cfg.layers)])
@@ -179,8 +184,7 @@ class TEG(nnx.Module):
         # on the concatenated electrodes reaches 0.65; the gate gives each electrode its own
         # linear readout through the pooling. The gate starts random, not at 1: from 1 every
         # electrode starts alike and AdamW moves a gate by about one learning rate a step, too
-        # slowly to tell them apart in a short fine-tuning (quick demo, 1,000 steps: MI 0.24 ->
-        # 0.67, ER 0.33 -> 0.61 with a random start, mean of 3 seeds).
+        # slowly to tell them apart in a short fine-tuning (the graph-start ablation in the README).
         h = x * self.gate(electrodes_BxE) + self.node(electrodes_BxE)
         h = jnp.where(mask_BxE[..., None], h, 0.0).reshape(b * e, -1)
         h = jnp.concatenate([h, jnp.zeros((1, h.shape[1]), h.dtype)])  # the padding node

@@ -97,3 +97,13 @@ def test_bucketed_edges_give_the_same_output():
     graphdef, state = nnx.split(model)
     out = nnx.merge(graphdef, state)(jnp.asarray(feats), jnp.asarray(ids), jnp.asarray(mask), jnp.asarray(s), jnp.asarray(r))[0]
     np.testing.assert_allclose(np.asarray(out), np.asarray(_run(model, feats, ids, mask)[0]), rtol=1e-5, atol=1e-6)
+
+
+def test_gates_start_random_so_electrodes_differ_from_the_first_step():
+    c3, c4 = ID["C3"], ID["C4"]
+    random = TEG(CFG, rngs=nnx.Rngs(0)).gate.embedding[...]
+    ones = TEG(TEGConfig(**{**CFG.__dict__, "gate_start": "ones"}), rngs=nnx.Rngs(0)).gate.embedding[...]
+    assert not np.allclose(random[c3], random[c4]) and abs(float(random.std()) - 1.0) < 0.1
+    assert np.array_equal(ones[c3], ones[c4]) and float(ones.min()) == float(ones.max()) == 1.0
+    with pytest.raises(ValueError, match="gate start"):
+        TEG(TEGConfig(**{**CFG.__dict__, "gate_start": "zeros"}), rngs=nnx.Rngs(0))
