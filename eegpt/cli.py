@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--lr", type=float, default=1e-3)
     s.add_argument("--train-ete", action="store_true", help="train the ETE too (default: frozen, as EEGPT)")
-    s.add_argument("--ete-lr", type=float, default=3e-4, help="the ETE's learning rate with --train-ete")
+    s.add_argument("--ete-lr", type=float, default=3e-5, help="the ETE's learning rate with --train-ete")
     s.add_argument("--warmup", type=int, default=50)
     s.add_argument("--temperature", type=float, default=2.0, help="dataset sampling ∝ windows^(1/T)")
     s.add_argument("--no-class-balance", action="store_true", help="plain instead of class-balanced loss")
