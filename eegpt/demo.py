@@ -26,8 +26,8 @@ class DemoPlan:
     eval_every: int
     copilot_steps: int
     # One graph layer, not the base preset's three: in 1,000 joint steps on the quick demo's frozen
-    # features three layers scored lower on every task (mean of 3 seeds: ER 0.40 vs 0.61, MI 0.47
-    # vs 0.67) and cost three times as much a step.
+    # features three layers learnt far less (graph-start ablation, 2 seeds: ER 0.37 vs 0.60, MI
+    # 0.34 vs 0.61) and cost three times as much a step.
     graph_layers: int = 1
 
 
