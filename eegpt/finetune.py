@@ -75,15 +75,21 @@ def pretrain_config(raw: dict) -> PretrainConfig:
     return PretrainConfig(**raw)
 
 
+def abstract_module(make) -> tuple:
+    """(graphdef, parameter shapes as a plain dict) of the module ``make()`` builds, from shapes
+    alone (``nnx.eval_shape``: nothing is allocated before a checkpoint is read into them)."""
+    graphdef, state = nnx.split(nnx.eval_shape(make))
+    return graphdef, jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(state))
+
+
 def load_ete(ete_dir):
     """(graphdef, params, PretrainConfig) of a pretraining run's latest checkpoint."""
     ete_dir = Path(ete_dir)
     if not (ete_dir / "config.json").exists():
         raise TrainingError(f"{ete_dir}: no pretraining run here (config.json missing); run eegpt pretrain")
     cfg = pretrain_config(json.loads((ete_dir / "config.json").read_text()))
-    # shapes only, and the parameters alone: no optimizer state is built or read
-    graphdef, abstract = nnx.split(nnx.eval_shape(lambda: ETE(cfg.ete_config(), rngs=nnx.Rngs(0))))
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(abstract))
+    # the parameters alone: no optimizer state is built or read
+    graphdef, abstract = abstract_module(lambda: ETE(cfg.ete_config(), rngs=nnx.Rngs(0)))
     ckpt = Checkpoints(ete_dir / "checkpoints")
     if ckpt.latest_step() is None:
         raise TrainingError(f"{ete_dir}: no checkpoint to load; run eegpt pretrain")
@@ -259,12 +265,10 @@ def load_finetuned(workdir, batch_size: int = 32) -> Finetuned:
     meta = json.loads(meta_path.read_text())
     ete_cfg = pretrain_config(meta["ete_config"])
     teg_cfg = TEGConfig(**dict(meta["teg"], heads_classes=tuple(tuple(h) for h in meta["teg"]["heads_classes"])))
-    # shapes only: nothing is allocated before the checkpoint is read
-    ete_graphdef, ete_params = nnx.split(nnx.eval_shape(lambda: ETE(ete_cfg.ete_config(), rngs=nnx.Rngs(0))))
-    teg_graphdef, teg_params = nnx.split(nnx.eval_shape(lambda: TEG(teg_cfg, rngs=nnx.Rngs(0))))
+    ete_graphdef, ete_abstract = abstract_module(lambda: ETE(ete_cfg.ete_config(), rngs=nnx.Rngs(0)))
+    _, teg_abstract = abstract_module(lambda: TEG(teg_cfg, rngs=nnx.Rngs(0)))
     width = ete_cfg.ete_config().d_model
-    abstract = {"ete": jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(ete_params)),
-                "teg": jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(teg_params)),
+    abstract = {"ete": ete_abstract, "teg": teg_abstract,
                 "norm": {k: jax.ShapeDtypeStruct((VOCAB, width), jnp.float32) for k in ("mean", "std")}}
     ckpt = Checkpoints(workdir / "best", max_to_keep=1)
     try:

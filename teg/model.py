@@ -1,11 +1,11 @@
 """Task-shared Electrode Graph (TEG): graph attention over a sample's electrodes, pooled, with heads.
 
-One node per electrode of the global vocabulary, with a learnable node embedding and gate
-(a per-electrode scale of its features, started random so electrodes differ from the first step); a sample
-activates the nodes of its own electrodes, whose features come from an encoder (the ETE's summary
-features). Edges join the active electrodes of the same sample (all pairs, or each electrode's k
-nearest by 3-D position), always with self-loops, and are built in numpy outside the model, so
-samples with different montages share a batch. Each of the K residual pre-norm layers is a
+One node per electrode of the global vocabulary, with a learnable node embedding and gate (a
+per-electrode scale of its features, started random so electrodes differ from the first step); a
+sample activates the nodes of its own electrodes, whose features come from an encoder (the ETE's
+summary features). Edges join the active electrodes of the same sample (all pairs, or each
+electrode's k nearest by 3-D position), always with self-loops, and are built in numpy outside the
+model, so samples with different montages share a batch. Each of the K residual pre-norm layers is a
 multi-head graph attention (``jraph.GAT``, EEGPT's α = ReLU(aᵀ[Wh_m ‖ Wh_n]) normalised by a softmax
 over each node's neighbours) followed by a SwiGLU. Mean or attention pooling over the active nodes
 gives one vector per sample, and per-dataset MLP heads, grouped by task, give the logits.
