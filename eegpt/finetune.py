@@ -98,6 +98,9 @@ def load_ete(ete_dir):
     except (ValueError, KeyError) as err:
         raise TrainingError(f"{ete_dir}: checkpoint does not match its config.json ({str(err)[:120]}); "
                             "pretrain again") from None
+    except FileNotFoundError:
+        raise TrainingError(f"{ete_dir}: checkpoint {ckpt.latest_step()} has no saved parameters (a damaged "
+                            "or partly copied run); pretrain again") from None
     finally:
         ckpt.close()
     return graphdef, jax.tree.map(jnp.asarray, params), cfg

@@ -115,3 +115,8 @@ def test_load_ete_reads_the_parameters_alone(tiny_ete, tmp_path):
         (other / "config.json").write_text(json.dumps(dict(raw, **changed)))
         with pytest.raises(TrainingError, match="does not match its config.json"):
             load_ete(other)
+    (other / "config.json").write_text(json.dumps(raw))
+    step = max(int(p.name) for p in (other / "checkpoints").iterdir() if p.name.isdigit())
+    shutil.rmtree(other / "checkpoints" / str(step) / "state")  # a damaged copy
+    with pytest.raises(TrainingError, match="has no saved parameters"):
+        load_ete(other)
