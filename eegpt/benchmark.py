@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eegpt.recording import EEGInputError, atomic_write
+from eegpt.errors import EEGInputError, atomic_write
 
 PUBLISHED = {"eegmat": {"EEGNet": 0.600, "NeuroLM": 0.657, "EEGPT-Base": "0.660 ± 0.086"}}
 

@@ -1,6 +1,6 @@
 """Dataset cards: what a public dataset is, and how its files become labelled windows.
 
-A card is a small TOML file in ``data/``: task, classes, channels, rate, where to get it, licence,
+A card is a small TOML file in ``eegpt/data/`` (package data): task, classes, channels, rate, where to get it, licence,
 the standard cross-subject split, and the rules that read labels. Two label adapters cover the
 datasets we prepare:
 
@@ -15,6 +15,7 @@ Cards of datasets whose files we cannot read yet say so (``prepare = false``) an
 from __future__ import annotations
 
 import csv
+import importlib.resources
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -23,14 +24,16 @@ from pathlib import Path
 import mne
 import numpy as np
 
-from eegpt.recording import EEGInputError, Recording
+from eegpt.recording import Recording
+from eegpt.errors import EEGInputError
 
-CARDS_DIR = Path(__file__).resolve().parent.parent / "data"
+# Cards are package data (eegpt/data/*.toml), so a wheel installed anywhere finds them.
+CARDS_DIR = Path(str(importlib.resources.files("eegpt") / "data"))
 
 
 @dataclass(frozen=True)
 class Card:
-    """One dataset card (see ``data/*.toml``)."""
+    """One dataset card (see ``eegpt/data/*.toml``)."""
 
     name: str
     title: str
@@ -202,6 +205,12 @@ def label_segments(card: Card, rec: Recording, path: Path) -> list[tuple[float, 
     raise EEGInputError(f"{card.path}: unknown labels.adapter {adapter!r}")
 
 
+def window_starts(a: int, b: int, n_win: int, n_stride: int) -> list[int]:
+    """Start samples of the windows that tile samples ``a``..``b`` (the one windowing rule: stores
+    and :func:`eegpt.predict` cut recordings alike)."""
+    return list(range(a, b - n_win + 1, n_stride))
+
+
 def windows(card: Card, rec: Recording, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Cut a preprocessed recording into labelled windows: (x [W, E, S] float32, labels [W]).
 
@@ -225,9 +234,9 @@ def windows(card: Card, rec: Recording, path: Path) -> tuple[np.ndarray, np.ndar
         b = min(int(round(stop_s * rec.sfreq)), rec.n_samples)
         if a < 0:
             continue  # the epoch would start before the recording does
-        for s in range(a, b - n_win + 1, n_stride):
-            starts.append(s)
-            labels.append(k)
+        span = window_starts(a, b, n_win, n_stride)
+        starts += span
+        labels += [k] * len(span)
     if not starts:
         return np.zeros((0, len(rec.electrodes), n_win), np.float32), np.zeros(0, np.int32)
     x = np.stack([rec.signals[:, s:s + n_win] for s in starts])

@@ -11,7 +11,99 @@ import json
 import sys
 from pathlib import Path
 
-from eegpt.recording import EEGInputError
+from eegpt.errors import EEGInputError, TrainingError, refuse_overwrite
+
+
+# ----------------------------------------------------------------------------- options from configs
+
+def _field_help(cls) -> dict[str, str]:
+    """Each field's help: its trailing ``# comment`` in the class source, else its entry in the
+    docstring's attribute list (``name : text``)."""
+    import inspect
+    import re
+
+    out: dict[str, str] = {}
+    for line in inspect.getsource(cls).splitlines():
+        m = re.match(r"\s+(\w+): [^=#]+= [^#]*#\s*(.+)$", line)
+        if m:
+            out[m.group(1)] = m.group(2).strip()
+    doc = inspect.getdoc(cls) or ""
+    for m in re.finditer(r"^([\w, ]+) : (.+(?:\n {4}.+)*)", doc, re.M):
+        for name in m.group(1).split(","):
+            out.setdefault(name.strip(), " ".join(m.group(2).split()))
+    return out
+
+
+def _converter(tp, name: str):
+    """argparse ``type`` for a field's annotation."""
+    import ast
+    import types
+    import typing
+
+    args = typing.get_args(tp)
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:  # X | None: "none" -> None
+        inner = _converter(next(a for a in args if a is not type(None)), name)
+        return lambda v: None if v.lower() == "none" else inner(v)
+    if typing.get_origin(tp) is tuple and args and args[-1] is not Ellipsis:  # (data, fsdp): "A,B"
+        def pair(v):
+            parts = v.split(",")
+            if len(parts) != len(args):
+                raise argparse.ArgumentTypeError(f"--{name.replace('_', '-')}: give {len(args)} comma-separated numbers")
+            return tuple(a(x) for a, x in zip(args, parts))
+        return pair
+    if tp is tuple or typing.get_origin(tp) is tuple:  # ETE overrides: NAME=VALUE
+        def override(v):
+            key, _, value = v.partition("=")
+            if not value:
+                raise argparse.ArgumentTypeError(f"{v!r}: give NAME=VALUE")
+            try:
+                return key, ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                return key, value
+        return override
+    return tp
+
+
+def add_config(parser, cls, skip=()) -> None:
+    """One option per field of the dataclass ``cls`` (``--field-name``), defaults and help from
+    the class itself: the config is the one source of both."""
+    import dataclasses
+    import typing
+
+    hints, helps = typing.get_type_hints(cls), _field_help(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        tp, flag, text = hints[f.name], "--" + f.name.replace("_", "-"), helps.get(f.name, "")
+        if tp is bool:
+            if f.default:
+                parser.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
+                                    help=f"turn off: {text}")
+            else:
+                parser.add_argument(flag, dest=f.name, action="store_true", help=text)
+            continue
+        plural = (tp is tuple) or (typing.get_origin(tp) is tuple and typing.get_args(tp)[-1:] == (Ellipsis,))
+        parser.add_argument(flag, dest=f.name, type=_converter(tp, f.name), nargs="*" if plural else None,
+                            default=f.default, help=f"{text} (default: {f.default})".strip())
+
+
+def config_from(cls, args, **given):
+    """The dataclass ``cls`` from parsed options (``given`` wins)."""
+    import dataclasses
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in {**values, **given}.items()}
+    return cls(**values)
+
+
+def _check_output(path, overwrite: bool, what: str = "") -> None:
+    """Before any work: the folder exists and nothing is silently replaced."""
+    if not path:
+        return
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise EEGInputError(f"{path}: the folder {path.parent} does not exist; create it or choose another path")
+    refuse_overwrite(path, overwrite, what)
 
 
 def _cmd_inspect(args) -> None:
@@ -60,11 +152,9 @@ def _cmd_prepare(args) -> None:
     from eegpt.preprocess import Preprocess
     from eegpt.store import prepare
 
-    cfg = Preprocess(l_freq=args.l_freq, h_freq=args.h_freq,
-                     line_freq=None if args.line_freq == 0 else args.line_freq,
-                     sfreq=args.sfreq, average_reference=args.average_reference, scale=args.scale)
+    cfg = config_from(Preprocess, args)
     store = prepare(args.card, args.source, args.out, cfg, workers=args.workers,
-                    skip_bad=args.skip_bad, progress=not args.quiet)
+                    skip_bad=args.skip_bad, progress=not args.quiet, overwrite=args.overwrite)
     idx = store.index
     print(f"{idx['card']}: {idx['n_samples']} windows of {idx['window_s']:g} s from "
           f"{len(idx['shards'])} recordings, {len(idx['subjects'])} subjects -> {store.path}")
@@ -106,21 +196,12 @@ def _cmd_presets(args) -> None:
 
 def _cmd_pretrain(args) -> None:
     from eegpt.presets import PRESETS
-    from eegpt.train import PretrainConfig, TrainingError, pretrain
+    from eegpt.train import PretrainConfig, pretrain
 
     if args.preset not in PRESETS:
         raise EEGInputError(f"--preset: unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
-    mesh = tuple(int(v) for v in args.mesh.split(",")) if args.mesh else (0, 1)
-    cfg = PretrainConfig(preset=args.preset, steps=args.steps, batch_size=args.batch_size,
-                         seq_tokens=args.seq_tokens, token_stride=args.token_stride, lr=args.lr,
-                         warmup=args.warmup, weight_decay=args.weight_decay, clip=args.clip,
-                         bf16=args.bf16, mode=args.mode, objective=args.objective, seed=args.seed,
-                         ckpt_every=args.ckpt_every, log_every=args.log_every, eval_split=args.eval_split,
-                         eval_batches=args.eval_batches, mesh=mesh)
-    try:
-        m = pretrain(cfg, args.data, args.workdir, progress=not args.quiet)
-    except (TrainingError, ValueError) as err:
-        raise EEGInputError(str(err).splitlines()[0]) from None
+    cfg = config_from(PretrainConfig, args)
+    m = pretrain(cfg, args.data, args.workdir, progress=not args.quiet)
     gain = lambda ref: f"{(1 - m['val_mse'] / m[ref]):+.1%}"  # noqa: E731
     print(f"step {m['step']} (resumed from {m['resumed_from']}): held-out MSE {m['val_mse']:.5f}; "
           f"zero {m['zero_mse']:.5f} ({gain('zero_mse')} better), persistence {m['persistence_mse']:.5f} "
@@ -129,31 +210,19 @@ def _cmd_pretrain(args) -> None:
     print(f"wrote {Path(args.workdir) / 'metrics.json'}")
 
 
-def _training_errors():
-    from eegpt.train import TrainingError
-
-    return (TrainingError, ValueError)
-
-
 def _cmd_finetune(args) -> None:
     from eegpt.finetune import FinetuneConfig, finetune
 
-    ft = FinetuneConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, train_ete=args.train_ete,
-                        ete_lr=args.ete_lr, warmup=args.warmup, temperature=args.temperature,
-                        class_balanced=not args.no_class_balance, eval_every=args.eval_every,
-                        patience=args.patience, k_neighbours=args.k_neighbours, pool=args.pool,
-                        graph_layers=args.graph_layers, seed=args.seed)
-    try:
-        out = finetune(args.ete, args.data, args.workdir, ft, progress=not args.quiet)
-    except _training_errors() as err:
-        raise EEGInputError(str(err).splitlines()[0]) from None
+    ft = config_from(FinetuneConfig, args)
+    out = finetune(args.ete, args.data, args.workdir, ft, progress=not args.quiet)
     last = out["history"][-1] if out["history"] else {}
     print(f"fine-tuned {out['steps_run']} steps ({'stopped early' if out['stopped_early'] else 'to the end'}); "
           f"kept step {out['best_step']}, selected on {out['selected_on']}")
     for name, v in last.get("val_balanced_accuracy", {}).items():
         print(f"  {name:<22} val balanced accuracy {v:.3f} (last evaluation)")
-    print(f"wrote {Path(args.workdir) / 'finetune.json'}; score it with: eegpt evaluate --workdir {args.workdir} "
-          f"--data {' '.join(args.data)}")
+    print(f"wrote the model directory {out['model']} and {Path(args.workdir) / 'finetune.json'}")
+    print(f"score it with: eegpt evaluate --workdir {args.workdir} --data {' '.join(args.data)}; "
+          f"ask it about a recording with: eegpt predict FILE --model {out['model']}")
 
 
 def _cmd_evaluate(args) -> None:
@@ -161,10 +230,7 @@ def _cmd_evaluate(args) -> None:
     from eegpt.metrics import mean_std
 
     runs = args.workdir
-    try:
-        per_run = [evaluate(w, args.data, args.split, plots=not args.json) for w in runs]
-    except _training_errors() as err:
-        raise EEGInputError(str(err).splitlines()[0]) from None
+    per_run = [evaluate(w, args.data, args.split, plots=not args.json) for w in runs]
     out = {"split": args.split, "runs": runs, "datasets": {}}
     for name in per_run[0]:
         results = [r[name] for r in per_run]
@@ -190,10 +256,8 @@ def _cmd_evaluate(args) -> None:
 def _cmd_embed(args) -> None:
     from eegpt.embed import embed
 
-    try:
-        info = embed(args.ete, args.data, args.out, split=args.split)
-    except _training_errors() as err:
-        raise EEGInputError(str(err).splitlines()[0]) from None
+    _check_output(args.out, args.overwrite)
+    info = embed(args.ete, args.data, args.out, split=args.split)
     print(f"wrote {info['windows']} windows' embeddings ({', '.join(info['arrays'])}) to {args.out}")
 
 
@@ -212,10 +276,7 @@ def _cmd_tsne(args) -> None:
 def _cmd_demo(args) -> None:
     from eegpt.demo import demo, print_table
 
-    try:
-        report = demo(args.workdir, quick=args.quick, progress=not args.quiet)
-    except _training_errors() as err:
-        raise EEGInputError(str(err).splitlines()[0]) from None
+    report = demo(args.workdir, quick=args.quick, progress=not args.quiet)
     print_table(report)
     print(f"wrote {Path(args.workdir) / 'report.json'} and {report['tsne']}")
 
@@ -223,12 +284,9 @@ def _cmd_demo(args) -> None:
 def _cmd_benchmark(args) -> None:
     from eegpt.benchmark import benchmark
 
-    try:
-        r = benchmark(args.name, args.source, args.workdir, ete=args.ete, preset=args.preset,
-                      pretrain_steps=args.pretrain_steps, finetune_steps=args.finetune_steps,
-                      progress=not args.quiet)
-    except _training_errors() as err:
-        raise EEGInputError(str(err).splitlines()[0]) from None
+    r = benchmark(args.name, args.source, args.workdir, ete=args.ete, preset=args.preset,
+                  pretrain_steps=args.pretrain_steps, finetune_steps=args.finetune_steps,
+                  progress=not args.quiet)
 
     def value(block, key):
         v = block.get(key)
@@ -243,45 +301,82 @@ def _cmd_benchmark(args) -> None:
 
 
 def _cmd_copilot_train(args) -> None:
-    from eegpt import copilot
+    from eegpt.copilot.corpus import eeg_bank
+    from eegpt.copilot.decoder import CopilotTrainConfig, train
 
+    cfg = config_from(CopilotTrainConfig, args)
     bank = None
-    try:
-        if args.finetuned:  # the prefix learns from real pooled embeddings of the training windows
-            from eegpt.finetune import load_finetuned
-            from eegpt.store import open_stores
+    if args.finetuned:  # the prefix learns from real pooled embeddings of the training windows
+        from eegpt.finetune import load_finetuned
+        from eegpt.store import open_stores
 
-            tuned = load_finetuned(args.finetuned)
-            meta = json.loads((Path(args.finetuned) / "finetune.json").read_text())
-            bank = copilot.eeg_bank(tuned, open_stores([d["store"] for d in meta["datasets"]]))
-        r = copilot.train(args.workdir, copilot.CopilotTrainConfig(pairs=args.pairs, steps=args.steps, seed=args.seed),
-                          eeg_bank=bank, progress=not args.quiet)
-    except _training_errors() as err:
-        raise EEGInputError(str(err).splitlines()[0]) from None
+        meta = Path(args.finetuned) / "finetune.json"
+        if not meta.exists():
+            raise EEGInputError(f"{args.finetuned}: not a fine-tuning workdir (finetune.json missing)")
+        stores = open_stores([d["store"] for d in json.loads(meta.read_text())["datasets"]])
+        bank = eeg_bank(load_finetuned(args.finetuned), stores)
+    r = train(args.workdir, cfg, eeg_bank=bank, progress=not args.quiet)
     print(f"copilot: {r['parameters']:,} parameters, final loss {r['history'][-1]['loss']:.3f}, "
           f"{r['seconds']:.0f} s -> {args.workdir}")
 
 
 def _cmd_copilot(args) -> None:
-    from eegpt.copilot import Pipeline
+    from eegpt.copilot import Copilot, emr
+    from eegpt.copilot.copilot import check_age, normalise_sex
 
+    check_age(args.age)  # arguments first: nothing runs on a bad one
+    normalise_sex(args.sex)
     if args.emr_out and Path(args.emr_out).suffix.lower() not in (".md", ".markdown", ".json"):
         raise EEGInputError(f"{args.emr_out}: --emr-out must end in .md (Markdown) or .json (FHIR Bundle)")
-    try:
-        pipe = Pipeline(args.model)
-        r = pipe.run(args.file, task=args.task, age=args.age, sex=args.sex, question=args.question,
-                     emr_out=args.emr_out, seconds=args.seconds)
-    except _training_errors() as err:
-        raise EEGInputError(str(err).splitlines()[0]) from None
+    _check_output(args.emr_out, args.overwrite, "an EMR")
+    r = Copilot(_model_or_default(args.model), args.copilot).ask(args.file, task=args.task, age=args.age, sex=args.sex,
+                                              question=args.question, seconds=args.seconds)
+    if args.emr_out:
+        emr.write(r["record"], args.emr_out)
     if args.json:
         print(json.dumps({k: r[k] for k in ("task", "head", "label", "probs", "windows", "question", "answer",
-                                             "fallback", "seconds")}, indent=2))
+                                             "fallback", "trained_on", "synthetic")}, indent=2))
         return
     top = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["probs"].items(), key=lambda kv: -kv[1])[:3])
     print(f"{Path(args.file).name}: {r['task']} via {r['head']} over {r['windows']} windows ({top})")
     print(f"Q: {r['question']}\nA: {r['answer']}")
+    if not r["synthetic"]:
+        print(r["trained_on"])
     if args.emr_out:
         print(f"EMR -> {args.emr_out}")
+
+
+def _model_or_default(given) -> Path:
+    """``--model``, else the demo's model (``runs/demo``, then ``runs/demo-quick``)."""
+    from eegpt.model import model_dir
+
+    if given:
+        return model_dir(given)
+    for d in ("runs/demo", "runs/demo-quick"):
+        try:
+            return model_dir(d)
+        except EEGInputError:
+            continue
+    raise EEGInputError("no model: run `eegpt demo --workdir runs/demo-quick --quick` first, or pass --model DIR")
+
+
+def _cmd_predict(args) -> None:
+    from eegpt.predict import predict, write_outputs
+
+    for out in (args.csv, args.plot, args.json_out):
+        _check_output(out, args.overwrite)
+    pred = predict(_model_or_default(args.model), args.file, task=args.task, head=args.head, seconds=args.seconds)
+    write_outputs(pred, args.json_out, args.csv, args.plot)
+    if args.json:
+        print(json.dumps(pred.to_dict(), indent=2))
+        return
+    top = ", ".join(f"{k} {v:.2f}" for k, v in sorted(pred.summary.items(), key=lambda kv: -kv[1]))
+    print(f"{Path(args.file).name}: {pred.task} via {pred.head}, {len(pred.probs)} windows of {pred.window_s:g} s")
+    print(f"  {pred.label}  ({top})")
+    print(f"  {pred.trained_on}")
+    for out in (args.json_out, args.csv, args.plot):
+        if out:
+            print(f"wrote {out}")
 
 
 def _cmd_cards(args) -> None:
@@ -318,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--tasks", help="comma-separated subset of ER,MI,MW,SS,CM")
     s.add_argument("--workers", type=int, default=2)
-    s.set_defaults(fn=_cmd_synth)
+    s.set_defaults(fn=_cmd_synth, outputs=["out"])
 
     s = sub.add_parser("prepare", help="preprocess and window a dataset folder into a store")
     s.add_argument("card", help="dataset card name (see `eegpt cards`) or path to a card .toml")
@@ -326,14 +421,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="store folder (a partial one is completed)")
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--skip-bad", action="store_true", help="leave out unreadable recordings")
-    s.add_argument("--l-freq", type=float, default=0.1)
-    s.add_argument("--h-freq", type=float, default=75.0)
-    s.add_argument("--line-freq", type=float, default=50.0, help="mains frequency to notch (0: none)")
-    s.add_argument("--sfreq", type=float, default=256.0)
-    s.add_argument("--average-reference", action="store_true")
-    s.add_argument("--scale", type=float, default=0.01, help="factor applied to µV (NeuroLM: 0.01)")
+    s.add_argument("--overwrite", action="store_true", help="replace a store of another card or recipe at --out")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.set_defaults(fn=_cmd_prepare)
+    add_config(s.add_argument_group("preprocessing recipe (eegpt.preprocess.Preprocess)"), _cls("preprocess"))
+    s.set_defaults(fn=_cmd_prepare, outputs=["out"])
 
     s = sub.add_parser("fetch", help="download a dataset with MNE's fetcher (eegmmidb, sleep-edf)")
     s.add_argument("card")
@@ -347,49 +438,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_cmd_presets)
 
     s = sub.add_parser("pretrain", help="pretrain the ETE on prepared stores (resumes in WORKDIR)")
-    s.add_argument("--preset", default="base")
     s.add_argument("--data", nargs="+", required=True, help="prepared store folders")
     s.add_argument("--workdir", required=True)
-    s.add_argument("--steps", type=int, default=1000)
-    s.add_argument("--batch-size", type=int, default=256, help="global; electrode sequences per step")
-    s.add_argument("--seq-tokens", type=int, default=4, help="tokens per sequence")
-    s.add_argument("--token-stride", type=int, help="samples between token starts (default: token length)")
-    s.add_argument("--lr", type=float, default=1e-3)
-    s.add_argument("--warmup", type=int, default=100)
-    s.add_argument("--weight-decay", type=float, default=0.05)
-    s.add_argument("--clip", type=float, default=1.0)
-    s.add_argument("--bf16", action="store_true", help="bfloat16 compute, float32 parameters")
-    s.add_argument("--mode", choices=("electrode", "multichannel"), default="electrode")
-    s.add_argument("--objective", choices=("ar", "mae"), default="ar")
-    s.add_argument("--mesh", help="DATA,FSDP device mesh (default: all devices on data)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--ckpt-every", type=int, default=200)
-    s.add_argument("--log-every", type=int, default=10)
-    s.add_argument("--eval-split", default="val")
-    s.add_argument("--eval-batches", type=int, default=40)
     s.add_argument("--quiet", action="store_true")
-    s.set_defaults(fn=_cmd_pretrain)
+    add_config(s.add_argument_group("training (eegpt.train.PretrainConfig)"), _cls("pretrain"))
+    s.set_defaults(fn=_cmd_pretrain, outputs=["workdir"])
 
     s = sub.add_parser("finetune", help="jointly fine-tune the graph and heads over several stores")
     s.add_argument("--ete", required=True, help="a pretraining workdir (eegpt pretrain)")
     s.add_argument("--data", nargs="+", required=True, help="prepared stores, one per dataset")
-    s.add_argument("--workdir", required=True)
-    s.add_argument("--steps", type=int, default=600)
-    s.add_argument("--batch-size", type=int, default=32)
-    s.add_argument("--lr", type=float, default=1e-3)
-    s.add_argument("--train-ete", action="store_true", help="train the ETE too (default: frozen, as EEGPT)")
-    s.add_argument("--ete-lr", type=float, default=3e-5, help="the ETE's learning rate with --train-ete")
-    s.add_argument("--warmup", type=int, default=50)
-    s.add_argument("--temperature", type=float, default=2.0, help="dataset sampling ∝ windows^(1/T)")
-    s.add_argument("--no-class-balance", action="store_true", help="plain instead of class-balanced loss")
-    s.add_argument("--eval-every", type=int, default=100)
-    s.add_argument("--patience", type=int, default=4, help="evaluations without improvement before stopping")
-    s.add_argument("--k-neighbours", type=int, help="k-nearest electrode graph (default: fully connected)")
-    s.add_argument("--pool", choices=("attention", "mean"), default="attention")
-    s.add_argument("--graph-layers", type=int, help="graph attention layers (default: the ETE preset's)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workdir", required=True, help="the run; the model directory is WORKDIR/model")
     s.add_argument("--quiet", action="store_true")
-    s.set_defaults(fn=_cmd_finetune)
+    add_config(s.add_argument_group("fine-tuning (eegpt.finetune.FinetuneConfig)"), _cls("finetune"))
+    s.set_defaults(fn=_cmd_finetune, outputs=["workdir"])
 
     s = sub.add_parser("evaluate", help="score fine-tuned model(s) on a split; several workdirs: mean ± std")
     s.add_argument("--workdir", nargs="+", required=True, help="finetune workdir(s), e.g. one per seed")
@@ -399,10 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_cmd_evaluate)
 
     s = sub.add_parser("embed", help="per-electrode and per-window embeddings to an .npz")
-    s.add_argument("--ete", required=True, help="a pretraining or fine-tuning workdir")
+    s.add_argument("--ete", required=True, help="a pretraining workdir or a model directory")
     s.add_argument("--data", nargs="+", required=True)
     s.add_argument("--out", required=True, help="output .npz")
     s.add_argument("--split", help="only this split (default: every window)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     s.set_defaults(fn=_cmd_embed)
 
     s = sub.add_parser("tsne", help="t-SNE picture and clustering scores of an embeddings .npz")
@@ -420,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workdir", required=True)
     s.add_argument("--quick", action="store_true", help="a smaller corpus and fewer steps (a few minutes)")
     s.add_argument("--quiet", action="store_true")
-    s.set_defaults(fn=_cmd_demo)
+    s.set_defaults(fn=_cmd_demo, outputs=["workdir"])
 
     s = sub.add_parser("benchmark", help="a real dataset's protocol: the model beside a classical baseline")
     s.add_argument("name", help="eegmat, n170 or eegmmidb")
@@ -431,29 +493,42 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pretrain-steps", type=int, default=1000)
     s.add_argument("--finetune-steps", type=int, default=600)
     s.add_argument("--quiet", action="store_true")
-    s.set_defaults(fn=_cmd_benchmark)
+    s.set_defaults(fn=_cmd_benchmark, outputs=["workdir"])
 
     s = sub.add_parser("copilot-train", help="train the copilot's text decoder on the clinical corpus")
     s.add_argument("--workdir", required=True)
     s.add_argument("--finetuned", help="a fine-tuning workdir: its pooled embeddings feed the EEG prefix")
-    s.add_argument("--pairs", type=int, default=6000)
-    s.add_argument("--steps", type=int, default=600)
-    s.add_argument("--seed", type=int, default=0)
     s.add_argument("--quiet", action="store_true")
-    s.set_defaults(fn=_cmd_copilot_train)
+    add_config(s.add_argument_group("training (eegpt.copilot.decoder.CopilotTrainConfig)"), _cls("copilot"))
+    s.set_defaults(fn=_cmd_copilot_train, outputs=["workdir"])
 
     s = sub.add_parser("copilot", help="a raw EEG file -> prediction -> clinician answer (and an EMR)")
     s.add_argument("file")
-    s.add_argument("--model", help="a demo workdir (finetune/ + copilot/); default: runs/demo, runs/demo-quick")
+    s.add_argument("--model", help="a model directory or demo workdir (default: runs/demo, then runs/demo-quick)")
+    s.add_argument("--copilot", help="the decoder's directory (default: MODEL/copilot)")
     s.add_argument("--task", choices=["ER", "MI", "MW", "SS", "CM"],
                    help="which head answers (default: the one whose montages match the file best)")
-    s.add_argument("--age", type=int)
-    s.add_argument("--sex", choices=["F", "M"])
+    s.add_argument("--age", type=int, help="years, 0-120")
+    s.add_argument("--sex", help="F, M, female or male")
     s.add_argument("--question")
     s.add_argument("--emr-out", help="PATH.md (Markdown) or PATH.json (FHIR R4 Bundle)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --emr-out")
     s.add_argument("--seconds", type=float, help="answer about the first SECONDS of the recording only")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=_cmd_copilot)
+
+    s = sub.add_parser("predict", help="a trained model's per-window probabilities and summary for a recording")
+    s.add_argument("file")
+    s.add_argument("--model", help="a model directory or demo workdir (default: runs/demo, then runs/demo-quick)")
+    s.add_argument("--task", choices=["ER", "MI", "MW", "SS", "CM"], help="which task's head answers")
+    s.add_argument("--head", help="a head by dataset name (see the model's config.json)")
+    s.add_argument("--seconds", type=float, help="only the first SECONDS of the recording")
+    s.add_argument("--json", action="store_true", help="print everything as JSON")
+    s.add_argument("--json-out", help="write the JSON to this file")
+    s.add_argument("--csv", help="write one row per window (start, label, probabilities) to this .csv")
+    s.add_argument("--plot", help="write class probabilities over time (a hypnogram for sleep) to this .png")
+    s.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    s.set_defaults(fn=_cmd_predict)
 
     s = sub.add_parser("cards", help="list the dataset cards")
     s.add_argument("--json", action="store_true")
@@ -461,15 +536,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _cls(name):
+    """The config dataclass whose fields a command's options are (imported when the parser is built)."""
+    if name == "preprocess":
+        from eegpt.preprocess import Preprocess as cls
+    elif name == "pretrain":
+        from eegpt.train import PretrainConfig as cls
+    elif name == "finetune":
+        from eegpt.finetune import FinetuneConfig as cls
+    else:
+        from eegpt.copilot.decoder import CopilotTrainConfig as cls
+    return cls
+
+
 def main(argv=None) -> int:
+    import shutil
+
     args = build_parser().parse_args(argv)
+    # outputs this run creates: removed again if it fails, so a failed command leaves nothing behind
+    created = [Path(getattr(args, k)) for k in getattr(args, "outputs", []) if not Path(getattr(args, k)).exists()]
     try:
         args.fn(args)
-    except EEGInputError as err:
-        print(f"eegpt: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:  # an unwritable workdir, a full disk: one line, not a traceback
-        print(f"eegpt: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+    except (EEGInputError, TrainingError, OSError) as err:
+        for path in created:
+            shutil.rmtree(path, ignore_errors=True)
+        if isinstance(err, OSError) and not isinstance(err, EEGInputError):  # an unwritable workdir, a full disk
+            print(f"eegpt: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        else:
+            print(f"eegpt: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("eegpt: interrupted; completed outputs are kept, rerun to finish", file=sys.stderr)

@@ -10,11 +10,12 @@ Every stage resumes: rerunning the command skips what is complete.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from eegpt.recording import atomic_write
+from eegpt.errors import atomic_dir, atomic_write
 
 
 @dataclass(frozen=True)
@@ -104,25 +105,29 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
     clusters = tsne(workdir / "embeddings.npz", workdir / "tsne.png", seed=seed)
     stage("tsne")
     say(f"[6/6] training the copilot ({plan.copilot_steps} steps) and answering for a held-out recording", flush=True)
-    from eegpt import copilot
+    from eegpt.copilot import Copilot, emr
+    from eegpt.copilot.corpus import eeg_bank
+    from eegpt.copilot.decoder import CopilotTrainConfig, train
 
     if not (workdir / "copilot" / "config.json").exists():
-        bank = copilot.eeg_bank(load_finetuned(workdir / "finetune"), list(stores.values()))
-        copilot.train(workdir / "copilot", copilot.CopilotTrainConfig(steps=plan.copilot_steps, seed=seed),
-                      eeg_bank=bank, progress=progress)
+        bank = eeg_bank(load_finetuned(workdir / "finetune"), list(stores.values()))
+        train(workdir / "copilot", CopilotTrainConfig(steps=plan.copilot_steps, seed=seed), eeg_bank=bank,
+              progress=progress)
+    with atomic_dir(workdir / "model") as tmp:  # one self-contained model directory: model + decoder
+        shutil.copytree(workdir / "finetune" / "model", tmp, dirs_exist_ok=True)
+        shutil.copytree(workdir / "copilot", tmp / "copilot")
     er = stores["ER"]
     example = workdir / "corpus" / er.file_of[er.indices("test")[0]]
-    answered = copilot.Pipeline(workdir).run(example, task="ER", age=42, sex="F",
-                                             question="What is the patient's emotional state?",
-                                             emr_out=workdir / "emr.md")
-    from eegpt import emr
-
+    answered = Copilot(workdir / "model").ask(example, task="ER", age=42, sex="F",
+                                               question="What is the patient's emotional state?")
+    emr.write(answered["record"], workdir / "emr.md")
     emr.write(answered["record"], workdir / "emr.json")
     stage("copilot")
     report = {"plan": "quick" if quick else "full", **plan.__dict__, "seconds": round(time.perf_counter() - t_start, 1),
               "stage_seconds": stages, "split": "train subjects fit, val subjects select, test subjects score",
               "finetune_best_step": tuned["best_step"], "tasks": tasks, "tsne": str(workdir / "tsne.png"),
               "clustering": clusters["clustering"],
+              "model": str(workdir / "model"), "trained_on": answered["trained_on"],
               "copilot": {"recording": str(example), "question": answered["question"], "answer": answered["answer"],
                           "probs": answered["probs"], "emr": [str(workdir / "emr.md"), str(workdir / "emr.json")]}}
     atomic_write(workdir / "report.json", lambda p: p.write_text(json.dumps(report, indent=2) + "\n"))

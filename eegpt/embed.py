@@ -19,13 +19,14 @@ import numpy as np
 
 from eegpt.electrodes import ID
 from eegpt.pipeline import graph_batches
-from eegpt.recording import atomic_write
+from eegpt.errors import atomic_write
 from eegpt.store import open_stores
-from eegpt.train import TrainingError
+from eegpt.errors import EEGInputError
 
 
 def _pretrained_features(ete_dir, store, split, batch_size: int = 32):
-    from eegpt.finetune import encode, load_ete
+    from eegpt.finetune import load_ete
+    from eegpt.model import encode
 
     graphdef, params, cfg = load_ete(ete_dir)
     layout = "flat" if cfg.mode == "electrode" else "padded"
@@ -42,18 +43,23 @@ def embed(model_dir, stores, out, split: str | None = None) -> dict:
     model_dir, out = Path(model_dir), Path(out)
     stores = open_stores(stores)
     finetuned = None
-    if (model_dir / "finetune.json").exists():
-        from eegpt.finetune import load_finetuned
+    if (model_dir / "config.json").exists() and (model_dir / "checkpoints").is_dir():
+        pass  # a pretraining workdir: the ETE's own features
+    else:
+        from eegpt.model import load
+        from eegpt.model import model_dir as find_model
 
-        finetuned = load_finetuned(model_dir)
-    elif not (model_dir / "config.json").exists():
-        raise TrainingError(f"{model_dir}: neither a pretraining nor a fine-tuning workdir; "
-                            "run eegpt pretrain or eegpt finetune")
+        try:
+            found = find_model(model_dir)
+        except EEGInputError:
+            raise EEGInputError(f"{model_dir}: neither a model directory nor a pretraining workdir; "
+                                "run eegpt pretrain or eegpt finetune") from None
+        finetuned = load(found)
     parts = []
     for s in stores:
         pos = s.indices(split)
         if len(pos) == 0:
-            raise TrainingError(f"{s.path}: no windows in split {split!r}")
+            raise EEGInputError(f"{s.path}: no windows in split {split!r}")
         if finetuned is not None:
             r = finetuned.run(s, split)
             feats, pooled = r["features"], r["pooled"]
@@ -113,8 +119,6 @@ def tsne(path, out, key: str = "auto", marker: str = "task", perplexity: float =
          max_points: int = 3000, seed: int = 0) -> dict:
     """t-SNE of an embeddings file, coloured by class and marked by task (or subject), with
     clustering scores per task and across tasks; writes ``out`` (.png) and ``out`` .json."""
-    from eegpt.recording import EEGInputError
-
     path, out = Path(path), Path(out)
     if not path.exists():
         raise EEGInputError(f"{path}: no such embeddings file; make one with eegpt embed")

@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shlex
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,43 +31,56 @@ import numpy as np
 import optax
 from flax import nnx
 
+from eegpt import sharding
 from eegpt.checkpoint import Checkpoints
-from eegpt.electrodes import positions
-from eegpt.metrics import classification
+from eegpt.errors import EEGInputError, TrainingError, atomic_write
+from eegpt.model import (EEGPT, EEGPTConfig, HeadSpec, abstract_module, cached_batch, forward, graph_inputs,
+                         load, save)
+from eegpt.model import abstract_params as abstract_params_of
 from eegpt.pipeline import graph_batches
 from eegpt.presets import preset
-from eegpt.recording import atomic_write
 from eegpt.store import Store, open_stores
 from eegpt.tracking import make_tracker
-from eegpt.train import PretrainConfig, TrainingError
+from eegpt.train import PretrainConfig
 from ete import ETE
-from ete import features as ete_features
-from teg import TEG, TEGConfig, electrode_edges
+from teg import TEG, TEGConfig
 from teg.model import VOCAB_SIZE as VOCAB
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    steps: int = 600
-    batch_size: int = 32
-    lr: float = 1e-3                # graph and heads
-    train_ete: bool = False         # False: the ETE stays as pretrained (EEGPT)
+    steps: int = 600                # optimizer steps (a rerun with more resumes)
+    batch_size: int = 32            # windows per step (global)
+    lr: float = 1e-3                # learning rate of the graph and heads
+    train_ete: bool = False         # train the ETE too (default: frozen, as EEGPT)
     # The ETE's learning rate when it trains. Small, because the graph's random gates send large
     # gradients into the encoder at first: on the quick demo (240 steps, seed 0) 3e-4 and 1e-4
     # collapsed the features (ER and MI at chance), 3e-5 did not (ER 0.57, MI 0.67 on validation).
-    ete_lr: float = 3e-5
-    warmup: int = 50
-    weight_decay: float = 0.05
-    clip: float = 1.0
+    ete_lr: float = 3e-5            # the ETE's learning rate with --train-ete
+    warmup: int = 50                # linear warm-up steps
+    weight_decay: float = 0.05      # AdamW weight decay
+    clip: float = 1.0               # gradient clipping by global norm
     temperature: float = 2.0        # dataset sampling weight ∝ training windows^(1/T)
-    class_balanced: bool = True
+    class_balanced: bool = True     # weight each class by its inverse frequency
     eval_every: int = 100           # validation (and checkpoint) interval
     patience: int = 4               # evaluations without improvement before stopping
-    k_neighbours: int | None = None  # None: fully connected electrode graphs; k: k nearest by position
-    pool: str = "attention"         # or "mean"
-    graph_layers: int | None = None  # None: the ETE preset's (base: 3)
+    k_neighbours: int | None = None  # edges to the k nearest electrodes by position (none: all pairs)
+    pool: str = "attention"         # readout over electrodes: "attention" or "mean"
+    graph_layers: int | None = None  # graph attention layers (none: the ETE preset's; base: 3)
     gate_start: str = "random"      # the graph's node gates: "random" or "ones" (see teg.TEG)
-    seed: int = 0
+    seed: int = 0                   # the graph's initialisation and the batches drawn
+    mesh: tuple[int, int] = (0, 1)  # DATA,FSDP devices (DATA 0: all remaining devices)
+
+    def __post_init__(self):
+        from eegpt.errors import check_positive
+
+        check_positive(self, "steps", "batch_size", "lr", "ete_lr", "clip", "temperature", "eval_every", "patience",
+                       "k_neighbours", "graph_layers")
+        if self.warmup < 0 or self.weight_decay < 0:
+            raise EEGInputError(f"--warmup {self.warmup} / --weight-decay {self.weight_decay}: must be >= 0")
+        if self.pool not in ("attention", "mean") or self.gate_start not in ("random", "ones"):
+            raise EEGInputError(f"--pool {self.pool} / --gate-start {self.gate_start}: choose attention|mean and "
+                                "random|ones")
 
 
 # ----------------------------------------------------------------------------- the pretrained encoder
@@ -73,13 +88,6 @@ class FinetuneConfig:
 def pretrain_config(raw: dict) -> PretrainConfig:
     raw = dict(raw, mesh=tuple(raw.get("mesh", (0, 1))), model=tuple(tuple(kv) for kv in raw.get("model", ())))
     return PretrainConfig(**raw)
-
-
-def abstract_module(make) -> tuple:
-    """(graphdef, parameter shapes as a plain dict) of the module ``make()`` builds, from shapes
-    alone (``nnx.eval_shape``: nothing is allocated before a checkpoint is read into them)."""
-    graphdef, state = nnx.split(nnx.eval_shape(make))
-    return graphdef, jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), nnx.to_pure_dict(state))
 
 
 def load_ete(ete_dir):
@@ -114,42 +122,6 @@ def teg_config(ete_cfg: PretrainConfig, stores: list[Store], ft: FinetuneConfig)
                                heads_classes=tuple((s.name, len(s.classes)) for s in stores))
 
 
-# ----------------------------------------------------------------------------- one model, two parts
-
-def graph_inputs(batch: dict, k: int | None) -> dict:
-    """A graph batch plus its edges (all pairs of a sample's electrodes, or k nearest)."""
-    senders, receivers = electrode_edges(batch["electrodes_BxE"], batch["mask_BxE"], positions(), k, bucket=True)
-    return dict(batch, senders=senders, receivers=receivers)
-
-
-def encode(ete_graphdef, ete_params, batch):
-    """Per-electrode ETE features ``[B, E, F]`` of a graph batch (zeros at padded electrodes).
-
-    Electrode mode reads the flat layout (only real electrodes go through the ETE and are
-    scattered back to ``[B, E]``); multichannel mode the padded one."""
-    ete = nnx.merge(ete_graphdef, ete_params)
-    electrodes, mask = batch["electrodes_BxE"], batch["mask_BxE"]
-    if ete.cfg.mode != "electrode":
-        return ete_features(ete, batch["tokens_BxExNxP"], electrodes, mask)[0]
-    b, e = mask.shape
-    out = ete(batch["tokens_KxNxP"], batch["electrode_K"], n_valid_B=batch["n_tokens_K"])
-    flat = jnp.zeros((b * e + 1, out["feature"].shape[-1]), jnp.float32).at[batch["put_K"]].set(out["feature"])
-    return flat[: b * e].reshape(b, e, -1)
-
-
-def forward(ete_graphdef, teg_graphdef, params, batch):
-    """(pooled [B, D], standardised per-electrode features [B, E, F], logits {head: [B, classes]}).
-
-    A batch with ``features_BxExF`` (a frozen ETE's features, computed once) skips the encoder."""
-    electrodes, mask = batch["electrodes_BxE"], batch["mask_BxE"]
-    feats = batch["features_BxExF"] if "features_BxExF" in batch else encode(ete_graphdef, params["ete"], batch)
-    norm = params["norm"]
-    feats = jnp.where(mask[..., None], (feats - norm["mean"][electrodes]) / norm["std"][electrodes], 0.0)
-    pooled, logits = nnx.merge(teg_graphdef, params["teg"])(
-        feats, electrodes, mask, batch["senders"], batch["receivers"])
-    return pooled, feats, logits
-
-
 def feature_norm(chunks) -> dict:
     """Mean and std of ETE features per electrode (vocabulary id) over ``chunks`` of training
     windows, each ``(features [B, E, F], electrodes [B, E], mask [B, E])``; electrodes never seen
@@ -172,113 +144,6 @@ def feature_norm(chunks) -> dict:
     mean = np.where(seen, s1 / np.maximum(n, 1)[:, None], 0.0)
     std = np.where(seen, np.sqrt(np.maximum(s2 / np.maximum(n, 1)[:, None] - mean ** 2, 0.0)) + 1e-3, 1.0)
     return {"mean": jnp.asarray(mean, jnp.float32), "std": jnp.asarray(std, jnp.float32)}
-
-
-class Finetuned:
-    """A fine-tuned ETE + TEG (or one being fine-tuned): structure, parameters and scoring."""
-
-    def __init__(self, ete_cfg: PretrainConfig, ete_graphdef, teg_cfg: TEGConfig, params, k: int | None,
-                 batch_size: int = 32):
-        self.ete_cfg, self.teg_cfg, self.params, self.k = ete_cfg, teg_cfg, params, k
-        self.ete_graphdef = ete_graphdef
-        self.teg_graphdef, _ = nnx.split(nnx.eval_shape(lambda: TEG(teg_cfg, rngs=nnx.Rngs(0))))
-        self.heads = [name for name, _ in teg_cfg.heads_classes]
-        self.batch_size = batch_size
-        self._forward = jax.jit(lambda p, b: forward(self.ete_graphdef, self.teg_graphdef, p, b))
-        self.encode = jax.jit(lambda ete_params, b: encode(self.ete_graphdef, ete_params, b))
-
-    def head_of(self, store: Store) -> str:
-        if store.name not in self.heads:
-            raise TrainingError(f"{store.path}: no head for dataset {store.name!r}; this model has "
-                                f"{', '.join(self.heads)}")
-        return store.name
-
-    @property
-    def layout(self) -> str:
-        return "flat" if self.ete_cfg.mode == "electrode" else "padded"
-
-    def batches(self, store: Store, split: str | None, cached: dict | None = None):
-        """Fixed-size batches of one store's split in store order (the last one filled), each
-        with its number of real samples; from ``cached`` features when given."""
-        if cached is None:
-            for raw in graph_batches([store], split, self.batch_size, tokens=self.ete_cfg.tokens(),
-                                     epochs=1, drop_remainder=False, shuffle=False,
-                                     layout=self.layout, shard_index=0, shard_count=1):
-                yield graph_inputs(raw, self.k), int(raw["real_B"].sum())
-            return
-        pos = store.indices(split)
-        for start in range(0, len(pos), self.batch_size):
-            chunk = pos[start:start + self.batch_size]
-            n = len(chunk)
-            chunk = np.concatenate([chunk, np.full(self.batch_size - n, chunk[0])])
-            yield graph_inputs(cached_batch(cached, store, chunk), self.k), n
-
-    def cache(self, store: Store, ete_params) -> dict:
-        """The (frozen) ETE's features of every window of a store, computed once, in store order."""
-        feats, ids, mask = [], [], []
-        for batch, n in self.batches(store, None):
-            feats.append(np.asarray(self.encode(ete_params, batch))[:n])
-            ids.append(batch["electrodes_BxE"][:n])
-            mask.append(batch["mask_BxE"][:n])
-        return {"features": np.concatenate(feats), "electrodes": np.concatenate(ids), "mask": np.concatenate(mask)}
-
-    def run(self, store: Store, split: str | None = "test", params=None, cached: dict | None = None) -> dict:
-        """A store's windows of ``split`` (all with None), in store order: class probabilities,
-        labels, subjects, positions, pooled graph embeddings and per-electrode features."""
-        head = self.head_of(store)
-        pos = store.indices(split)
-        if len(pos) == 0:
-            raise TrainingError(f"{store.path}: no windows in split {split!r}")
-        out = self.score(self.batches(store, split, cached), head, params)
-        return {**out, "labels": store.labels[pos], "subjects": store.subject_of[pos], "positions": pos}
-
-    def score(self, batches, head: str, params=None) -> dict:
-        """``head``'s class probabilities, pooled graph embeddings, standardised per-electrode
-        features and electrode masks of ``(graph batch, real samples)`` pairs, concatenated."""
-        params = self.params if params is None else params
-        probs, pooled, feats, mask = [], [], [], []
-        for batch, n in batches:
-            p, f, logits = self._forward(params, batch)
-            probs.append(np.asarray(jax.nn.softmax(logits[head], -1))[:n])
-            pooled.append(np.asarray(p)[:n])
-            feats.append(np.asarray(f)[:n])
-            mask.append(batch["mask_BxE"][:n])
-        return {"probs": np.concatenate(probs), "pooled": np.concatenate(pooled), "features": np.concatenate(feats),
-                "mask": np.concatenate(mask)}
-
-    def evaluate(self, store: Store, split: str = "test", params=None, cached: dict | None = None) -> dict:
-        out = self.run(store, split, params, cached)
-        return classification(out["labels"], out["probs"], len(store.classes))
-
-
-def cached_batch(cached: dict, store: Store, positions, dataset: int = 0) -> dict:
-    """A graph batch of cached features at store ``positions``."""
-    positions = np.asarray(positions)
-    return {"features_BxExF": cached["features"][positions], "electrodes_BxE": cached["electrodes"][positions],
-            "mask_BxE": cached["mask"][positions], "label_B": store.labels[positions].astype(np.int32),
-            "dataset_B": np.full(len(positions), dataset, np.int32)}
-
-
-def load_finetuned(workdir, batch_size: int = 32) -> Finetuned:
-    """The best fine-tuned model of a ``eegpt finetune`` workdir."""
-    workdir = Path(workdir)
-    meta_path = workdir / "finetune.json"
-    if not meta_path.exists():
-        raise TrainingError(f"{workdir}: no fine-tuned model here (finetune.json missing); run eegpt finetune")
-    meta = json.loads(meta_path.read_text())
-    ete_cfg = pretrain_config(meta["ete_config"])
-    teg_cfg = TEGConfig(**dict(meta["teg"], heads_classes=tuple(tuple(h) for h in meta["teg"]["heads_classes"])))
-    ete_graphdef, ete_abstract = abstract_module(lambda: ETE(ete_cfg.ete_config(), rngs=nnx.Rngs(0)))
-    _, teg_abstract = abstract_module(lambda: TEG(teg_cfg, rngs=nnx.Rngs(0)))
-    width = ete_cfg.ete_config().d_model
-    abstract = {"ete": ete_abstract, "teg": teg_abstract,
-                "norm": {k: jax.ShapeDtypeStruct((VOCAB, width), jnp.float32) for k in ("mean", "std")}}
-    ckpt = Checkpoints(workdir / "best", max_to_keep=1)
-    try:
-        restored, _ = ckpt.restore_state(None, {"params": abstract})
-    finally:
-        ckpt.close()
-    return Finetuned(ete_cfg, ete_graphdef, teg_cfg, restored["params"], meta["finetune"]["k_neighbours"], batch_size)
 
 
 # ----------------------------------------------------------------------------- training
@@ -308,17 +173,80 @@ def _class_weights(stores: list[Store], split_positions, balanced: bool) -> np.n
     return out
 
 
+def _provenance(ete_dir, ete_cfg: PretrainConfig, stores: list[Store], train_pos) -> dict:
+    """Which data trained the model (said by predict, the copilot and the EMR)."""
+    encoder_data = []
+    metrics = Path(ete_dir) / "metrics.json"
+    if metrics.exists():
+        for path in json.loads(metrics.read_text()).get("stores", []):
+            index = Path(path) / "index.json"
+            encoder_data.append(json.loads(index.read_text())["card"] if index.exists() else Path(path).name)
+    return {"datasets": [{"card": s.name, "task": s.task, "subjects": int(len(np.unique(s.subject_of[p]))),
+                          "windows": int(len(p)), "synthetic": s.name.startswith("synthetic-")}
+                         for s, p in zip(stores, train_pos)],
+            "encoder": {"preset": ete_cfg.preset, "steps": ete_cfg.steps, "data": encoder_data},
+            "command": shlex.join(sys.argv), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def host_batch(cache: dict, store: Store, rows, dataset: int, k: int | None, host: int, hosts: int) -> dict:
+    """This host's rows of a global graph batch of cached features, with edges that index the
+    *global* batch's nodes: sample ``i`` of host ``h`` is global sample ``h * len(rows) + i``, and
+    the padding node is the global one. Every per-sample array (edges included, ``[B, E * fan]``)
+    splits over the mesh's batch axis, so each host feeds only its own rows."""
+    batch = cached_batch(cache, store, rows, dataset)
+    if hosts == 1:
+        return graph_inputs(batch, k)
+    from teg import electrode_edges
+    from eegpt.electrodes import positions
+
+    b, e = batch["mask_BxE"].shape
+    senders, receivers = electrode_edges(batch["electrodes_BxE"], batch["mask_BxE"], positions(), k)
+    pad_local, pad_global = b * e, b * hosts * e
+
+    def to_global(idx):
+        return np.where(idx == pad_local, pad_global, idx + host * b * e).reshape(b, -1).astype(np.int32)
+
+    return dict(batch, senders=to_global(senders), receivers=to_global(receivers))
+
+
+def _put(batch: dict, mesh, hosts: int) -> dict:
+    """A host's batch as global arrays on the mesh: per-sample arrays split on the batch axis;
+    on one host the bucketed edge lists are replicated (they index the whole batch)."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    split, whole = sharding.batch_sharding(mesh), NamedSharding(mesh, PartitionSpec())
+    out = {}
+    for key, v in batch.items():
+        v = np.asarray(v)
+        per_sample = not (hosts == 1 and key in ("senders", "receivers"))
+        out[key] = jax.make_array_from_process_local_data(split if per_sample else whole, v)
+    if hosts > 1:  # flatten the per-sample edge rows into the graph's edge lists
+        out["senders"], out["receivers"] = out["senders"].reshape(-1), out["receivers"].reshape(-1)
+    return out
+
+
 def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *, progress: bool = True,
              track: bool = True) -> dict:
     """Fine-tune (or resume) in ``workdir`` on the training windows of ``stores``, selecting on
-    their validation windows; writes ``workdir/finetune.json`` and returns it."""
+    their validation windows; writes ``workdir/finetune.json`` and the model directory
+    ``workdir/model`` (the parameters kept by selection), and returns the summary.
+
+    The step is jitted once with the state donated, on a ``data`` x ``fsdp`` mesh (``ft.mesh``);
+    each host feeds its own rows of every batch, drawn from its own share of the training windows.
+    """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     stores = open_stores(stores)
     names = [s.name for s in stores]
     if len(set(names)) != len(names):
         raise TrainingError(f"two stores of one dataset ({', '.join(names)}); give each dataset once")
-    train_pos = [s.indices("train") for s in stores]
+    host, hosts = jax.process_index(), jax.process_count()
+    mesh = sharding.make_mesh(ft.mesh[0] or None, ft.mesh[1])
+    if ft.batch_size % mesh.devices.size or ft.batch_size % hosts:
+        raise TrainingError(f"--batch-size {ft.batch_size} does not split over {mesh.devices.size} devices "
+                            f"and {hosts} hosts")
+    all_train = [s.indices("train") for s in stores]
+    train_pos = [p[host::hosts] for p in all_train]  # this host's share
     for s, pos in zip(stores, train_pos):
         if len(pos) == 0:
             raise TrainingError(f"{s.path}: no training windows to fine-tune on")
@@ -326,6 +254,9 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     ete_graphdef, ete_params, ete_cfg = load_ete(ete_dir)
     if ete_cfg.mode == "multichannel" and len({s.window_samples for s in stores}) > 1:
         raise TrainingError("a multichannel ETE needs stores with one window length (padded tokens would be seen)")
+    if ft.train_ete and hosts > 1:
+        raise TrainingError("--train-ete streams tokens whose batch shapes differ between hosts; fine-tune "
+                            "the frozen ETE across hosts, or train the encoder on one host")
     for s in stores:
         if ete_cfg.tokens().count(s.window_samples) == 0:
             raise TrainingError(f"{s.path}: windows of {s.window_samples} samples are shorter than one "
@@ -333,15 +264,17 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     tcfg = teg_config(ete_cfg, stores, ft)
     teg_graphdef, teg_params = nnx.split(TEG(tcfg, rngs=nnx.Rngs(ft.seed)))
     datasets = [{"name": s.name, "task": s.task, "classes": s.classes, "store": str(s.path)} for s in stores]
-    model = Finetuned(ete_cfg, ete_graphdef, tcfg, None, ft.k_neighbours, ft.batch_size)
+    mcfg = EEGPTConfig(ete_cfg.ete_config(), tcfg, tuple(HeadSpec.of_store(s) for s in stores),
+                       ete_cfg.token_stride, ft.k_neighbours, _provenance(ete_dir, ete_cfg, stores, all_train))
+    model = EEGPT(mcfg, None, ft.batch_size)
     tx = _optimizer(ft)
-    sizes = np.asarray([len(p) for p in train_pos], float)
+    sizes = np.asarray([len(p) for p in all_train], float)
     weights = sizes ** (1.0 / ft.temperature)
     weights /= weights.sum()
     if ft.train_ete:  # the encoder changes: stream tokens; standardise with 8 batches per store
         def sample(st):
             for _, b in zip(range(8), graph_batches([st], "train", ft.batch_size, tokens=ete_cfg.tokens(), epochs=1,
-                                                    drop_remainder=False, layout=model.layout, seed=123,
+                                                    drop_remainder=False, layout=mcfg.layout, seed=123,
                                                     shard_index=0, shard_count=1)):
                 real = b["real_B"]
                 yield np.asarray(model.encode(ete_params, b))[real], b["electrodes_BxE"][real], b["mask_BxE"][real]
@@ -350,24 +283,29 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
         cache = None
         data_it = iter(graph_batches(stores, "train", ft.batch_size, tokens=ete_cfg.tokens(),
                                      weights=weights.tolist(), seed=ft.seed,
-                                     layout=model.layout, mix="batch", shard_index=0, shard_count=1))
+                                     layout=mcfg.layout, mix="batch", shard_index=0, shard_count=1))
     else:  # frozen: every window's features once, then the graph trains on them alone
         cache = {s.name: model.cache(s, ete_params) for s in stores}
         norm = feature_norm((cache[s.name][k][p] for k in ("features", "electrodes", "mask"))
-                            for s, p in zip(stores, train_pos))
+                            for s, p in zip(stores, all_train))
         data_it = None
 
     def next_batch(step_no: int) -> dict:
         if data_it is not None:
             return graph_inputs(next(data_it), ft.k_neighbours)
         rng = np.random.default_rng((ft.seed, step_no))  # a pure function of the step: resumable
-        d = int(rng.choice(len(stores), p=weights))
-        pick = rng.choice(train_pos[d], ft.batch_size, replace=len(train_pos[d]) < ft.batch_size)
-        return graph_inputs(cached_batch(cache[stores[d].name], stores[d], pick, d), ft.k_neighbours)
+        d = int(rng.choice(len(stores), p=weights))      # the same dataset on every host
+        if hosts > 1:
+            rng = np.random.default_rng((ft.seed, step_no, host))
+        per_host = ft.batch_size // hosts
+        pick = rng.choice(train_pos[d], per_host, replace=len(train_pos[d]) < per_host)
+        return host_batch(cache[stores[d].name], stores[d], pick, d, ft.k_neighbours, host, hosts)
 
     params = {"ete": ete_params, "teg": nnx.to_pure_dict(teg_params), "norm": norm}
     state = {"params": params, "opt": tx.init(params), "step": jnp.zeros((), jnp.int32)}
-    class_w = jnp.asarray(_class_weights(stores, train_pos, ft.class_balanced))
+    state_sh = sharding.state_shardings(state, mesh)
+    state = jax.device_put(state, state_sh)
+    class_w = jnp.asarray(_class_weights(stores, all_train, ft.class_balanced))
 
     def loss_fn(params, batch):
         _, _, logits = forward(ete_graphdef, model.teg_graphdef, params, batch)
@@ -378,18 +316,18 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
             total = total + jnp.sum(ce * (batch["dataset_B"] == d) * class_w[d][label])
         return total / jnp.maximum(jnp.sum(class_w[batch["dataset_B"], label]), 1e-6)
 
-    @jax.jit
     def step(state, batch):
         loss, grads = jax.value_and_grad(loss_fn)(state["params"], batch)
         updates, opt = tx.update(grads, state["opt"], state["params"])
         return ({"params": optax.apply_updates(state["params"], updates), "opt": opt, "step": state["step"] + 1},
                 {"loss": loss, "grad_norm": optax.tree.norm(grads["teg"])})
 
+    step = jax.jit(step, donate_argnums=(0,), out_shardings=(state_sh, None))
     ckpt, best_ckpt = Checkpoints(workdir / "checkpoints", max_to_keep=1), Checkpoints(workdir / "best", max_to_keep=1)
     run_meta = {"best": -1.0, "best_step": 0, "since": 0, "history": [], "stopped_early": False}
     resumed_from = ckpt.latest_step() or 0
     if resumed_from:
-        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+        abstract = jax.tree.map(lambda x, sh: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sh), state, state_sh)
         if data_it is not None:
             state, saved = ckpt.restore(resumed_from, abstract, data_it)
         else:
@@ -407,20 +345,23 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
 
         bar = tqdm(total=ft.steps, initial=resumed_from, desc="finetune", unit="step")
     t0 = time.perf_counter()
+    pending = None  # (step number, metrics) of the step launched last: read after the next one starts
     try:
         for it in range(resumed_from + 1, ft.steps + 1):
             if run_meta["stopped_early"]:
                 break
-            state, m = step(state, next_batch(it))
+            state, metrics = step(state, _put(next_batch(it), mesh, hosts))
+            if pending is not None:
+                _check(*pending)
+            pending = (it, metrics)
             if bar:
                 bar.update()
             if it % ft.eval_every and it != ft.steps:
                 continue
-            m = {k: float(v) for k, v in m.items()}
-            if not (math.isfinite(m["loss"]) and math.isfinite(m["grad_norm"])):
-                raise TrainingError(f"finetune step {it}: loss {m['loss']}: diverged; stopped without "
-                                    "saving; lower --lr")
-            val = {s.name: model.evaluate(s, "val", state["params"], cache and cache[s.name])["balanced_accuracy"]
+            m = _check(*pending)
+            pending = None
+            params_now = jax.device_get(state["params"])
+            val = {s.name: model.evaluate(s, "val", params_now, cache and cache[s.name])["balanced_accuracy"]
                    for s in val_sets}
             score = float(np.mean(list(val.values()))) if val else float(it)  # no val: keep the last
             run_meta["history"].append({"step": it, **m, "val_balanced_accuracy": val,
@@ -445,15 +386,34 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
             bar.close()
         tracker.close()
         ckpt.close()
+    try:  # the kept parameters become the model directory
+        _, _, abstract = abstract_params_of(mcfg)
+        best, _ = best_ckpt.restore_state(None, {"params": abstract})
+    finally:
         best_ckpt.close()
+    save(EEGPT(mcfg, best["params"]), workdir / "model")
     history = run_meta["history"]
     summary = {**summary_base, "best_step": run_meta["best_step"],
                "best_val_mean": run_meta["best"] if val_sets else None,
                "selected_on": "val" if val_sets else "last step (no validation windows)",
                "steps_run": history[-1]["step"] if history else 0, "stopped_early": run_meta["stopped_early"],
-               "resumed_from": resumed_from, "seconds": round(time.perf_counter() - t0, 1), "history": history}
+               "resumed_from": resumed_from, "seconds": round(time.perf_counter() - t0, 1), "history": history,
+               "model": str((workdir / "model").resolve())}
     atomic_write(workdir / "finetune.json", lambda t: t.write_text(json.dumps(summary, indent=2) + "\n"))
     return summary
+
+
+def _check(step_no: int, metrics) -> dict:
+    m = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    if not (math.isfinite(m["loss"]) and math.isfinite(m["grad_norm"])):
+        raise TrainingError(f"finetune step {step_no}: loss {m['loss']}: diverged; stopped without "
+                            "saving; lower --lr")
+    return m
+
+
+def load_finetuned(workdir, batch_size: int = 32) -> EEGPT:
+    """The model a ``finetune`` workdir kept (its ``model/`` directory)."""
+    return load(workdir, batch_size)
 
 
 def evaluate(workdir, stores, split: str = "test", plots: bool = True) -> dict:

@@ -19,7 +19,8 @@ from fractions import Fraction
 import numpy as np
 import scipy.fft
 
-from eegpt.recording import EEGInputError, Recording
+from eegpt.recording import Recording
+from eegpt.errors import EEGInputError
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ and listed in ``set_aside``; they never reach the model.
 from __future__ import annotations
 
 import gzip
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +16,10 @@ import mne
 import numpy as np
 
 from eegpt.electrodes import classify
+from eegpt.errors import EEGInputError
 
 TEXT_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
 MNE_SUFFIXES = (".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".set", ".vhdr", ".cnt", ".mff")
-
-
-class EEGInputError(ValueError):
-    """Bad input: the message is one line naming the file, the problem and what to do."""
 
 
 @dataclass
@@ -319,15 +315,3 @@ def _build(name, data, names, types, sfreq, ann, subject, rename, drop_bad, meta
     return Recording(signals=np.ascontiguousarray(signals), electrodes=electrodes, sfreq=sfreq,
                      raw_names=[names[i] for i in keep], events=ann, set_aside=set_aside,
                      subject=subject, source=name, meta=meta)
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Write through ``write(tmp_path)`` then rename, so no reader ever sees a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # keeps the suffix writers look at
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

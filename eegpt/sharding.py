@@ -30,12 +30,19 @@ def initialize_distributed() -> None:
 
 
 def make_mesh(data: int | None = None, fsdp: int = 1) -> jax.sharding.Mesh:
-    """A ``data`` x ``fsdp`` mesh over all devices (``data`` defaults to the rest)."""
+    """A ``data`` x ``fsdp`` mesh: over all devices when ``data`` is None (it takes the rest),
+    over the first ``data * fsdp`` devices when both are given (``--mesh 1,1`` on a GPU host runs
+    on one device, as asked)."""
+    from eegpt.errors import EEGInputError
+
     n = jax.device_count()
-    data = data or n // fsdp
-    if data * fsdp != n:
-        raise ValueError(f"mesh {data} x {fsdp} does not cover the {n} devices")
-    return jax.make_mesh((data, fsdp), ("data", "fsdp"),
+    if fsdp < 1 or (data is not None and data < 1):
+        raise EEGInputError(f"--mesh {data or 0},{fsdp}: sizes must be positive")
+    want = (data or max(n // fsdp, 1)) * fsdp
+    if want > n or (data is None and want != n):
+        raise EEGInputError(f"--mesh {data or 0},{fsdp} does not fit the {n} devices here")
+    data = want // fsdp
+    return jax.make_mesh((data, fsdp), ("data", "fsdp"), devices=jax.devices()[:want],
                          axis_types=(jax.sharding.AxisType.Auto, jax.sharding.AxisType.Auto))
 
 

@@ -27,7 +27,8 @@ import numpy as np
 from eegpt.cards import Card, load_card, split_of, subject_of, windows
 from eegpt.electrodes import ID
 from eegpt.preprocess import Preprocess, preprocess
-from eegpt.recording import EEGInputError, atomic_write, read
+from eegpt.recording import read
+from eegpt.errors import EEGInputError, atomic_write
 
 FORMAT_VERSION = 1
 
@@ -84,7 +85,7 @@ def _prepare_one(card_path: str, source: str, rel: str, shard_base: str, cfg: Pr
 
 
 def prepare(card: Card | str, source, out, cfg: Preprocess = Preprocess(), workers: int = 2,
-            skip_bad: bool = False, progress: bool = True) -> "Store":
+            skip_bad: bool = False, progress: bool = True, overwrite: bool = False) -> "Store":
     """Prepare a dataset folder into a store (see the module docstring).
 
     Parameters
@@ -95,6 +96,7 @@ def prepare(card: Card | str, source, out, cfg: Preprocess = Preprocess(), worke
     cfg : preprocessing recipe.
     workers : processes (recordings are prepared in parallel).
     skip_bad : leave out recordings that cannot be read (listed in the index) instead of failing.
+    overwrite : replace a store of another card or recipe at ``out`` (refused otherwise).
 
     Raises
     ------
@@ -108,8 +110,9 @@ def prepare(card: Card | str, source, out, cfg: Preprocess = Preprocess(), worke
     source, out = Path(source), Path(out)
     files = find_files(card, source)
     shards_dir = out / "shards"
-    shards_dir.mkdir(parents=True, exist_ok=True)
     fp = _fingerprint(card, cfg)
+    _check_out(out, card, fp, overwrite)
+    shards_dir.mkdir(parents=True, exist_ok=True)
     jobs, metas = [], {}
     for i, f in enumerate(files):
         rel = str(f.relative_to(source))
@@ -178,6 +181,7 @@ def prepare(card: Card | str, source, out, cfg: Preprocess = Preprocess(), worke
         "format": FORMAT_VERSION, "card": card.name, "task": card.task, "classes": list(card.classes),
         "fingerprint": fp, "preprocess": cfg.to_dict(), "sfreq": cfg.sfreq,
         "window_s": card.window_s, "window_samples": int(round(card.window_s * cfg.sfreq)),
+        "stride_s": card.stride_s, "stride_samples": int(round(card.stride_s * cfg.sfreq)),
         "electrodes": sorted({e for mo in montages for e in mo}, key=ID.get),
         "montages": montages, "subjects": subjects, "splits": splits, "counts": counts,
         "n_samples": int(sum(m["n"] for m in ordered)), "shards": ordered,
@@ -185,6 +189,30 @@ def prepare(card: Card | str, source, out, cfg: Preprocess = Preprocess(), worke
     }
     atomic_write(out / "index.json", lambda t: t.write_text(json.dumps(index, indent=1)))
     return Store(out)
+
+
+def _check_out(out: Path, card: Card, fp: str, overwrite: bool) -> None:
+    """Refuse to replace what ``out`` holds (another card's or recipe's store, or any other
+    folder with files) unless ``overwrite``; a partial store of this card and recipe is completed."""
+    if overwrite or not out.exists():
+        return
+    index = out / "index.json"
+    if index.exists():
+        try:
+            old = json.loads(index.read_text())
+        except json.JSONDecodeError:
+            old = {}
+        if old.get("fingerprint") != fp:
+            what = f"a store of card {old.get('card', '?')}" + (
+                " with another recipe" if old.get("card") == card.name else "")
+            raise EEGInputError(f"{out}: holds {what}; pass --overwrite to replace it, or choose another --out")
+        return
+    shards = out / "shards"
+    foreign = [p.name for p in out.iterdir() if p.name != "shards"]
+    foreign += [p.name for p in shards.iterdir() if f"-{fp[:8]}-" not in p.name] if shards.is_dir() else []
+    if foreign:
+        raise EEGInputError(f"{out}: not empty ({', '.join(sorted(foreign)[:3])}...) and not a store of card "
+                            f"{card.name}; pass --overwrite to replace it, or choose another --out")
 
 
 @dataclass
@@ -240,6 +268,13 @@ class Store:
     @property
     def window_samples(self) -> int:
         return self.index["window_samples"]
+
+    @property
+    def stride_samples(self) -> int:
+        """Samples between window starts (stores written before the stride was indexed: the card's)."""
+        if "stride_samples" not in self.index:
+            return int(round(load_card(self.name).stride_s * self.index["sfreq"]))
+        return self.index["stride_samples"]
 
     def __len__(self) -> int:
         return int(self.offsets[-1])

@@ -27,42 +27,50 @@ from eegpt import sharding
 from eegpt.checkpoint import Checkpoints
 from eegpt.pipeline import Tokens, graph_batches, pretrain_batches
 from eegpt.presets import preset
-from eegpt.recording import atomic_write
+from eegpt.errors import EEGInputError, TrainingError, atomic_write
 from eegpt.store import open_stores
 from eegpt.tracking import make_tracker
 from ete import ETE, ETEConfig
 from ete.model import log_spectrum
 
 
-class TrainingError(RuntimeError):
-    """Training cannot go on (diverged, or a configuration that cannot work); one-line message."""
-
-
 @dataclass(frozen=True)
 class PretrainConfig:
     """Everything a pretraining run depends on (saved beside its checkpoints)."""
 
-    preset: str = "base"
-    steps: int = 1000
+    preset: str = "base"           # model size: tiny, base, large, huge or giant (eegpt presets)
+    steps: int = 1000              # total optimizer steps (a rerun with more resumes)
     batch_size: int = 256          # global: electrode sequences (electrode mode) or samples
     seq_tokens: int = 4            # tokens per sequence
-    token_stride: int | None = None
-    lr: float = 1e-3
-    warmup: int = 100
-    weight_decay: float = 0.05
-    clip: float = 1.0
-    bf16: bool = False
-    mode: str = "electrode"        # or "multichannel"
-    objective: str = "ar"          # or "mae"
-    seed: int = 0
-    ckpt_every: int = 200
-    log_every: int = 10
-    eval_split: str = "val"
-    eval_batches: int = 40
-    mesh: tuple[int, int] = (0, 1)  # (data, fsdp); data 0 = all remaining devices
+    token_stride: int | None = None  # samples between token starts (None: the token length)
+    lr: float = 1e-3               # peak learning rate (AdamW, warm-up then cosine)
+    warmup: int = 100              # linear warm-up steps
+    weight_decay: float = 0.05     # AdamW weight decay
+    clip: float = 1.0              # gradient clipping by global norm
+    bf16: bool = False             # bfloat16 compute, float32 parameters
+    mode: str = "electrode"        # "electrode" (EEGPT) or "multichannel" (NeuroLM)
+    objective: str = "ar"          # "ar" (next token) or "mae" (masked reconstruction)
+    seed: int = 0                  # initialisation and data order
+    ckpt_every: int = 200          # checkpoint interval in steps
+    log_every: int = 10            # TensorBoard interval in steps
+    eval_split: str = "val"        # split whose tokens score the held-out MSE
+    eval_batches: int = 40         # batches scored for the held-out MSE
+    mesh: tuple[int, int] = (0, 1)  # DATA,FSDP devices (DATA 0: all remaining devices)
     data_fraction: float = 1.0     # share of the training windows used (data-scaling sweeps)
-    model: tuple = ()              # ETEConfig overrides as (name, value) pairs (scaling sweeps)
-    nan_check: bool = True
+    model: tuple = ()              # ETEConfig overrides, NAME=VALUE ... (scaling sweeps)
+    nan_check: bool = True        # stop with one line on a non-finite loss or gradient
+
+    def __post_init__(self):
+        from eegpt.errors import check_positive
+
+        check_positive(self, "steps", "batch_size", "seq_tokens", "token_stride", "lr", "ckpt_every", "log_every",
+                       "eval_batches", "data_fraction")
+        if self.warmup < 0 or self.weight_decay < 0 or self.clip <= 0:
+            raise EEGInputError(f"--warmup {self.warmup}, --weight-decay {self.weight_decay}, --clip {self.clip}: "
+                                "warm-up and weight decay must be >= 0, clipping > 0")
+        if self.mode not in ("electrode", "multichannel") or self.objective not in ("ar", "mae"):
+            raise EEGInputError(f"--mode {self.mode} / --objective {self.objective}: choose electrode|multichannel "
+                                "and ar|mae")
 
     def ete_config(self) -> ETEConfig:
         ete_cfg, _ = preset(self.preset)
@@ -217,6 +225,35 @@ def evaluate(cfg: PretrainConfig, graphdef, params, stores, ar_weights=None) -> 
 
 # ----------------------------------------------------------------------------- the loop
 
+# Fields that change the model's shape or what it learns: a run is resumed only with the same ones.
+SAME_ON_RESUME = ("preset", "model", "mode", "objective", "seq_tokens", "token_stride", "bf16")
+
+
+def _check_resume(workdir: Path, cfg: PretrainConfig) -> None:
+    """Refuse, in one line and before any work, to resume a run with another model or to
+    'shorten' a run that already went further (its checkpoints would silently stay as they are)."""
+    saved_path = workdir / "config.json"
+    if not saved_path.exists() or not (workdir / "checkpoints").is_dir():
+        return
+    try:
+        saved = json.loads(saved_path.read_text())
+    except json.JSONDecodeError:
+        raise TrainingError(f"{saved_path}: damaged; use another --workdir") from None
+    mine = dataclasses.asdict(cfg)
+    mine["model"] = [list(kv) for kv in mine["model"]]
+    differ = [f"{k} {saved.get(k)!r} here, {mine[k]!r} asked" for k in SAME_ON_RESUME
+              if json.loads(json.dumps(saved.get(k))) != json.loads(json.dumps(mine[k]))]
+    if differ:
+        raise TrainingError(f"{workdir}: holds another pretraining run ({'; '.join(differ)}); "
+                            "use another --workdir to start a new one")
+    ckpt = Checkpoints(workdir / "checkpoints")
+    done = ckpt.latest_step() or 0
+    ckpt.close()
+    if done > cfg.steps:
+        raise TrainingError(f"{workdir}: already trained to step {done}; --steps {cfg.steps} cannot shorten it "
+                            f"(give --steps {done} or more to resume, or use another --workdir)")
+
+
 def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track: bool = True) -> dict:
     """Pretrain (or resume) in ``workdir``; returns and writes ``workdir/metrics.json``."""
     workdir = Path(workdir)
@@ -230,6 +267,7 @@ def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track
             if cfg.tokens().count(s.window_samples) < cfg.seq_tokens:
                 raise TrainingError(f"{s.path}: {s.index['window_s']:g}-s windows hold fewer than "
                                     f"--seq-tokens {cfg.seq_tokens} tokens of {cfg.tokens().token_len} samples")
+    _check_resume(workdir, cfg)
     sharding.initialize_distributed()
     mesh = sharding.make_mesh(cfg.mesh[0] or None, cfg.mesh[1])
     if cfg.batch_size % (mesh.shape["data"] * mesh.shape["fsdp"]):

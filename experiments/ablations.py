@@ -42,8 +42,9 @@ import numpy as np
 
 from eegpt.demo import PLANS, synthetic_stores
 from eegpt.finetune import FinetuneConfig, evaluate, finetune
-from eegpt.recording import EEGInputError, atomic_write
-from eegpt.train import PretrainConfig, TrainingError, pretrain
+from eegpt.errors import EEGInputError, atomic_write
+from eegpt.train import PretrainConfig, pretrain
+from eegpt.errors import TrainingError
 
 ALL = ("ER", "MI", "MW", "SS", "CM")
 SAME_WINDOW = ("ER", "MI", "MW")

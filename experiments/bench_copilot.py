@@ -4,8 +4,8 @@
 
 Loads the pipeline once (as a service would), answers the same recording ``--runs`` times after
 three warm-up runs (compilation), writing the FHIR Bundle each time, and prints the median of the
-whole and of each stage: reading + preprocessing, ETE + TEG + heads, decoding, EMR (FHIR validation
-and writing). The default recording is the demo's held-out example. Target: median ≤ 150 ms on
+whole and of each stage: prediction (reading, preprocessing, ETE + TEG + heads), decoding, EMR (FHIR
+validation and writing). The default recording is the demo's held-out example. Target: median ≤ 150 ms on
 2 cores.
 """
 
@@ -20,14 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from eegpt.copilot import Pipeline, demo_model_dir
-from eegpt.recording import EEGInputError
-from eegpt.train import TrainingError
+from eegpt.copilot import Copilot, emr
+from eegpt.errors import EEGInputError
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", help="a demo workdir (default: runs/demo, runs/demo-quick)")
+    p.add_argument("--model", help="a model directory or demo workdir (default: runs/demo, runs/demo-quick)")
     p.add_argument("--file", help="a recording (default: the demo's held-out example)")
     p.add_argument("--task", default=None)
     p.add_argument("--runs", type=int, default=30)
@@ -35,20 +34,28 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     try:
-        model_dir = demo_model_dir(args.model)
-        path = args.file or json.loads((model_dir / "report.json").read_text())["copilot"]["recording"]
-        pipe = Pipeline(model_dir)
+        pipe = Copilot(args.model)
+        demo = Path(args.model or pipe.dir.parent)
+        path = args.file or json.loads((demo / "report.json").read_text())["copilot"]["recording"]
+
+        def once(out):
+            r = pipe.ask(path, task=args.task, age=50, sex="F", seconds=args.seconds)
+            t0 = time.perf_counter()
+            emr.write(r["record"], out)
+            r["seconds"]["emr"] = time.perf_counter() - t0
+            return r
+
         with tempfile.TemporaryDirectory() as d:
             out = Path(d) / "emr.json"
             for _ in range(3):
-                pipe.run(path, task=args.task, age=50, sex="F", emr_out=out, seconds=args.seconds)
+                once(out)
             totals, stages = [], []
             for _ in range(args.runs):
                 t0 = time.perf_counter()
-                r = pipe.run(path, task=args.task, age=50, sex="F", emr_out=out, seconds=args.seconds)
+                r = once(out)
                 totals.append(time.perf_counter() - t0)
                 stages.append(r["seconds"])
-    except (TrainingError, EEGInputError, OSError) as err:
+    except (EEGInputError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     res = {"file": str(path), "task": r["task"], "windows": r["windows"], "runs": args.runs,

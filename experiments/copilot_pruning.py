@@ -21,8 +21,11 @@ from pathlib import Path
 
 from flax import nnx
 
-from eegpt import copilot as C
-from eegpt.train import TrainingError
+from copilot_eval import copilot_dir, evaluate  # the scoring script beside this one
+
+from eegpt.copilot import decoder as C
+from eegpt.copilot.corpus import make_corpus
+from eegpt.errors import EEGInputError
 
 
 def disk_bytes(model, tok) -> int:
@@ -33,28 +36,28 @@ def disk_bytes(model, tok) -> int:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", help="a copilot directory or a demo workdir (default: the demo's)")
+    p.add_argument("--model", help="a copilot directory, a model directory or a demo workdir (default: runs/demo-quick)")
     p.add_argument("--ratio", type=float, default=0.5)
     p.add_argument("--lora-steps", type=int, default=300)
     p.add_argument("--cases", type=int, default=200)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     try:
-        full, tok = C.load(args.model)
-    except TrainingError as err:
+        full, tok = C.load(copilot_dir(args.model))
+    except EEGInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     pruned = C.prune(full, args.ratio)
     pruned.eval()
     lora = C.with_lora(pruned, rank=8, alpha=32.0, dropout=0.05)
     train_cfg = C.CopilotTrainConfig(steps=args.lora_steps, lr=2e-3, warmup=min(50, args.lora_steps // 5), seed=7)
-    history = C.fit(lora, C.encode_corpus(tok, C.make_corpus(3000, seed=7), lora.cfg), train_cfg, wrt=nnx.LoRAParam)
+    history = C.fit(lora, C.encode_corpus(tok, make_corpus(3000, seed=7), lora.cfg), train_cfg, wrt=nnx.LoRAParam)
     merged = C.merge_lora(lora)
     merged.eval()
-    cases = C.make_corpus(args.cases, seed=4321)
+    cases = make_corpus(args.cases, seed=4321)
     rows = {}
     for name, m in (("full", full), (f"pruned {args.ratio:.0%}", pruned), (f"pruned {args.ratio:.0%} + LoRA", merged)):
-        r = C.evaluate(m, tok, cases)
+        r = evaluate(m, tok, cases)
         rows[name] = {"parameters": C.param_count(m), "disk_bytes": disk_bytes(m, tok), "median_ms": r["median_ms"],
                       **{k: r["decoder_alone"][k] for k in ("label_faithfulness", "contradictions", "fallback_rate",
                                                             "bleu", "bow_cosine", "rougeL_f1")},

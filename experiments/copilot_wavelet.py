@@ -23,9 +23,10 @@ import sys
 import numpy as np
 from flax import nnx
 
-from eegpt import copilot as C
-from eegpt import knowledge as kb
-from eegpt.train import TrainingError
+from eegpt.copilot import corpus as CO
+from eegpt.copilot import decoder as C
+from eegpt.copilot import knowledge as kb
+from eegpt.errors import EEGInputError
 
 LENGTH = 16
 ARMS = {"no EEG": dict(pooled=False, wavelet=0, wave_text=False),
@@ -34,8 +35,8 @@ ARMS = {"no EEG": dict(pooled=False, wavelet=0, wave_text=False),
         "W->S (wavelet tokens)": dict(pooled=False, wavelet=0, wave_text=True)}
 
 
-def cases_from(bank: dict, n: int, seed: int) -> list[C.Case]:
-    out = [c for c in C.make_corpus(n, seed, bank) if c.eeg is not None]
+def cases_from(bank: dict, n: int, seed: int) -> list[CO.Case]:
+    out = [c for c in CO.make_corpus(n, seed, bank) if c.eeg is not None]
     return out
 
 
@@ -56,7 +57,7 @@ def run_arm(arm: dict, train_cases, test_cases, steps: int, seed: int = 0) -> di
     C.fit(model, data, C.CopilotTrainConfig(steps=steps, seed=seed))
     per_task: dict = {}
     for c in map(view, test_cases):
-        prompt = C.encode_prompt(tok, c, hide_class=True, wave_text=arm["wave_text"])
+        prompt = CO.encode_prompt(tok, c, hide_class=True, wave_text=arm["wave_text"])
         ids = C.generate(model, c.eeg, prompt, wave=c.wave if arm["wavelet"] else None)
         found = finding_of(tok.decode(ids, skip_special_tokens=False), c.task, c.probs)
         per_task.setdefault(c.task, []).append(found == {c.label})
@@ -66,25 +67,27 @@ def run_arm(arm: dict, train_cases, test_cases, steps: int, seed: int = 0) -> di
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", help="a demo workdir (default: runs/demo, runs/demo-quick)")
+    p.add_argument("--model", help="a demo workdir (default: runs/demo-quick)")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--cases", type=int, default=400)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    from eegpt.finetune import load_finetuned
+    from pathlib import Path
+
+    from eegpt.model import load
     from eegpt.store import open_stores
 
-    try:
-        model_dir = C.demo_model_dir(args.model)
-        tuned = load_finetuned(model_dir / "finetune")
+    try:  # the demo workdir: its model, and the stores its fine-tuning read
+        model_dir = Path(args.model or "runs/demo-quick")
+        tuned = load(model_dir)
         meta = json.loads((model_dir / "finetune" / "finetune.json").read_text())
         stores = open_stores([d["store"] for d in meta["datasets"]])
-    except TrainingError as err:
+    except (EEGInputError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print("embedding and compressing the training and test windows ...", flush=True)
-    train_bank = C.eeg_bank(tuned, stores, "train", wavelet=LENGTH)
-    test_bank = C.eeg_bank(tuned, stores, "test", wavelet=LENGTH)
+    train_bank = CO.eeg_bank(tuned, stores, "train", wavelet=LENGTH)
+    test_bank = CO.eeg_bank(tuned, stores, "test", wavelet=LENGTH)
     train_cases = cases_from(train_bank, 16000, seed=0)
     test_cases = cases_from(test_bank, args.cases * 4, seed=99)[: args.cases]
     chance = {t: float(np.mean([1 / len(c.probs) for c in test_cases if c.task == t]))

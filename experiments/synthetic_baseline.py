@@ -25,7 +25,7 @@ from sklearn.model_selection import GroupKFold
 
 from eegpt.baseline import band_power, classifier, store_arrays
 from eegpt.metrics import classification
-from eegpt.recording import EEGInputError
+from eegpt.errors import EEGInputError
 from eegpt.demo import synthetic_stores
 
 

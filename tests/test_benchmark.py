@@ -5,7 +5,7 @@ import pytest
 
 from eegpt.benchmark import benchmark, folds
 from eegpt.cli import main
-from eegpt.recording import EEGInputError
+from eegpt.errors import EEGInputError
 
 from conftest import shared
 

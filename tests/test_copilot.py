@@ -11,29 +11,30 @@ import pytest
 from flax import nnx
 from fhir.resources.R4B.bundle import Bundle
 
-from eegpt import copilot as C
-from eegpt import emr
-from eegpt import knowledge as kb
+from eegpt.copilot import answer, emr
+from eegpt.copilot import corpus as CO
+from eegpt.copilot import decoder as D
+from eegpt.copilot import knowledge as kb
 
 
 @pytest.fixture(scope="module")
 def corpus():
-    return C.make_corpus(400, seed=3)
+    return CO.make_corpus(400, seed=3)
 
 
 @pytest.fixture(scope="module")
 def tok(corpus):
-    return C.train_tokenizer(corpus, 600)
+    return D.train_tokenizer(corpus, 600)
 
 
 def test_every_label_set_has_knowledge_and_reference_answers_are_faithful():
     rng = np.random.default_rng(0)
-    for task, sets in C.label_sets().items():
+    for task, sets in CO.label_sets().items():
         assert sets, task
         for _, classes in sets:
             for label in classes:
                 for _ in range(6):
-                    probs = C.random_probs(rng, list(classes), label)
+                    probs = CO.random_probs(rng, list(classes), label)
                     q = kb.QUESTIONS["state"][task][0] if rng.random() < 0.5 else "What do you suggest?"
                     text = kb.fill(kb.reference(task, label, probs, q, rng), task, label, probs, 40, "F")
                     check = kb.faithfulness(text, task, label, probs)
@@ -64,43 +65,43 @@ def test_tokenizer_round_trips_text_and_keeps_slots_whole(tok, corpus):
         ids = tok.encode(" " + c.answer).ids
         assert tok.decode(ids, skip_special_tokens=False) == " " + c.answer
     assert tok.encode("<pred>").ids == [tok.token_to_id("<pred>")]
-    prompt = C.encode_prompt(tok, corpus[0])
-    assert None not in prompt and prompt[-1] == C.ANSWER
+    prompt = CO.encode_prompt(tok, corpus[0])
+    assert None not in prompt and prompt[-1] == CO.ANSWER
 
 
 def _tiny(tok, **kw):
-    cfg = C.DecoderConfig(vocab=tok.get_vocab_size(), d_model=32, layers=2, heads=4, head_dim=8, ffn=48,
+    cfg = D.DecoderConfig(vocab=tok.get_vocab_size(), d_model=32, layers=2, heads=4, head_dim=8, ffn=48,
                           max_len=160, prefix=2, eeg_features=8, **kw)
-    return C.Decoder(cfg, rngs=nnx.Rngs(0))
+    return D.Decoder(cfg, rngs=nnx.Rngs(0))
 
 
 def test_decoding_with_and_without_the_cache_agree(tok, corpus):
     model = _tiny(tok)
     model.eval()
     eeg = np.random.default_rng(0).normal(size=8).astype(np.float32)
-    prompt = C.encode_prompt(tok, corpus[1])
-    cached = C.generate(model, eeg, prompt, max_new=12)
+    prompt = CO.encode_prompt(tok, corpus[1])
+    cached = D.generate(model, eeg, prompt, max_new=12)
     seq = list(prompt)  # no cache: the whole sequence again for every token
     for _ in range(12):
         lg = model.logits(jnp.asarray(eeg)[None], jnp.asarray([seq]), jnp.ones((1, len(seq)), bool))
         nxt = int(jnp.argmax(lg[0, -1]))
-        if nxt == C.EOS:
+        if nxt == CO.EOS:
             break
         seq.append(nxt)
     assert cached == seq[len(prompt):]
     assert len(cached) > 0
-    sampled = [C.generate(model, eeg, prompt, max_new=12, top_k=5, seed=s) for s in range(3)]
+    sampled = [D.generate(model, eeg, prompt, max_new=12, top_k=5, seed=s) for s in range(3)]
     assert len({tuple(x) for x in sampled}) > 1  # top-k sampling draws different continuations
 
 
 def test_training_lowers_the_loss_and_the_model_reloads(tmp_path):
-    r = C.train(tmp_path, C.CopilotTrainConfig(pairs=300, steps=60, vocab=500, lr=1e-2, warmup=5),
-                C.DecoderConfig(d_model=32, layers=1, heads=2, head_dim=16, ffn=64), progress=False)
+    r = D.train(tmp_path, D.CopilotTrainConfig(pairs=300, steps=60, vocab=500, lr=1e-2, warmup=5),
+                D.DecoderConfig(d_model=32, layers=1, heads=2, head_dim=16, ffn=64), progress=False)
     losses = [h["loss"] for h in r["history"]]
     assert losses[-1] < 0.6 * np.log(500)  # from ~ln(vocab) at the start
-    model, tok = C.load(tmp_path)
-    case = C.make_corpus(1, seed=11)[0]
-    out = C.answer(model, tok, case)
+    model, tok = D.load(tmp_path)
+    case = CO.make_corpus(1, seed=11)[0]
+    out = answer(model, tok, case)
     check = kb.faithfulness(out["text"], case.task, case.label, case.probs)
     assert check["names_prediction"] and not check["contradiction"]  # guaranteed, by the fallback if need be
 
@@ -112,9 +113,9 @@ def test_pruning_keeps_the_most_important_heads_and_channels(tok):
         k = getattr(blk, n).base.kernel
         k[...] = k[...].at[:, 8:16].set(0.0)
     blk.o.base.kernel[...] = blk.o.base.kernel[...].at[8:16].set(0.0)
-    small = C.prune(model, 0.5)
+    small = D.prune(model, 0.5)
     assert small.cfg.heads == 2 and small.cfg.ffn == 24
-    assert C.param_count(small) < C.param_count(model)
+    assert D.param_count(small) < D.param_count(model)
     assert small.blocks[0].q.base.kernel.shape == (32, 16) and small.blocks[0].down.base.kernel.shape == (24, 32)
     head1 = np.asarray(model.blocks[0].q.base.kernel[...][:, 8:16])
     kept = np.asarray(small.blocks[0].q.base.kernel[...]).reshape(32, 2, 8)
@@ -122,8 +123,8 @@ def test_pruning_keeps_the_most_important_heads_and_channels(tok):
     lg = small.logits(jnp.zeros((1, 8)), jnp.asarray([[5, 6, 7]]), jnp.ones((1, 3), bool))
     assert lg.shape == (1, 3, tok.get_vocab_size())
     model.eval()
-    assert C.prune(model, 0.0).cfg.heads == 4  # ratio 0 keeps everything, and the same outputs
-    same = C.prune(model, 0.0)
+    assert D.prune(model, 0.0).cfg.heads == 4  # ratio 0 keeps everything, and the same outputs
+    same = D.prune(model, 0.0)
     x = (jnp.zeros((1, 8)), jnp.asarray([[5, 6, 7]]), jnp.ones((1, 3), bool))
     np.testing.assert_allclose(same.logits(*x), model.logits(*x), atol=1e-5)
 
@@ -131,7 +132,7 @@ def test_pruning_keeps_the_most_important_heads_and_channels(tok):
 def test_lora_starts_as_the_base_model_and_merges_exactly(tok):
     base = _tiny(tok)
     base.eval()
-    lora = C.with_lora(base, rank=4, alpha=16.0, dropout=0.1)
+    lora = D.with_lora(base, rank=4, alpha=16.0, dropout=0.1)
     lora.eval()
     x = (jnp.ones((1, 8)), jnp.asarray([[5, 6, 7, 8]]), jnp.ones((1, 4), bool))
     np.testing.assert_allclose(lora.logits(*x), base.logits(*x), atol=1e-5)  # B = 0 at the start
@@ -139,8 +140,8 @@ def test_lora_starts_as_the_base_model_and_merges_exactly(tok):
         for n in ("q", "v", "down"):
             b = getattr(blk, n).lora.lora_b
             b[...] = jax.random.normal(jax.random.key(1), b.shape) * 0.05
-    merged = C.merge_lora(lora)
-    assert merged.cfg.lora_rank == 0 and C.param_count(merged) == C.param_count(base)
+    merged = D.merge_lora(lora)
+    assert merged.cfg.lora_rank == 0 and D.param_count(merged) == D.param_count(base)
     np.testing.assert_allclose(merged.logits(*x), lora.logits(*x), atol=1e-4)
     assert not np.allclose(merged.logits(*x), base.logits(*x), atol=1e-4)
 
@@ -165,16 +166,16 @@ def test_emr_leaves_unknown_fields_blank_and_validates_as_fhir(tmp_path):
 def test_wavelet_summary_has_a_fixed_length_and_feeds_prefix_and_prompt(tok, corpus):
     rng = np.random.default_rng(0)
     for t in (256, 1024, 7680):
-        s = C.wavelet_summary(rng.normal(size=(3, t)), 16)
+        s = CO.wavelet_summary(rng.normal(size=(3, t)), 16)
         assert s.shape == (3, 16) and np.isfinite(s).all()
     slow = np.sin(np.linspace(0, 4 * np.pi, 1024))[None]
-    spectrum = np.abs(np.fft.rfft(C.wavelet_summary(slow, 16)[0]))
+    spectrum = np.abs(np.fft.rfft(CO.wavelet_summary(slow, 16)[0]))
     assert spectrum[1:].argmax() + 1 == 2  # the two slow cycles survive the compression (filter delay aside)
-    words = C.wavelet_tokens(s)
+    words = CO.wavelet_tokens(s)
     assert len(words) == 16 and all(tok.token_to_id(w) is not None for w in words)
     case = dataclasses.replace(corpus[0], wave=s)
-    assert len(C.encode_prompt(tok, case, wave_text=True)) == len(C.encode_prompt(tok, case)) + 16
-    hidden = C.encode_prompt(tok, case, hide_class=True)
+    assert len(CO.encode_prompt(tok, case, wave_text=True)) == len(CO.encode_prompt(tok, case)) + 16
+    hidden = CO.encode_prompt(tok, case, hide_class=True)
     assert tok.token_to_id("<class:hidden>") in hidden
     model = _tiny(tok, wavelet=16)
     model.eval()

@@ -4,7 +4,7 @@ import pytest
 
 from fhir.resources.R4B.bundle import Bundle
 
-from eegpt import knowledge as kb
+from eegpt.copilot import knowledge as kb
 from eegpt.cli import main
 from eegpt.demo import DemoPlan, demo
 

@@ -7,7 +7,8 @@ import pytest
 from eegpt.cli import main
 from eegpt.embed import embed, tsne
 from eegpt.finetune import FinetuneConfig, evaluate, finetune, load_ete, load_finetuned
-from eegpt.train import PretrainConfig, TrainingError, pretrain
+from eegpt.train import PretrainConfig, pretrain
+from eegpt.errors import TrainingError
 
 
 @pytest.fixture(scope="module")

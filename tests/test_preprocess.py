@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from eegpt.preprocess import Preprocess, band_edges, filter_resample, preprocess
-from eegpt.recording import EEGInputError, Recording, read
+from eegpt.recording import Recording, read
+from eegpt.errors import EEGInputError
 
 from conftest import shared
 

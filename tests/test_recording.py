@@ -4,7 +4,8 @@ import mne
 import numpy as np
 import pytest
 
-from eegpt.recording import EEGInputError, read
+from eegpt.recording import read
+from eegpt.errors import EEGInputError
 from eegpt.synth import write_recording
 
 from conftest import shared

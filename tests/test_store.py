@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from eegpt.cards import card_names, load_card, split_of
-from eegpt.recording import EEGInputError
+from eegpt.errors import EEGInputError
 from eegpt.store import Store, prepare
 
 from conftest import shared

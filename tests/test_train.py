@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from eegpt.cli import main
-from eegpt.train import PretrainConfig, TrainingError, pretrain
+from eegpt.train import PretrainConfig, pretrain
+from eegpt.errors import TrainingError
 
 FAST = dict(preset="tiny", batch_size=32, seq_tokens=4, lr=3e-3, warmup=5, log_every=5, eval_batches=5)
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from eegpt import knowledge as kb
-from eegpt.recording import atomic_write
+from eegpt.copilot import knowledge as kb
+from eegpt.errors import EEGInputError, atomic_write
 
 BLANK = "_(to be completed by the clinician)_"
 FIELDS = ("Basic information", "Medical history", "Physical examination", "Diagnosis", "Treatment plan",
@@ -36,6 +36,7 @@ class Record:
     recording: str = ""
     windows: int = 0
     extra_findings: list[str] = field(default_factory=list)   # e.g. the night's report
+    trained_on: str = ""                                       # which data trained the model
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
@@ -62,7 +63,8 @@ def markdown(r: Record) -> str:
         "Expenses": BLANK,
     }
     head = (f"# Assisted EEG record\n\nGenerated {r.created} by EEGPT from `{Path(r.recording).name or 'a recording'}`"
-            f"{f' ({r.windows} windows)' if r.windows else ''}. Preliminary: to be reviewed and signed by a clinician.\n")
+            f"{f' ({r.windows} windows)' if r.windows else ''}. Preliminary: to be reviewed and signed by a clinician.\n"
+            + (f"\nModel provenance: {r.trained_on}\n" if r.trained_on else ""))
     return head + "".join(f"\n## {k}\n\n{sections[k]}\n" for k in FIELDS)
 
 
@@ -87,6 +89,8 @@ def fhir_bundle(r: Record) -> dict:
         "component": [{"code": {"text": f"probability of {names[k].name}"},
                        "valueQuantity": {"value": round(float(v), 4), "unit": "1"}} for k, v in r.probs.items()],
     }
+    if r.trained_on:
+        observation["note"] = [{"text": f"Model provenance: {r.trained_on}"}]
     observations = [observation]
     if r.age is not None:
         observations.append({"resourceType": "Observation", "id": str(uuid.uuid4()), "status": "final",
@@ -114,6 +118,6 @@ def write(r: Record, path) -> Path:
     elif path.suffix.lower() in (".md", ".markdown"):
         text = markdown(r)
     else:
-        raise ValueError(f"{path}: an EMR is written as .md (Markdown) or .json (FHIR Bundle)")
+        raise EEGInputError(f"{path}: an EMR is written as .md (Markdown) or .json (FHIR Bundle)")
     atomic_write(path, lambda t: t.write_text(text))
     return path

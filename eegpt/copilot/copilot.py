@@ -1,0 +1,99 @@
+"""The copilot: a prediction -> a clinician's answer (and an EMR), with a faithfulness guard.
+
+``Copilot(model_dir)`` loads the model once (:func:`eegpt.load`) and its decoder
+(``MODEL/copilot``); ``ask(x)`` runs :func:`eegpt.predict` on a recording, has the decoder answer
+the question with the prediction's slots filled, and says which data trained the model. An answer
+that fails the check (does not name the prediction, names another class, or misses the
+uncertainty of an uncertain reading) is replaced by a templated one, and ``fallback`` says so.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from eegpt.copilot import emr
+from eegpt.copilot import knowledge as kb
+from eegpt.copilot.corpus import Case, encode_prompt
+from eegpt.copilot.decoder import Decoder, generate
+from eegpt.copilot.decoder import load as load_decoder
+from eegpt.errors import EEGInputError
+from eegpt.model import EEGPT, load, model_dir
+from eegpt.predict import predict
+
+SEXES = {"f": "F", "female": "F", "m": "M", "male": "M"}  # FHIR's words and their initials
+
+
+def normalise_sex(sex: str | None) -> str | None:
+    """``F``/``M`` from ``F``, ``M``, ``female`` or ``male`` (any case); None stays None."""
+    if sex is None:
+        return None
+    if sex.lower() not in SEXES:
+        raise EEGInputError(f"--sex {sex}: use F, M, female or male")
+    return SEXES[sex.lower()]
+
+
+def check_age(age: int | None) -> int | None:
+    if age is not None and not 0 <= age <= 120:
+        raise EEGInputError(f"--age {age}: must be between 0 and 120 years")
+    return age
+
+
+def answer(model: Decoder, tok, case: Case, night: str | None = None, top_k: int = 0, seed: int = 0) -> dict:
+    """The decoder's answer to ``case``, slots filled, with its faithfulness check (see the module)."""
+    eeg = case.eeg if case.eeg is not None else np.zeros(model.cfg.eeg_features, np.float32)
+    ids = generate(model, eeg, encode_prompt(tok, case), top_k=top_k, seed=seed)
+    raw = tok.decode(ids, skip_special_tokens=False).strip()
+    text = kb.fill(raw, case.task, case.label, case.probs, case.age, case.sex, night)
+    check = kb.faithfulness(text, case.task, case.label, case.probs)
+    fallback = not check["names_prediction"] or check["contradiction"] or (
+        max(case.probs.values()) < kb.UNCERTAIN_BELOW and not check["says_uncertain"])
+    if fallback:
+        ref = kb.reference(case.task, case.label, case.probs, case.question, np.random.default_rng(seed))
+        text = kb.fill(ref, case.task, case.label, case.probs, case.age, case.sex, night)
+    return {"text": text, "decoder_text": raw, "fallback": bool(fallback), "decoder_check": check}
+
+
+class Copilot:
+    """A model and its decoder, loaded once; ``ask`` answers about recordings.
+
+    Parameters
+    ----------
+    model : a model directory (or a ``demo`` / ``finetune`` workdir holding ``model/``), or a
+        loaded :class:`eegpt.model.EEGPT` together with ``copilot``.
+    copilot : the decoder's directory (default: ``MODEL/copilot``).
+    """
+
+    def __init__(self, model, copilot=None):
+        if isinstance(model, EEGPT):
+            if copilot is None:
+                raise EEGInputError("a loaded model needs copilot=DIR (the decoder's directory)")
+            self.dir, self.model = None, model
+        else:
+            self.dir = model_dir(model)
+            self.model = load(self.dir)
+        self.decoder, self.tok = load_decoder(Path(copilot) if copilot else self.dir / "copilot")
+
+    def ask(self, x, *, task=None, age=None, sex=None, question=None, seconds=None) -> dict:
+        """Recording -> prediction -> answer. Returns the prediction's fields, ``question``,
+        ``answer`` (with the model's provenance when it was trained on synthetic data),
+        ``fallback``, ``trained_on``, ``record`` (an :class:`eegpt.copilot.emr.Record`) and timings."""
+        age, sex = check_age(age), normalise_sex(sex)
+        t0 = time.perf_counter()
+        pred = predict(self.model, x, task=task, seconds=seconds)
+        t_pred = time.perf_counter()
+        question = question or kb.QUESTIONS["state"][pred.task][0]
+        night = kb.night_report(pred.window_labels, pred.window_s) if pred.task == "SS" else None
+        case = Case(pred.task, pred.label, pred.summary, question, age, sex, pred.pooled.mean(0))
+        out = answer(self.decoder, self.tok, case, night=night if kb.question_kind(question) == "night" else None)
+        text = out["text"] + (f" {pred.trained_on}" if pred.synthetic else "")
+        t_dec = time.perf_counter()
+        record = emr.Record(pred.task, pred.label, pred.summary, text, age, sex, pred.source, len(pred.probs),
+                            [night] if night else [], pred.trained_on)
+        return {"task": pred.task, "head": pred.head, "label": pred.label, "probs": pred.summary,
+                "windows": len(pred.probs), "recording": pred.source, "question": question, "answer": text,
+                "fallback": out["fallback"], "trained_on": pred.trained_on, "synthetic": pred.synthetic,
+                "record": record, "prediction": pred,
+                "seconds": {"predict": t_pred - t0, "decode": t_dec - t_pred}}

@@ -1,0 +1,76 @@
+"""The two kinds of error a user is told about in one line, and atomic writes.
+
+``EEGInputError``: bad input — a missing or damaged file, an impossible argument, a damaged run or
+model directory. ``TrainingError``: training cannot go on (it diverged, or the configuration
+cannot work). The CLI prints either as ``eegpt: <message>`` and exits 2; any other exception is a
+bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class EEGInputError(ValueError):
+    """Bad input: the message is one line naming the file, the problem and what to do."""
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (diverged, or a configuration that cannot work); one-line message."""
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Write through ``write(tmp_path)`` then rename, so no reader ever sees a half-written file."""
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # keeps the suffix writers look at
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike):
+    """Yield a temporary directory beside ``path``; on success it replaces ``path`` (an older
+    directory there is moved aside first, then removed), on failure it is removed. Readers see the
+    old directory or the new one, never a half-written one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = path.with_name(f".old-{uuid.uuid4().hex[:8]}-{path.name}")
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def refuse_overwrite(path: str | os.PathLike, overwrite: bool, what: str = "") -> None:
+    """Refuse to replace an existing output unless asked (``--overwrite``), naming what is there."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        kind = "a folder" if path.is_dir() else "a file"
+        raise EEGInputError(f"{path}: already exists ({what or kind}); pass --overwrite to replace it, "
+                            "or choose another path")
+
+
+def check_positive(cfg, *names: str) -> None:
+    """Refuse a configuration whose named fields are not positive (``--steps 0``, ``--lr -1``):
+    checked when the config is made, before any work."""
+    for name in names:
+        value = getattr(cfg, name)
+        if value is not None and not value > 0:
+            raise EEGInputError(f"--{name.replace('_', '-')} {value}: must be positive")

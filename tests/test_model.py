@@ -1,0 +1,279 @@
+"""The model directory (save / load / move), predict() on every kind of input, the predict CLI,
+provenance, the CLI generated from the configs, and sharded fine-tuning."""
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import jax
+import mne
+import numpy as np
+import pytest
+
+import eegpt
+from eegpt.cli import build_parser, main
+from eegpt.errors import EEGInputError
+from eegpt.finetune import FinetuneConfig, finetune, host_batch
+from eegpt.model import EEGPT, cached_batch, load, save
+from eegpt.predict import predict
+from eegpt.recording import read
+from eegpt.train import PretrainConfig, pretrain
+
+
+@pytest.fixture(scope="module")
+def tuned(stores, tmp_path_factory):
+    """A tiny ETE fine-tuned on the synthetic MW and SS stores; returns the finetune workdir."""
+    root = tmp_path_factory.mktemp("tuned")
+    pretrain(PretrainConfig(preset="tiny", steps=4, batch_size=16, seq_tokens=2, warmup=1, eval_batches=1),
+             [stores["mw"]], root / "ete", progress=False, track=False)
+    finetune(root / "ete", [stores["mw"], stores["ss"]], root / "ft",
+             FinetuneConfig(steps=4, eval_every=2, batch_size=8, warmup=1, k_neighbours=4), progress=False,
+             track=False)
+    return root
+
+
+def _mw_file(corpus):
+    return corpus / "MW" / "sub-001_task-MW_eeg.edf"
+
+
+def test_a_model_directory_is_self_contained_and_moves(tuned, stores, tmp_path):
+    model = load(tuned / "ft" / "model")
+    again = load(save(model, tmp_path / "copy"))
+    assert again.cfg == model.cfg
+    for a, b in zip(jax.tree.leaves(model.params), jax.tree.leaves(again.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # moved elsewhere, with the run that made it gone: it still loads and scores
+    moved = tmp_path / "elsewhere" / "model"
+    shutil.copytree(tuned / "ft" / "model", moved)
+    text = (moved / "config.json").read_text()
+    assert str(tuned) not in text and str(stores["mw"].path) not in text  # no path to anything outside
+    r1 = model.run(stores["mw"], "test")
+    r2 = load(moved).run(stores["mw"], "test")
+    np.testing.assert_allclose(r1["probs"], r2["probs"], atol=1e-6)
+    # the finetune workdir itself resolves to its model
+    assert load(tuned / "ft").cfg == model.cfg
+
+
+def test_load_refuses_what_is_not_a_model(tuned, tmp_path):
+    with pytest.raises(EEGInputError, match="no such model directory"):
+        load(tmp_path / "missing")
+    with pytest.raises(EEGInputError, match="not a model directory"):
+        load(tmp_path)
+    broken = tmp_path / "broken"
+    shutil.copytree(tuned / "ft" / "model", broken)
+    shutil.rmtree(broken / "params")
+    (broken / "params").mkdir()
+    with pytest.raises(EEGInputError, match="params: damaged"):
+        load(broken)
+
+
+def test_predict_gives_the_same_probabilities_for_a_path_a_recording_and_a_raw(tuned, corpus):
+    model = load(tuned / "ft")
+    path = _mw_file(corpus)
+    by_path = predict(model, path)
+    by_rec = predict(model, read(path))
+    raw = mne.io.read_raw_edf(path, preload=True, verbose="error")
+    by_raw = predict(model, raw)
+    assert by_path.head == "synthetic-mw" and by_path.task == "MW"  # the MW montage picks the MW head
+    for other in (by_rec, by_raw):
+        np.testing.assert_allclose(other.probs, by_path.probs, atol=1e-6)
+        np.testing.assert_allclose(other.starts_s, by_path.starts_s)
+    # the store's own windowing: as many windows, at the same stride, as the store cut
+    spec = model.cfg.head("synthetic-mw")
+    rec = read(path)
+    n = int((rec.duration * spec.sfreq - spec.window_samples) // spec.stride_samples) + 1
+    assert len(by_path.probs) in (n, n - 1) and np.allclose(np.diff(by_path.starts_s), spec.stride_samples / spec.sfreq)
+    assert np.allclose(by_path.probs.sum(1), 1, atol=1e-5) and by_path.pooled.shape[0] == len(by_path.probs)
+    assert by_path.label == max(by_path.summary, key=by_path.summary.get)
+    # a head chosen by task, and the first seconds only
+    ss = predict(model, path, task="SS")
+    assert ss.head == "synthetic-ss" and len(ss.classes) == 5
+    short = predict(model, path, seconds=12)
+    assert short.starts_s[-1] + short.window_s <= 12 + 1e-6
+
+
+def test_predict_refuses_bad_input(tuned, corpus, tmp_path):
+    model = load(tuned / "ft")
+    with pytest.raises(EEGInputError, match="no such file"):
+        predict(model, tmp_path / "missing.edf")
+    with pytest.raises(EEGInputError, match="no CM head"):
+        predict(model, _mw_file(corpus), task="CM")
+    from eegpt.preprocess import preprocess
+
+    with pytest.raises(EEGInputError, match="already preprocessed"):
+        predict(model, preprocess(read(_mw_file(corpus))))
+    rec = read(_mw_file(corpus))
+    short = dataclasses.replace(rec, signals=rec.signals[:, : int(2 * rec.sfreq)])
+    with pytest.raises(EEGInputError, match="shorter than one"):
+        predict(model, short)
+
+
+def test_provenance_says_synthetic(tuned):
+    cfg = load(tuned / "ft").cfg
+    assert cfg.synthetic and "synthetic EEG only" in cfg.trained_on()
+    ds = {d["card"]: d for d in cfg.provenance["datasets"]}
+    assert ds["synthetic-mw"]["subjects"] >= 1 and ds["synthetic-mw"]["windows"] > 0
+    assert cfg.provenance["encoder"]["data"] == ["synthetic-mw"]
+
+
+def test_predict_command_writes_json_csv_and_a_plot_and_refuses_overwrites(tuned, corpus, tmp_path, capsys):
+    model = str(tuned / "ft" / "model")
+    f = str(_mw_file(corpus))
+    outs = {"--csv": tmp_path / "p.csv", "--plot": tmp_path / "p.png", "--json-out": tmp_path / "p.json"}
+    assert main(["predict", f, "--model", model, *[str(x) for kv in outs.items() for x in kv]]) == 0
+    said = capsys.readouterr().out
+    assert "synthetic EEG only" in said
+    saved = json.loads(outs["--json-out"].read_text())
+    rows = outs["--csv"].read_text().splitlines()
+    assert rows[0] == "start_s,label,rest,arithmetic" and len(rows) == len(saved["windows"]) + 1
+    assert outs["--plot"].read_bytes()[:4] == b"\x89PNG"
+    assert main(["predict", f, "--model", model, "--csv", str(outs["--csv"])]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["predict", f, "--model", model, "--csv", str(tmp_path / "no" / "p.csv")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["predict", f, "--model", model, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["head"] == "synthetic-mw"
+    # a sleep head draws a hypnogram
+    assert main(["predict", str(corpus / "SS" / "sub-001_task-SS_eeg.edf"), "--model", model, "--task", "SS",
+                 "--plot", str(tmp_path / "h.png")]) == 0
+
+
+def test_the_public_api_is_the_readme_session(tuned, stores, corpus, tmp_path):
+    """The README's "From Python" session, as written there."""
+    raw = mne.io.read_raw_edf(_mw_file(corpus), preload=True, verbose="error")
+    model = eegpt.load(tuned / "ft" / "model")
+    pred = eegpt.predict(model, raw)
+    assert pred.label in pred.classes
+    info = eegpt.embed(tuned / "ft" / "model", [stores["mw"]], tmp_path / "emb.npz", split="test")
+    out = eegpt.tsne(tmp_path / "emb.npz", tmp_path / "tsne.png", perplexity=5)
+    assert info["windows"] == len(stores["mw"].indices("test")) and out["points"] == info["windows"]
+
+
+# ----------------------------------------------------------------------------- the CLI from the configs
+
+@pytest.mark.parametrize("command,cls", [("pretrain", "eegpt.train.PretrainConfig"),
+                                         ("finetune", "eegpt.finetune.FinetuneConfig"),
+                                         ("prepare", "eegpt.preprocess.Preprocess"),
+                                         ("copilot-train", "eegpt.copilot.decoder.CopilotTrainConfig")])
+def test_every_config_field_is_an_option(command, cls):
+    import importlib
+
+    module, name = cls.rsplit(".", 1)
+    cfg_cls = getattr(importlib.import_module(module), name)
+    sub = build_parser()._subparsers._group_actions[0].choices[command]
+    flags = {o for a in sub._actions for o in a.option_strings}
+    for f in dataclasses.fields(cfg_cls):
+        flag = "--" + f.name.replace("_", "-")
+        assert flag in flags or "--no-" + f.name.replace("_", "-") in flags, f"{command} lacks {flag}"
+        helps = [a.help for a in sub._actions if a.dest == f.name]
+        assert helps and helps[0], f"{flag} has no help"
+
+
+def test_config_options_reach_the_config():
+    from eegpt.cli import config_from
+    from eegpt.finetune import FinetuneConfig
+    from eegpt.train import PretrainConfig
+
+    p = build_parser()
+    args = p.parse_args(["finetune", "--ete", "e", "--data", "d", "--workdir", "w", "--gate-start", "ones",
+                         "--k-neighbours", "none", "--mesh", "2,4", "--no-class-balanced"])
+    ft = config_from(FinetuneConfig, args)
+    assert (ft.gate_start, ft.k_neighbours, ft.mesh, ft.class_balanced) == ("ones", None, (2, 4), False)
+    assert ft.steps == FinetuneConfig().steps  # defaults come from the config itself
+    args = p.parse_args(["pretrain", "--data", "d", "--workdir", "w", "--data-fraction", "0.3",
+                         "--model", "d_model=64", "layers=2"])
+    cfg = config_from(PretrainConfig, args)
+    assert cfg.data_fraction == 0.3 and cfg.model == (("d_model", 64), ("layers", 2))
+    assert cfg.ete_config().d_model == 64
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["pretrain", "--data", "{mw}", "--workdir", "{d}/w", "--steps", "0"], "--steps 0: must be positive"),
+    (["pretrain", "--data", "{mw}", "--workdir", "{d}/w", "--steps", "-5"], "--steps -5: must be positive"),
+    (["finetune", "--ete", "{d}", "--data", "{mw}", "--workdir", "{d}/w", "--lr", "0"], "--lr 0.0: must be positive"),
+    (["copilot-train", "--workdir", "{d}/w", "--batch-size", "0"], "--batch-size 0: must be positive"),
+])
+def test_impossible_arguments_are_refused_before_any_work(stores, tmp_path, capsys, argv, says):
+    assert main([a.format(d=tmp_path, mw=stores["mw"].path) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err
+    assert not (tmp_path / "w").exists()  # a failed command leaves no workdir behind
+
+
+def test_a_run_is_not_silently_shortened_or_resumed_with_another_model(stores, tmp_path, capsys):
+    base = ["pretrain", "--data", str(stores["mw"].path), "--workdir", str(tmp_path / "r"), "--preset", "tiny",
+            "--batch-size", "16", "--seq-tokens", "2", "--warmup", "1", "--eval-batches", "1", "--quiet"]
+    assert main([*base, "--steps", "3"]) == 0
+    saved = (tmp_path / "r" / "config.json").read_text()
+    capsys.readouterr()
+    assert main([*base, "--steps", "2"]) == 2
+    assert "already trained to step 3" in capsys.readouterr().err
+    assert (tmp_path / "r" / "config.json").read_text() == saved  # not rewritten to say 2
+    assert main([*[a if a != "tiny" else "base" for a in base], "--steps", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "holds another pretraining run" in err and "preset 'tiny' here, 'base' asked" in err
+    assert (tmp_path / "r").exists()  # an existing run is never removed
+
+
+def test_prepare_refuses_to_replace_another_cards_store(corpus, stores, tmp_path, capsys):
+    out = tmp_path / "s"
+    shutil.copytree(stores["cm"].path, out)
+    argv = ["prepare", "synthetic-mw", "--source", str(corpus), "--out", str(out), "--quiet", "--workers", "1"]
+    assert main(argv) == 2
+    assert "holds a store of card synthetic-cm" in capsys.readouterr().err
+    assert json.loads((out / "index.json").read_text())["card"] == "synthetic-cm"  # untouched
+    assert main([*argv, "--overwrite"]) == 0
+    assert json.loads((out / "index.json").read_text())["card"] == "synthetic-mw"
+
+
+# ----------------------------------------------------------------------------- sharded fine-tuning
+
+SHARDED = textwrap.dedent("""
+    import os, sys, json
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    import jax
+    from eegpt.finetune import FinetuneConfig, finetune
+    ete, mw, ss, out = sys.argv[1:5]
+    res = {}
+    for name, mesh in {"single": (1, 1), "sharded": (4, 2)}.items():
+        ft = FinetuneConfig(steps=4, eval_every=2, batch_size=8, warmup=1, k_neighbours=4, mesh=mesh)
+        r = finetune(ete, [mw, ss], f"{out}/{name}", ft, progress=False, track=False)
+        res[name] = {"loss": [h["loss"] for h in r["history"]],
+                     "val": [h["val_mean"] for h in r["history"]], "devices": len(jax.devices())}
+    print(json.dumps(res))
+""")
+
+
+def test_sharded_finetuning_matches_single_device(tuned, stores, tmp_path):
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    res = subprocess.run([sys.executable, "-c", SHARDED, str(tuned / "ete"), str(stores["mw"].path),
+                          str(stores["ss"].path), str(tmp_path)], capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["sharded"]["devices"] == 8
+    np.testing.assert_allclose(out["sharded"]["loss"], out["single"]["loss"], rtol=1e-4)
+    np.testing.assert_allclose(out["sharded"]["val"], out["single"]["val"], rtol=1e-4)
+
+
+def test_each_host_feeds_its_rows_with_edges_into_the_global_batch(tuned, stores):
+    """Two hosts' rows, put side by side, are the one-host batch of the same rows: same features,
+    and every edge joins the same two global nodes (never across samples)."""
+    from eegpt.electrodes import positions
+    from teg import electrode_edges
+
+    model = load(tuned / "ft")
+    store = stores["mw"]
+    cache = model.cache(store)
+    rows = store.indices("train")[:8]
+    parts = [host_batch(cache, store, rows[h * 4:(h + 1) * 4], 0, 4, h, 2) for h in range(2)]
+    whole = cached_batch(cache, store, rows)
+    np.testing.assert_array_equal(np.concatenate([p["features_BxExF"] for p in parts]), whole["features_BxExF"])
+    senders = np.concatenate([p["senders"] for p in parts]).reshape(-1)
+    receivers = np.concatenate([p["receivers"] for p in parts]).reshape(-1)
+    s_ref, r_ref = electrode_edges(whole["electrodes_BxE"], whole["mask_BxE"], positions(), 4)
+    np.testing.assert_array_equal(senders, s_ref)
+    np.testing.assert_array_equal(receivers, r_ref)
