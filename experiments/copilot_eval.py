@@ -80,6 +80,7 @@ def evaluate(model, tok, cases: list[Case], top_k: int = 0) -> dict:
     return {"cases": len(cases), "answer": {**faith(finals), **similarity(finals, refs)},
             "decoder_alone": {**faith(raws), **similarity(raws, refs), "fallback_rate": fallback / len(cases)},
             "templated_baseline": {**faith(templ), **similarity(templ, refs)},
+            "median_ms": float(np.median(lat) * 1000)}
 
 
 

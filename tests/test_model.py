@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import jax
 import mne
@@ -142,15 +143,30 @@ def test_predict_command_writes_json_csv_and_a_plot_and_refuses_overwrites(tuned
                  "--plot", str(tmp_path / "h.png")]) == 0
 
 
-def test_the_public_api_is_the_readme_session(tuned, stores, corpus, tmp_path):
-    """The README's "From Python" session, as written there."""
-    raw = mne.io.read_raw_edf(_mw_file(corpus), preload=True, verbose="error")
-    model = eegpt.load(tuned / "ft" / "model")
-    pred = eegpt.predict(model, raw)
-    assert pred.label in pred.classes
-    info = eegpt.embed(tuned / "ft" / "model", [stores["mw"]], tmp_path / "emb.npz", split="test")
-    out = eegpt.tsne(tmp_path / "emb.npz", tmp_path / "tsne.png", perplexity=5)
-    assert info["windows"] == len(stores["mw"].indices("test")) and out["points"] == info["windows"]
+def test_the_readme_python_session_runs_as_written(tuned, stores, corpus, tmp_path, monkeypatch):
+    """The README's "From Python" block, executed as written, with its three paths pointed at a
+    small model (given a small copilot decoder) and the synthetic corpus."""
+    import re
+
+    from eegpt.copilot import decoder as D
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.search(r"<!-- from-python -->\n```python\n(.*?)```\n<!-- /from-python -->", readme, re.S).group(1)
+    model_dir = tmp_path / "model"
+    shutil.copytree(tuned / "ft" / "model", model_dir)
+    D.train(model_dir / "copilot", D.CopilotTrainConfig(pairs=200, steps=5, vocab=400, warmup=1),
+            D.DecoderConfig(d_model=32, layers=1, heads=2, head_dim=16, ffn=64, eeg_features=32), progress=False)
+    paths = {"MODEL": model_dir, "RECORDING": _mw_file(corpus), "STORE": stores["mw"].path}
+    for name, value in paths.items():
+        code, n = re.subn(rf'^{name} = "[^"]*"', f"{name} = {str(value)!r}", code, flags=re.M)
+        assert n == 1, name
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["pred"].head == "synthetic-mw" and "synthetic EEG only" in scope["pred"].trained_on
+    assert (tmp_path / "probabilities.png").exists() and (tmp_path / "tsne.png").exists()
+    assert scope["clusters"]["points"] == len(stores["mw"].indices("test"))
+    assert "synthetic EEG only" in scope["answer"]["answer"]
 
 
 # ----------------------------------------------------------------------------- the CLI from the configs
