@@ -24,6 +24,9 @@ from importlib import import_module
 
 __version__ = "0.1.0"
 
+# The five kinds of question, in the order batches index them (``task_B``): the one task list.
+TASKS = ("ER", "MI", "MW", "SS", "CM")
+
 _API = {
     "read": "eegpt.recording", "Recording": "eegpt.recording",
     "preprocess": "eegpt.preprocess", "Preprocess": "eegpt.preprocess",

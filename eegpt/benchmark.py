@@ -120,3 +120,16 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
                "seconds": round(time.perf_counter() - t0, 1)}
     atomic_write(workdir / "results.json", lambda p: p.write_text(json.dumps(results, indent=2) + "\n"))
     return results
+
+
+def print_results(r: dict) -> None:
+    """The model and its baseline side by side (``eegpt benchmark``)."""
+    def value(block, key):
+        v = block.get(key)
+        return "-" if v is None else (f"{v['mean']:.3f} ± {v['std']:.3f}" if isinstance(v, dict) else f"{v:.3f}")
+
+    print(f"{r['benchmark']}: {r['split']}")
+    print(f"{'':<22} {'bal. acc.':>15} {'kappa':>15} {'w. F1':>15} {'AUROC':>15}")
+    for label, block in (("EEGPT", r["test"]), (r["baseline_name"], r["baseline"])):
+        print(f"{label:<22} " + " ".join(f"{value(block, k):>15}" for k in
+                                          ("balanced_accuracy", "cohen_kappa", "weighted_f1", "auroc")))

@@ -11,99 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from eegpt.errors import EEGInputError, TrainingError, refuse_overwrite
-
-
-# ----------------------------------------------------------------------------- options from configs
-
-def _field_help(cls) -> dict[str, str]:
-    """Each field's help: its trailing ``# comment`` in the class source, else its entry in the
-    docstring's attribute list (``name : text``)."""
-    import inspect
-    import re
-
-    out: dict[str, str] = {}
-    for line in inspect.getsource(cls).splitlines():
-        m = re.match(r"\s+(\w+): [^=#]+= [^#]*#\s*(.+)$", line)
-        if m:
-            out[m.group(1)] = m.group(2).strip()
-    doc = inspect.getdoc(cls) or ""
-    for m in re.finditer(r"^([\w, ]+) : (.+(?:\n {4}.+)*)", doc, re.M):
-        for name in m.group(1).split(","):
-            out.setdefault(name.strip(), " ".join(m.group(2).split()))
-    return out
-
-
-def _converter(tp, name: str):
-    """argparse ``type`` for a field's annotation."""
-    import ast
-    import types
-    import typing
-
-    args = typing.get_args(tp)
-    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:  # X | None: "none" -> None
-        inner = _converter(next(a for a in args if a is not type(None)), name)
-        return lambda v: None if v.lower() == "none" else inner(v)
-    if typing.get_origin(tp) is tuple and args and args[-1] is not Ellipsis:  # (data, fsdp): "A,B"
-        def pair(v):
-            parts = v.split(",")
-            if len(parts) != len(args):
-                raise argparse.ArgumentTypeError(f"--{name.replace('_', '-')}: give {len(args)} comma-separated numbers")
-            return tuple(a(x) for a, x in zip(args, parts))
-        return pair
-    if tp is tuple or typing.get_origin(tp) is tuple:  # ETE overrides: NAME=VALUE
-        def override(v):
-            key, _, value = v.partition("=")
-            if not value:
-                raise argparse.ArgumentTypeError(f"{v!r}: give NAME=VALUE")
-            try:
-                return key, ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                return key, value
-        return override
-    return tp
-
-
-def add_config(parser, cls, skip=()) -> None:
-    """One option per field of the dataclass ``cls`` (``--field-name``), defaults and help from
-    the class itself: the config is the one source of both."""
-    import dataclasses
-    import typing
-
-    hints, helps = typing.get_type_hints(cls), _field_help(cls)
-    for f in dataclasses.fields(cls):
-        if f.name in skip:
-            continue
-        tp, flag, text = hints[f.name], "--" + f.name.replace("_", "-"), helps.get(f.name, "")
-        if tp is bool:
-            if f.default:
-                parser.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
-                                    help=f"turn off: {text}")
-            else:
-                parser.add_argument(flag, dest=f.name, action="store_true", help=text)
-            continue
-        plural = (tp is tuple) or (typing.get_origin(tp) is tuple and typing.get_args(tp)[-1:] == (Ellipsis,))
-        parser.add_argument(flag, dest=f.name, type=_converter(tp, f.name), nargs="*" if plural else None,
-                            default=f.default, help=f"{text} (default: {f.default})".strip())
-
-
-def config_from(cls, args, **given):
-    """The dataclass ``cls`` from parsed options (``given`` wins)."""
-    import dataclasses
-
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in {**values, **given}.items()}
-    return cls(**values)
-
-
-def _check_output(path, overwrite: bool, what: str = "") -> None:
-    """Before any work: the folder exists and nothing is silently replaced."""
-    if not path:
-        return
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise EEGInputError(f"{path}: the folder {path.parent} does not exist; create it or choose another path")
-    refuse_overwrite(path, overwrite, what)
+from eegpt import TASKS
+from eegpt.errors import EEGInputError, TrainingError
+from eegpt.options import add_config, check_output, config_class, config_from
 
 
 def _cmd_inspect(args) -> None:
@@ -180,18 +90,13 @@ def _cmd_fetch(args) -> None:
 
 
 def _cmd_presets(args) -> None:
-    from eegpt.presets import PRESETS, counts
+    from eegpt.presets import PRESETS, counts, print_presets
 
     table = {name: counts(name) for name in PRESETS}
     if args.json:
         print(json.dumps(table, indent=2))
         return
-    print(f"{'preset':<7} {'ETE layers':>10} {'graph':>6} {'hidden':>7} {'heads':>6} {'ETE':>14} {'TEG':>13} "
-          f"{'total':>14} {'EEGPT':>9}")
-    for name, c in table.items():
-        pub = f"{c['published'] / 1e6:.2f}M ({c['relative_difference']:+.1%})" if "published" in c else ""
-        print(f"{name:<7} {c['ete_layers']:>10} {c['graph_layers']:>6} {c['d_model']:>7} {c['heads']:>6} "
-              f"{c['ete_params']:>14,} {c['teg_params']:>13,} {c['params']:>14,} {pub:>9}")
+    print_presets(table)
 
 
 def _cmd_pretrain(args) -> None:
@@ -227,7 +132,7 @@ def _cmd_finetune(args) -> None:
 
 def _cmd_evaluate(args) -> None:
     from eegpt.finetune import evaluate
-    from eegpt.metrics import mean_std
+    from eegpt.metrics import mean_std, print_table
 
     runs = args.workdir
     per_run = [evaluate(w, args.data, args.split, plots=not args.json) for w in runs]
@@ -239,16 +144,7 @@ def _cmd_evaluate(args) -> None:
     if args.json:
         print(json.dumps(out, indent=2))
         return
-    print(f"{'dataset':<22} {'task':<4} {'n':>6} {'bal. acc.':>15} {'kappa':>15} {'w. F1':>15} {'AUROC':>15} {'ECE':>15}")
-    for name, r in out["datasets"].items():
-        def cell(key):
-            v = r.get(key)
-            if v is None:
-                return f"{'-':>15}"
-            return f"{v['mean']:>7.3f} ± {v['std']:.3f}" if isinstance(v, dict) else f"{v:>15.3f}"
-        n = r["n"] if "n" in r else r["per_run"][0]["n"]
-        print(f"{name:<22} {r['task']:<4} {n:>6} {cell('balanced_accuracy')} {cell('cohen_kappa')} "
-              f"{cell('weighted_f1')} {cell('auroc')} {cell('ece')}")
+    print_table(out["datasets"])
     if len(runs) == 1:
         print("confusion matrices: " + ", ".join(r["confusion_plot"] for r in per_run[0].values()))
 
@@ -256,7 +152,7 @@ def _cmd_evaluate(args) -> None:
 def _cmd_embed(args) -> None:
     from eegpt.embed import embed
 
-    _check_output(args.out, args.overwrite)
+    check_output(args.out, args.overwrite)
     info = embed(args.ete, args.data, args.out, split=args.split)
     print(f"wrote {info['windows']} windows' embeddings ({', '.join(info['arrays'])}) to {args.out}")
 
@@ -282,21 +178,13 @@ def _cmd_demo(args) -> None:
 
 
 def _cmd_benchmark(args) -> None:
-    from eegpt.benchmark import benchmark
+    from eegpt.benchmark import benchmark, print_results
 
     r = benchmark(args.name, args.source, args.workdir, ete=args.ete, preset=args.preset,
                   pretrain_steps=args.pretrain_steps, finetune_steps=args.finetune_steps,
                   progress=not args.quiet)
 
-    def value(block, key):
-        v = block.get(key)
-        return "-" if v is None else (f"{v['mean']:.3f} ± {v['std']:.3f}" if isinstance(v, dict) else f"{v:.3f}")
-
-    print(f"{r['benchmark']}: {r['split']}")
-    print(f"{'':<22} {'bal. acc.':>15} {'kappa':>15} {'w. F1':>15} {'AUROC':>15}")
-    for label, block in (("EEGPT", r["test"]), (r["baseline_name"], r["baseline"])):
-        print(f"{label:<22} " + " ".join(f"{value(block, k):>15}" for k in
-                                          ("balanced_accuracy", "cohen_kappa", "weighted_f1", "auroc")))
+    print_results(r)
     print(f"wrote {Path(args.workdir) / 'results.json'}")
 
 
@@ -328,7 +216,7 @@ def _cmd_copilot(args) -> None:
     normalise_sex(args.sex)
     if args.emr_out and Path(args.emr_out).suffix.lower() not in (".md", ".markdown", ".json"):
         raise EEGInputError(f"{args.emr_out}: --emr-out must end in .md (Markdown) or .json (FHIR Bundle)")
-    _check_output(args.emr_out, args.overwrite, "an EMR")
+    check_output(args.emr_out, args.overwrite, "an EMR")
     r = Copilot(_model_or_default(args.model), args.copilot).ask(args.file, task=args.task, age=args.age, sex=args.sex,
                                               question=args.question, seconds=args.seconds)
     if args.emr_out:
@@ -364,7 +252,7 @@ def _cmd_predict(args) -> None:
     from eegpt.predict import predict, write_outputs
 
     for out in (args.csv, args.plot, args.json_out):
-        _check_output(out, args.overwrite)
+        check_output(out, args.overwrite)
     pred = predict(_model_or_default(args.model), args.file, task=args.task, head=args.head, seconds=args.seconds)
     write_outputs(pred, args.json_out, args.csv, args.plot)
     if args.json:
@@ -423,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--skip-bad", action="store_true", help="leave out unreadable recordings")
     s.add_argument("--overwrite", action="store_true", help="replace a store of another card or recipe at --out")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_config(s.add_argument_group("preprocessing recipe (eegpt.preprocess.Preprocess)"), _cls("preprocess"))
+    add_config(s.add_argument_group("preprocessing recipe (eegpt.preprocess.Preprocess)"), config_class("preprocess"))
     s.set_defaults(fn=_cmd_prepare, outputs=["out"])
 
     s = sub.add_parser("fetch", help="download a dataset with MNE's fetcher (eegmmidb, sleep-edf)")
@@ -441,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", nargs="+", required=True, help="prepared store folders")
     s.add_argument("--workdir", required=True)
     s.add_argument("--quiet", action="store_true")
-    add_config(s.add_argument_group("training (eegpt.train.PretrainConfig)"), _cls("pretrain"))
+    add_config(s.add_argument_group("training (eegpt.train.PretrainConfig)"), config_class("pretrain"))
     s.set_defaults(fn=_cmd_pretrain, outputs=["workdir"])
 
     s = sub.add_parser("finetune", help="jointly fine-tune the graph and heads over several stores")
@@ -449,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", nargs="+", required=True, help="prepared stores, one per dataset")
     s.add_argument("--workdir", required=True, help="the run; the model directory is WORKDIR/model")
     s.add_argument("--quiet", action="store_true")
-    add_config(s.add_argument_group("fine-tuning (eegpt.finetune.FinetuneConfig)"), _cls("finetune"))
+    add_config(s.add_argument_group("fine-tuning (eegpt.finetune.FinetuneConfig)"), config_class("finetune"))
     s.set_defaults(fn=_cmd_finetune, outputs=["workdir"])
 
     s = sub.add_parser("evaluate", help="score fine-tuned model(s) on a split; several workdirs: mean ± std")
@@ -499,14 +387,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workdir", required=True)
     s.add_argument("--finetuned", help="a fine-tuning workdir: its pooled embeddings feed the EEG prefix")
     s.add_argument("--quiet", action="store_true")
-    add_config(s.add_argument_group("training (eegpt.copilot.decoder.CopilotTrainConfig)"), _cls("copilot"))
+    add_config(s.add_argument_group("training (eegpt.copilot.decoder.CopilotTrainConfig)"), config_class("copilot"))
     s.set_defaults(fn=_cmd_copilot_train, outputs=["workdir"])
 
     s = sub.add_parser("copilot", help="a raw EEG file -> prediction -> clinician answer (and an EMR)")
     s.add_argument("file")
     s.add_argument("--model", help="a model directory or demo workdir (default: runs/demo, then runs/demo-quick)")
     s.add_argument("--copilot", help="the decoder's directory (default: MODEL/copilot)")
-    s.add_argument("--task", choices=["ER", "MI", "MW", "SS", "CM"],
+    s.add_argument("--task", choices=TASKS,
                    help="which head answers (default: the one whose montages match the file best)")
     s.add_argument("--age", type=int, help="years, 0-120")
     s.add_argument("--sex", help="F, M, female or male")
@@ -520,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("predict", help="a trained model's per-window probabilities and summary for a recording")
     s.add_argument("file")
     s.add_argument("--model", help="a model directory or demo workdir (default: runs/demo, then runs/demo-quick)")
-    s.add_argument("--task", choices=["ER", "MI", "MW", "SS", "CM"], help="which task's head answers")
+    s.add_argument("--task", choices=TASKS, help="which task's head answers")
     s.add_argument("--head", help="a head by dataset name (see the model's config.json)")
     s.add_argument("--seconds", type=float, help="only the first SECONDS of the recording")
     s.add_argument("--json", action="store_true", help="print everything as JSON")
@@ -536,19 +424,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _cls(name):
-    """The config dataclass whose fields a command's options are (imported when the parser is built)."""
-    if name == "preprocess":
-        from eegpt.preprocess import Preprocess as cls
-    elif name == "pretrain":
-        from eegpt.train import PretrainConfig as cls
-    elif name == "finetune":
-        from eegpt.finetune import FinetuneConfig as cls
-    else:
-        from eegpt.copilot.decoder import CopilotTrainConfig as cls
-    return cls
-
-
 def main(argv=None) -> int:
     import shutil
 
@@ -557,6 +432,8 @@ def main(argv=None) -> int:
     created = [Path(getattr(args, k)) for k in getattr(args, "outputs", []) if not Path(getattr(args, k)).exists()]
     try:
         args.fn(args)
+    except BrokenPipeError:  # the reader went away (`eegpt presets | head`): nothing left to say
+        return 0
     except (EEGInputError, TrainingError, OSError) as err:
         for path in created:
             shutil.rmtree(path, ignore_errors=True)

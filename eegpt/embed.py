@@ -19,9 +19,8 @@ import numpy as np
 
 from eegpt.electrodes import ID
 from eegpt.pipeline import graph_batches
-from eegpt.errors import atomic_write
+from eegpt.errors import EEGInputError, atomic_write
 from eegpt.store import open_stores
-from eegpt.errors import EEGInputError
 
 
 def _pretrained_features(ete_dir, store, split, batch_size: int = 32):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import shlex
 import sys
 import time
@@ -31,9 +30,9 @@ import numpy as np
 import optax
 from flax import nnx
 
-from eegpt import sharding
+from eegpt import sharding, trainer
 from eegpt.checkpoint import Checkpoints
-from eegpt.errors import EEGInputError, TrainingError, atomic_write
+from eegpt.errors import EEGInputError, TrainingError, atomic_write, check_positive
 from eegpt.model import (EEGPT, EEGPTConfig, HeadSpec, abstract_module, cached_batch, forward, graph_inputs,
                          load, save)
 from eegpt.model import abstract_params as abstract_params_of
@@ -72,8 +71,6 @@ class FinetuneConfig:
     mesh: tuple[int, int] = (0, 1)  # DATA,FSDP devices (DATA 0: all remaining devices)
 
     def __post_init__(self):
-        from eegpt.errors import check_positive
-
         check_positive(self, "steps", "batch_size", "lr", "ete_lr", "clip", "temperature", "eval_every", "patience",
                        "k_neighbours", "graph_layers")
         if self.warmup < 0 or self.weight_decay < 0:
@@ -149,12 +146,8 @@ def feature_norm(chunks) -> dict:
 # ----------------------------------------------------------------------------- training
 
 def _optimizer(ft: FinetuneConfig):
-    def schedule(lr):
-        return optax.warmup_cosine_decay_schedule(0.0, lr, max(1, min(ft.warmup, ft.steps - 1)),
-                                                  max(ft.steps, 2), end_value=lr * 0.05)
-
     def adamw(lr):
-        return optax.adamw(schedule(lr), weight_decay=ft.weight_decay)
+        return optax.adamw(trainer.schedule(lr, ft.warmup, ft.steps, end=0.05), weight_decay=ft.weight_decay)
 
     labels = {"teg": "teg", "ete": "ete" if ft.train_ete else "frozen", "norm": "frozen"}
     tx = optax.multi_transform({"teg": adamw(ft.lr), "ete": adamw(ft.ete_lr), "frozen": optax.set_to_zero()},
@@ -322,6 +315,7 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
         return ({"params": optax.apply_updates(state["params"], updates), "opt": opt, "step": state["step"] + 1},
                 {"loss": loss, "grad_norm": optax.tree.norm(grads["teg"])})
 
+    # the batch arrives already placed on the mesh (each host's rows), so only the state is pinned
     step = jax.jit(step, donate_argnums=(0,), out_shardings=(state_sh, None))
     ckpt, best_ckpt = Checkpoints(workdir / "checkpoints", max_to_keep=1), Checkpoints(workdir / "best", max_to_keep=1)
     run_meta = {"best": -1.0, "best_step": 0, "since": 0, "history": [], "stopped_early": False}
@@ -339,51 +333,41 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     summary_base = {"ete_dir": str(Path(ete_dir).resolve()), "ete_config": dataclasses.asdict(ete_cfg),
                     "finetune": dataclasses.asdict(ft), "teg": dataclasses.asdict(tcfg), "datasets": datasets,
                     "sampling_weights": dict(zip(names, weights.round(4).tolist()))}
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=ft.steps, initial=resumed_from, desc="finetune", unit="step")
     t0 = time.perf_counter()
-    pending = None  # (step number, metrics) of the step launched last: read after the next one starts
+
+    def boundary(it, state, m):
+        """Validation, the best parameters kept apart, early stopping, the checkpoint."""
+        params_now = jax.device_get(state["params"])
+        val = {s.name: model.evaluate(s, "val", params_now, cache and cache[s.name])["balanced_accuracy"]
+               for s in val_sets}
+        score = float(np.mean(list(val.values()))) if val else float(it)  # no val: keep the last
+        run_meta["history"].append({"step": it, **m, "val_balanced_accuracy": val,
+                                    "val_mean": score if val else None})
+        tracker.scalars({"loss": m["loss"], "grad_norm": m["grad_norm"],
+                         **{f"val/{k}": v for k, v in val.items()}}, it)
+        if score > run_meta["best"]:
+            run_meta.update(best=score, best_step=it, since=0)
+            best_ckpt.save_state(it, {"params": state["params"]}, {"step": it})
+        else:
+            run_meta["since"] += 1
+            run_meta["stopped_early"] = loop.stop = run_meta["since"] >= ft.patience
+        meta = {"ete_dir": summary_base["ete_dir"], "datasets": names, "run": run_meta}
+        if data_it is not None:
+            ckpt.save(it, state, data_it, meta)
+        else:
+            ckpt.save_state(it, state, meta)
+        loop.last_good = it
+        return state
+
+    loop = trainer.Trainer(step, steps=ft.steps, every=ft.eval_every, on_boundary=boundary, desc="finetune",
+                           progress=progress, what="finetune", advice="lower --lr")
+    loop.stop = run_meta["stopped_early"]
     try:
-        for it in range(resumed_from + 1, ft.steps + 1):
-            if run_meta["stopped_early"]:
-                break
-            state, metrics = step(state, _put(next_batch(it), mesh, hosts))
-            if pending is not None:
-                _check(*pending)
-            pending = (it, metrics)
-            if bar:
-                bar.update()
-            if it % ft.eval_every and it != ft.steps:
-                continue
-            m = _check(*pending)
-            pending = None
-            params_now = jax.device_get(state["params"])
-            val = {s.name: model.evaluate(s, "val", params_now, cache and cache[s.name])["balanced_accuracy"]
-                   for s in val_sets}
-            score = float(np.mean(list(val.values()))) if val else float(it)  # no val: keep the last
-            run_meta["history"].append({"step": it, **m, "val_balanced_accuracy": val,
-                                        "val_mean": score if val else None})
-            tracker.scalars({"loss": m["loss"], "grad_norm": m["grad_norm"],
-                             **{f"val/{k}": v for k, v in val.items()}}, it)
-            if bar:
-                bar.set_postfix(loss=f"{m['loss']:.3f}", val=f"{score:.3f}" if val else "-", refresh=False)
-            if score > run_meta["best"]:
-                run_meta.update(best=score, best_step=it, since=0)
-                best_ckpt.save_state(it, {"params": state["params"]}, {"step": it})
-            else:
-                run_meta["since"] += 1
-                run_meta["stopped_early"] = run_meta["since"] >= ft.patience
-            meta = {"ete_dir": summary_base["ete_dir"], "datasets": names, "run": run_meta}
-            if data_it is not None:
-                ckpt.save(it, state, data_it, meta)
-            else:
-                ckpt.save_state(it, state, meta)
+        loop.run(state, lambda it: _put(next_batch(it), mesh, hosts), resumed_from)
+    except BaseException:
+        best_ckpt.close()
+        raise
     finally:
-        if bar:
-            bar.close()
         tracker.close()
         ckpt.close()
     try:  # the kept parameters become the model directory
@@ -401,14 +385,6 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
                "model": str((workdir / "model").resolve())}
     atomic_write(workdir / "finetune.json", lambda t: t.write_text(json.dumps(summary, indent=2) + "\n"))
     return summary
-
-
-def _check(step_no: int, metrics) -> dict:
-    m = {k: float(v) for k, v in jax.device_get(metrics).items()}
-    if not (math.isfinite(m["loss"]) and math.isfinite(m["grad_norm"])):
-        raise TrainingError(f"finetune step {step_no}: loss {m['loss']}: diverged; stopped without "
-                            "saving; lower --lr")
-    return m
 
 
 def load_finetuned(workdir, batch_size: int = 32) -> EEGPT:

@@ -74,3 +74,17 @@ def plot_confusion(confusion, classes, path, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def print_table(datasets: dict) -> None:
+    """``eegpt evaluate``'s table: one row per dataset, mean ± std over runs where there are several."""
+    print(f"{'dataset':<22} {'task':<4} {'n':>6} {'bal. acc.':>15} {'kappa':>15} {'w. F1':>15} {'AUROC':>15} {'ECE':>15}")
+    for name, r in datasets.items():
+        def cell(key):
+            v = r.get(key)
+            if v is None:
+                return f"{'-':>15}"
+            return f"{v['mean']:>7.3f} ± {v['std']:.3f}" if isinstance(v, dict) else f"{v:>15.3f}"
+        n = r["n"] if "n" in r else r["per_run"][0]["n"]
+        print(f"{name:<22} {r['task']:<4} {n:>6} {cell('balanced_accuracy')} {cell('cohen_kappa')} "
+              f"{cell('weighted_f1')} {cell('auroc')} {cell('ece')}")

@@ -30,11 +30,9 @@ import grain
 import grain.experimental as gx
 import numpy as np
 
+from eegpt import TASKS  # task ids in batches: ``task_B`` indexes this tuple
 from eegpt.electrodes import ID
 from eegpt.store import Store, open_stores
-
-TASKS = ("ER", "MI", "MW", "SS", "CM")
-"""Task ids used in batches: ``task_B`` indexes this tuple."""
 
 
 @dataclass(frozen=True)

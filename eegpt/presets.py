@@ -52,3 +52,13 @@ def counts(name: str) -> dict:
         out["published"] = PUBLISHED[name]
         out["relative_difference"] = (out["params"] - PUBLISHED[name]) / PUBLISHED[name]
     return out
+
+
+def print_presets(table: dict) -> None:
+    """The ``eegpt presets`` table."""
+    print(f"{'preset':<7} {'ETE layers':>10} {'graph':>6} {'hidden':>7} {'heads':>6} {'ETE':>14} {'TEG':>13} "
+          f"{'total':>14} {'EEGPT':>9}")
+    for name, c in table.items():
+        pub = f"{c['published'] / 1e6:.2f}M ({c['relative_difference']:+.1%})" if "published" in c else ""
+        print(f"{name:<7} {c['ete_layers']:>10} {c['graph_layers']:>6} {c['d_model']:>7} {c['heads']:>6} "
+              f"{c['ete_params']:>14,} {c['teg_params']:>13,} {c['params']:>14,} {pub:>9}")

@@ -23,11 +23,11 @@ import numpy as np
 import optax
 from flax import nnx
 
-from eegpt import sharding
+from eegpt import sharding, trainer
 from eegpt.checkpoint import Checkpoints
 from eegpt.pipeline import Tokens, graph_batches, pretrain_batches
 from eegpt.presets import preset
-from eegpt.errors import EEGInputError, TrainingError, atomic_write
+from eegpt.errors import EEGInputError, TrainingError, atomic_write, check_positive
 from eegpt.store import open_stores
 from eegpt.tracking import make_tracker
 from ete import ETE, ETEConfig
@@ -61,8 +61,6 @@ class PretrainConfig:
     nan_check: bool = True        # stop with one line on a non-finite loss or gradient
 
     def __post_init__(self):
-        from eegpt.errors import check_positive
-
         check_positive(self, "steps", "batch_size", "seq_tokens", "token_stride", "lr", "ckpt_every", "log_every",
                        "eval_batches", "data_fraction")
         if self.warmup < 0 or self.weight_decay < 0 or self.clip <= 0:
@@ -88,8 +86,7 @@ def init_state(cfg: PretrainConfig):
     model = ETE(cfg.ete_config(), rngs=nnx.Rngs(cfg.seed))
     graphdef, params = nnx.split(model)
     params = nnx.to_pure_dict(params)
-    schedule = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, max(1, min(cfg.warmup, cfg.steps - 1)),
-                                                  max(cfg.steps, 2), end_value=cfg.lr * 0.1)
+    schedule = trainer.schedule(cfg.lr, cfg.warmup, cfg.steps, end=0.1)
     tx = optax.chain(optax.clip_by_global_norm(cfg.clip),
                      optax.adamw(schedule, b1=0.9, b2=0.95, weight_decay=cfg.weight_decay))
     state = {"params": params, "opt": tx.init(params), "step": jnp.zeros((), jnp.int32)}
@@ -142,8 +139,7 @@ def make_train_step(cfg: PretrainConfig, graphdef, tx, schedule, state_shardings
         metrics = {"loss": loss, **parts, "grad_norm": optax.tree.norm(grads), "lr": schedule(state["step"])}
         return {"params": params, "opt": opt, "step": state["step"] + 1}, metrics
 
-    return jax.jit(step, donate_argnums=(0,), in_shardings=(state_shardings, batch_shardings),
-                   out_shardings=(state_shardings, None))
+    return trainer.compile_step(step, state_shardings, batch_shardings)
 
 
 # ----------------------------------------------------------------------------- data
@@ -293,61 +289,35 @@ def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track
             history = [h for h in map(json.loads, history_path.read_text().splitlines()) if h["step"] <= resumed_from]
     (workdir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     tracker = make_tracker(workdir / "tb", enabled=track)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.steps, initial=resumed_from, desc=f"pretrain {cfg.preset}", unit="step")
     tokens_per_step = cfg.batch_size * cfg.seq_tokens
-    pending = None  # (step number, metrics arrays) of the step launched last
-    t_last, n_since = time.perf_counter(), 0
+    clock = {"t": time.perf_counter(), "n": 0}
     t_start = time.perf_counter()
 
-    def check(done_step, metrics) -> dict:
-        m = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        if cfg.nan_check and not (math.isfinite(m["loss"]) and math.isfinite(m["grad_norm"])):
-            raise TrainingError(
-                f"step {done_step}: loss {m['loss']}, gradient norm {m['grad_norm']}: training diverged; "
-                f"stopped without saving (last good checkpoint: step {ckpt.latest_step() or 'none'}); "
-                "lower --lr or check the data")
-        history.append({"step": done_step, **m})
-        return m
+    def on_metrics(step_no, m):
+        history.append({"step": step_no, **m})
+        clock["n"] += 1
+        if step_no % cfg.log_every == 0:
+            now = time.perf_counter()
+            tracker.scalars({**m, "tokens_per_s": clock["n"] * tokens_per_step / (now - clock["t"])}, step_no)
+            clock.update(t=now, n=0)
 
-    def save(step_no):
+    def save(step_no, state=None, _m=None):
         atomic_write(history_path, lambda t: t.write_text("".join(json.dumps(h) + "\n" for h in history)))
         ckpt.save(step_no, state, data_it, {"config": dataclasses.asdict(cfg), "step": step_no})
+        loop.last_good = step_no
+        return state
 
+    loop = trainer.Trainer(step_fn, steps=cfg.steps, every=cfg.ckpt_every, on_boundary=save, on_metrics=on_metrics,
+                           desc=f"pretrain {cfg.preset}", progress=progress, nan_check=cfg.nan_check, what="pretrain")
+    loop.last_good = ckpt.latest_step()
     try:
-        for step_no in range(resumed_from + 1, cfg.steps + 1):
-            batch = sharding.global_batch(next(data_it), mesh)
-            state, metrics = step_fn(state, batch)
-            if pending is not None:  # read step n-1 while step n runs
-                m = check(*pending)
-                n_since += 1
-                if pending[0] % cfg.log_every == 0:
-                    now = time.perf_counter()
-                    m["tokens_per_s"] = n_since * tokens_per_step / (now - t_last)
-                    t_last, n_since = now, 0
-                    tracker.scalars(m, pending[0])
-                    if bar:
-                        bar.set_postfix(loss=f"{m['loss']:.4f}", refresh=False)
-            pending = (step_no, metrics)
-            if bar:
-                bar.update()
-            if step_no % cfg.ckpt_every == 0 or step_no == cfg.steps:
-                check(*pending)  # never save a state whose own step was not checked
-                pending = None
-                save(step_no)
-        if pending is not None:
-            check(*pending)
+        state = loop.run(state, lambda _: sharding.global_batch(next(data_it), mesh), resumed_from)
     finally:
-        if bar:
-            bar.close()
         tracker.close()
     train_seconds = time.perf_counter() - t_start
     final_step = int(jax.device_get(state["step"]))
     if final_step > resumed_from and ckpt.latest_step() != final_step:
-        save(final_step)
+        save(final_step, state)
     ckpt.close()
     params = state["params"]
     ar = fit_linear_ar(cfg, stores) if cfg.objective == "ar" else None

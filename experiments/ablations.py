@@ -40,13 +40,11 @@ from pathlib import Path
 
 import numpy as np
 
+from eegpt import TASKS as ALL
 from eegpt.demo import PLANS, synthetic_stores
+from eegpt.errors import EEGInputError, TrainingError, atomic_write
 from eegpt.finetune import FinetuneConfig, evaluate, finetune
-from eegpt.errors import EEGInputError, atomic_write
 from eegpt.train import PretrainConfig, pretrain
-from eegpt.errors import TrainingError
-
-ALL = ("ER", "MI", "MW", "SS", "CM")
 SAME_WINDOW = ("ER", "MI", "MW")
 
 

@@ -8,10 +8,16 @@ with RoPE, SwiGLU; AdamW), if torch is installed (`pip install torch==2.13.0`, n
 
 Run:
 
-    python experiments/bench_train.py --preset base --torch
-    python experiments/bench_train.py --preset large --json
+    python experiments/bench_train.py --preset base --torch                 # f32 and bf16, and PyTorch
+    python experiments/bench_train.py --preset large --torch --dtypes f32 bf16
+    python experiments/bench_train.py --preset base --loss-check 300 --data runs/synth-baseline/stores/er ...
+    python experiments/bench_train.py --preset huge --dtypes bf16 --peak-tflops 989 --json   # a GPU
 
-Results on the 2-core CPU are in the README.
+``--dtypes`` times the step in each compute dtype (parameters stay float32; bf16 runs its matmuls
+in bfloat16), and the MFU of each is against the measured matmul peak *in that dtype* (or
+``--peak-tflops``, a chip's published peak). ``--loss-check N`` pretrains N steps in each dtype on
+the given stores and compares the held-out MSE: bf16 is only worth having where it matches f32
+(within 1 %). Results on the 2-core CPU are in the README.
 """
 
 from __future__ import annotations
@@ -29,9 +35,9 @@ from eegpt import sharding
 from eegpt.train import PretrainConfig, init_state, make_train_step
 
 
-def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
-    """Measured float32 matmul FLOP/s of this machine (the MFU denominator)."""
-    a = jnp.ones((n, n), jnp.float32)
+def matmul_peak(n: int = 2048, repeats: int = 10, dtype=jnp.float32) -> float:
+    """Measured matmul FLOP/s of this machine in ``dtype`` (the MFU denominator)."""
+    a = jnp.ones((n, n), dtype)
     f = jax.jit(lambda a, b: a @ b)
     f(a, a).block_until_ready()
     best = float("inf")
@@ -68,7 +74,7 @@ def time_jax(cfg: PretrainConfig, samples: int, electrodes: int, steps: int):
     return float(np.median(times)), float(flops), b * cfg.seq_tokens
 
 
-def time_torch(cfg: PretrainConfig, samples: int, electrodes: int, steps: int) -> float | None:
+def time_torch(cfg: PretrainConfig, samples: int, electrodes: int, steps: int, bf16: bool = False) -> float | None:
     try:
         import torch
         import torch.nn as nn
@@ -127,7 +133,8 @@ def time_torch(cfg: PretrainConfig, samples: int, electrodes: int, steps: int) -
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = F.mse_loss(model(x, ids), x)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # bf16 matmuls, f32 weights
+            loss = F.mse_loss(model(x, ids).float(), x)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -143,6 +150,23 @@ def time_torch(cfg: PretrainConfig, samples: int, electrodes: int, steps: int) -
     return float(np.median(times))
 
 
+def loss_check(preset: str, stores, steps: int, seed: int = 0) -> dict:
+    """Held-out MSE after ``steps`` pretraining steps in float32 and in bfloat16 (same data, seed)."""
+    import tempfile
+
+    from eegpt.train import pretrain
+
+    out = {}
+    for name, bf16 in (("f32", False), ("bf16", True)):
+        with tempfile.TemporaryDirectory() as d:
+            cfg = PretrainConfig(preset=preset, steps=steps, batch_size=256, seq_tokens=4, bf16=bf16, seed=seed,
+                                 ckpt_every=steps, eval_batches=20)
+            m = pretrain(cfg, stores, d, progress=False, track=False)
+        out[name] = {"val_mse": m["val_mse"], "seconds": m["seconds"]}
+    out["relative_difference"] = out["bf16"]["val_mse"] / out["f32"]["val_mse"] - 1
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="base")
@@ -150,38 +174,52 @@ def main(argv=None) -> int:
     p.add_argument("--electrodes", type=int, default=32)
     p.add_argument("--tokens", type=int, default=4, help="tokens per electrode sequence")
     p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--bf16", action="store_true")
-    p.add_argument("--torch", action="store_true", help="also time the PyTorch eager equivalent")
+    p.add_argument("--dtypes", nargs="+", choices=("f32", "bf16"), default=["f32", "bf16"])
+    p.add_argument("--torch", action="store_true", help="also time the PyTorch eager equivalent (f32 and bf16)")
+    p.add_argument("--peak-tflops", type=float, help="the chip's peak (default: a measured matmul in each dtype)")
+    p.add_argument("--loss-check", type=int, metavar="STEPS", help="pretrain STEPS in f32 and bf16; compare MSE")
+    p.add_argument("--data", nargs="+", help="stores for --loss-check")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    cfg = PretrainConfig(preset=args.preset, batch_size=args.samples * args.electrodes,
-                         seq_tokens=args.tokens, bf16=args.bf16)
-    ec = cfg.ete_config()
-    step_s, flops, tokens = time_jax(cfg, args.samples, args.electrodes, args.steps)
-    peak = matmul_peak()
-    out = {"preset": args.preset, "step_s": step_s, "tokens_per_s": tokens / step_s,
-           "flops_per_step": flops, "flops_per_s": flops / step_s, "peak_flops_per_s": peak,
-           "mfu": flops / step_s / peak,
-           "shape": {"d_model": ec.d_model, "layers": ec.layers, "heads": ec.heads, "samples": args.samples,
-                     "electrodes": args.electrodes, "tokens": args.tokens, "token_len": ec.token_len},
-           "devices": jax.device_count(), "platform": jax.devices()[0].platform}
-    if args.torch:
-        t = time_torch(cfg, args.samples, args.electrodes, args.steps)
-        out["torch_step_s"] = t
-        out["speedup_vs_torch"] = (t / step_s) if t else None
+    out = {"preset": args.preset, "devices": jax.device_count(), "platform": jax.devices()[0].platform, "runs": {}}
+    for dt in args.dtypes:
+        cfg = PretrainConfig(preset=args.preset, batch_size=args.samples * args.electrodes,
+                             seq_tokens=args.tokens, bf16=dt == "bf16")
+        ec = cfg.ete_config()
+        step_s, flops, tokens = time_jax(cfg, args.samples, args.electrodes, args.steps)
+        peak = args.peak_tflops * 1e12 if args.peak_tflops else matmul_peak(
+            dtype=jnp.bfloat16 if dt == "bf16" else jnp.float32)
+        run = {"step_s": step_s, "tokens_per_s": tokens / step_s, "flops_per_step": flops,
+               "flops_per_s": flops / step_s, "peak_flops_per_s": peak, "mfu": flops / step_s / peak}
+        if args.torch:
+            t = time_torch(cfg, args.samples, args.electrodes, args.steps, bf16=dt == "bf16")
+            run["torch_step_s"] = t
+            run["speedup_vs_torch"] = (t / step_s) if t else None
+        out["runs"][dt] = run
+        out["shape"] = {"d_model": ec.d_model, "layers": ec.layers, "heads": ec.heads, "samples": args.samples,
+                        "electrodes": args.electrodes, "tokens": args.tokens, "token_len": ec.token_len}
+    if args.loss_check:
+        if not args.data:
+            p.error("--loss-check needs --data STORE ...")
+        out["loss_check"] = loss_check(args.preset, args.data, args.loss_check)
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    print(f"{args.preset}: d={ec.d_model} layers={ec.layers} heads={ec.heads}, batch {args.samples} samples x "
-          f"{args.electrodes} electrodes x {args.tokens} tokens of {ec.token_len}")
-    print(f"  step {step_s * 1e3:.1f} ms, {out['tokens_per_s']:,.0f} tokens/s, {out['flops_per_s'] / 1e9:.1f} GFLOP/s "
-          f"achieved of {peak / 1e9:.1f} GFLOP/s measured f32 matmul peak: MFU {out['mfu']:.1%}")
-    if args.torch:
-        if out["torch_step_s"] is None:
-            print("  PyTorch not installed: pip install torch==2.13.0")
-        else:
-            print(f"  PyTorch eager: {out['torch_step_s'] * 1e3:.1f} ms per step -> JAX is "
-                  f"{out['speedup_vs_torch']:.2f}x faster")
+    sh = out["shape"]
+    print(f"{args.preset}: d={sh['d_model']} layers={sh['layers']} heads={sh['heads']}, batch {args.samples} samples x "
+          f"{args.electrodes} electrodes x {args.tokens} tokens of {sh['token_len']} ({out['platform']})")
+    for dt, r in out["runs"].items():
+        line = (f"  {dt:>4}: step {r['step_s'] * 1e3:.1f} ms, {r['tokens_per_s']:,.0f} tokens/s, "
+                f"{r['flops_per_s'] / 1e9:.1f} GFLOP/s of {r['peak_flops_per_s'] / 1e9:.1f} peak: MFU {r['mfu']:.1%}")
+        if args.torch:
+            line += ("; PyTorch not installed (pip install torch)" if r["torch_step_s"] is None else
+                     f"; PyTorch eager {r['torch_step_s'] * 1e3:.1f} ms -> JAX {r['speedup_vs_torch']:.2f}x")
+        print(line)
+    if "loss_check" in out:
+        lc = out["loss_check"]
+        print(f"  held-out MSE after {args.loss_check} steps: f32 {lc['f32']['val_mse']:.5f} "
+              f"({lc['f32']['seconds']:.0f} s), bf16 {lc['bf16']['val_mse']:.5f} ({lc['bf16']['seconds']:.0f} s): "
+              f"{lc['relative_difference']:+.2%}")
     return 0
 
 

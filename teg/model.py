@@ -23,9 +23,8 @@ import jraph
 import numpy as np
 from flax import nnx
 
-from ete.model import RMSNorm, SwiGLU, _dense
+from ete.model import VOCAB_SIZE, RMSNorm, SwiGLU, _dense  # one electrode vocabulary
 
-VOCAB_SIZE = 374
 DEFAULT_HEADS = {"ER": 4, "MI": 4, "MW": 2, "SS": 5, "CM": 2}
 
 

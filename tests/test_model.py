@@ -293,3 +293,29 @@ def test_each_host_feeds_its_rows_with_edges_into_the_global_batch(tuned, stores
     s_ref, r_ref = electrode_edges(whole["electrodes_BxE"], whole["mask_BxE"], positions(), 4)
     np.testing.assert_array_equal(senders, s_ref)
     np.testing.assert_array_equal(receivers, r_ref)
+
+
+def test_finetuning_resumes_after_sigkill_as_if_uninterrupted(tuned, stores, tmp_path):
+    import signal
+    import time
+
+    args = ["finetune", "--ete", str(tuned / "ete"), "--data", str(stores["mw"].path), str(stores["ss"].path),
+            "--steps", "200", "--eval-every", "20", "--batch-size", "8", "--k-neighbours", "4", "--patience", "100",
+            "--quiet"]
+    ref = tmp_path / "ref"
+    assert main([*args, "--workdir", str(ref)]) == 0
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "eegpt.cli", *args, "--workdir", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (killed / "checkpoints" / "60").exists():
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL and not (killed / "model").exists()  # it died mid-run
+    assert main([*args, "--workdir", str(killed)]) == 0
+    a, b = (json.loads((d / "finetune.json").read_text()) for d in (ref, killed))
+    assert b["resumed_from"] >= 60 and [h["step"] for h in a["history"]] == [h["step"] for h in b["history"]]
+    np.testing.assert_allclose([h["loss"] for h in b["history"]], [h["loss"] for h in a["history"]], rtol=1e-5)
+    assert [h["val_mean"] for h in b["history"]] == pytest.approx([h["val_mean"] for h in a["history"]], rel=1e-6)
+    np.testing.assert_allclose(load(killed).run(stores["mw"], "test")["probs"],
+                               load(ref).run(stores["mw"], "test")["probs"], atol=1e-6)

@@ -27,7 +27,7 @@ from flax import nnx
 
 from eegpt.checkpoint import Checkpoints
 from eegpt.copilot.corpus import EOS, PAD, Case, encode_prompt, make_corpus, vocabulary_specials
-from eegpt.errors import EEGInputError, atomic_write
+from eegpt.errors import EEGInputError, atomic_write, check_positive
 
 # ----------------------------------------------------------------------------- tokenizer
 
@@ -275,8 +275,6 @@ class CopilotTrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        from eegpt.errors import check_positive
-
         check_positive(self, "pairs", "steps", "batch_size", "lr", "vocab")
 
 
@@ -334,14 +332,17 @@ def train(workdir, cfg: CopilotTrainConfig = CopilotTrainConfig(), dcfg: Decoder
 
 
 def fit(model: Decoder, data, cfg: CopilotTrainConfig, wrt=nnx.Param, progress: bool = False) -> list[dict]:
-    """Train ``model`` in place on encoded pairs (:func:`encode_corpus`); only ``wrt`` variables
-    change (``nnx.LoRAParam`` for LoRA). Returns the loss every 50 steps."""
-    sched = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, cfg.warmup, max(cfg.steps, cfg.warmup + 1), cfg.lr * 0.05)
+    """Train ``model`` in place on encoded pairs (:func:`encode_corpus`) with the project's one
+    training loop (:class:`eegpt.trainer.Trainer`); only ``wrt`` variables change
+    (``nnx.LoRAParam`` for LoRA). Returns the loss every 50 steps."""
+    from eegpt import trainer
+
+    sched = trainer.schedule(cfg.lr, cfg.warmup, cfg.steps, end=0.05)
     opt = nnx.Optimizer(model, optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(sched, weight_decay=0.01)),
                         wrt=wrt)
 
     @nnx.jit
-    def step(model, opt, eeg, toks, valid, w, wave):
+    def update(model, opt, eeg, toks, valid, w, wave):
         def loss_fn(m):
             lg = m.logits(eeg, toks, valid, wave if m.wave is not None else None)
             ce = optax.softmax_cross_entropy_with_integer_labels(lg[:, :-1], toks[:, 1:])
@@ -351,23 +352,24 @@ def fit(model: Decoder, data, cfg: CopilotTrainConfig, wrt=nnx.Param, progress: 
         opt.update(model, grads)
         return loss
 
-    model.train()
-    rng = np.random.default_rng(cfg.seed + 1)
-    history, bar = [], None
-    if progress:
-        from tqdm import tqdm
+    def step(state, batch):  # the decoder and its optimizer change in place (NNX); no state to pass
+        return state, {"loss": update(model, opt, *batch)}
 
-        bar = tqdm(total=cfg.steps, desc="copilot-train", unit="step")
-    for it in range(1, cfg.steps + 1):
+    rng = np.random.default_rng(cfg.seed + 1)
+    history: list[dict] = []
+
+    def batch_at(_):
         pick = rng.integers(len(data[0]), size=cfg.batch_size)
-        loss = float(step(model, opt, *(a[pick] for a in data)))
-        if bar:
-            bar.update()
-            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+        return tuple(a[pick] for a in data)
+
+    def on_metrics(it, m):
         if it % 50 == 0 or it == cfg.steps:
-            history.append({"step": it, "loss": loss})
-    if bar:
-        bar.close()
+            history.append({"step": it, "loss": m["loss"]})
+
+    model.train()
+    loop = trainer.Trainer(step, steps=cfg.steps, every=cfg.steps, on_metrics=on_metrics, desc="copilot-train",
+                           progress=progress, what="copilot-train")
+    loop.run(None, batch_at)
     model.eval()
     return history
 

@@ -1,0 +1,116 @@
+"""Command-line options generated from configuration dataclasses (levanter/draccus style).
+
+A config is the one source of its options' names, types, defaults and help: ``add_config`` adds
+``--field-name`` for every field (help from the field's trailing comment or the class docstring),
+``config_from`` builds the config back from the parsed options. Bad values are refused by the
+config itself (``__post_init__``) before any work.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from eegpt.errors import EEGInputError, refuse_overwrite
+
+
+def _field_help(cls) -> dict[str, str]:
+    """Each field's help: its trailing ``# comment`` in the class source, else its entry in the
+    docstring's attribute list (``name : text``)."""
+    import inspect
+    import re
+
+    out: dict[str, str] = {}
+    for line in inspect.getsource(cls).splitlines():
+        m = re.match(r"\s+(\w+): [^=#]+= [^#]*#\s*(.+)$", line)
+        if m:
+            out[m.group(1)] = m.group(2).strip()
+    doc = inspect.getdoc(cls) or ""
+    for m in re.finditer(r"^([\w, ]+) : (.+(?:\n {4}.+)*)", doc, re.M):
+        for name in m.group(1).split(","):
+            out.setdefault(name.strip(), " ".join(m.group(2).split()))
+    return out
+
+
+def _converter(tp, name: str):
+    """argparse ``type`` for a field's annotation."""
+    import ast
+    import types
+    import typing
+
+    args = typing.get_args(tp)
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:  # X | None: "none" -> None
+        inner = _converter(next(a for a in args if a is not type(None)), name)
+        return lambda v: None if v.lower() == "none" else inner(v)
+    if typing.get_origin(tp) is tuple and args and args[-1] is not Ellipsis:  # (data, fsdp): "A,B"
+        def pair(v):
+            parts = v.split(",")
+            if len(parts) != len(args):
+                raise argparse.ArgumentTypeError(f"--{name.replace('_', '-')}: give {len(args)} comma-separated numbers")
+            return tuple(a(x) for a, x in zip(args, parts))
+        return pair
+    if tp is tuple or typing.get_origin(tp) is tuple:  # ETE overrides: NAME=VALUE
+        def override(v):
+            key, _, value = v.partition("=")
+            if not value:
+                raise argparse.ArgumentTypeError(f"{v!r}: give NAME=VALUE")
+            try:
+                return key, ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                return key, value
+        return override
+    return tp
+
+
+def add_config(parser, cls, skip=()) -> None:
+    """One option per field of the dataclass ``cls`` (``--field-name``), defaults and help from
+    the class itself: the config is the one source of both."""
+    import dataclasses
+    import typing
+
+    hints, helps = typing.get_type_hints(cls), _field_help(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        tp, flag, text = hints[f.name], "--" + f.name.replace("_", "-"), helps.get(f.name, "")
+        if tp is bool:
+            if f.default:
+                parser.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
+                                    help=f"turn off: {text}")
+            else:
+                parser.add_argument(flag, dest=f.name, action="store_true", help=text)
+            continue
+        plural = (tp is tuple) or (typing.get_origin(tp) is tuple and typing.get_args(tp)[-1:] == (Ellipsis,))
+        parser.add_argument(flag, dest=f.name, type=_converter(tp, f.name), nargs="*" if plural else None,
+                            default=f.default, help=f"{text} (default: {f.default})".strip())
+
+
+def config_from(cls, args, **given):
+    """The dataclass ``cls`` from parsed options (``given`` wins)."""
+    import dataclasses
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in {**values, **given}.items()}
+    return cls(**values)
+
+
+def check_output(path, overwrite: bool, what: str = "") -> None:
+    """Before any work: the folder exists and nothing is silently replaced."""
+    if not path:
+        return
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise EEGInputError(f"{path}: the folder {path.parent} does not exist; create it or choose another path")
+    refuse_overwrite(path, overwrite, what)
+
+
+CONFIGS = {"preprocess": "eegpt.preprocess:Preprocess", "pretrain": "eegpt.train:PretrainConfig",
+           "finetune": "eegpt.finetune:FinetuneConfig", "copilot": "eegpt.copilot.decoder:CopilotTrainConfig"}
+
+
+def config_class(name: str):
+    """A command's config dataclass (imported when the parser is built)."""
+    import importlib
+
+    module, cls = CONFIGS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
