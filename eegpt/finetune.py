@@ -31,10 +31,11 @@ import optax
 from flax import nnx
 
 from eegpt import sharding, trainer
+from eegpt.baseline import BANDS
 from eegpt.checkpoint import Checkpoints
 from eegpt.errors import EEGInputError, TrainingError, atomic_write, check_positive
-from eegpt.model import (EEGPT, EEGPTConfig, HeadSpec, abstract_module, cached_batch, forward, graph_inputs,
-                         load, save)
+from eegpt.model import (NODES, EEGPT, EEGPTConfig, HeadSpec, abstract_module, cached_batch, forward,
+                         graph_inputs, load, node_width, save)
 from eegpt.model import abstract_params as abstract_params_of
 from eegpt.pipeline import graph_batches
 from eegpt.presets import preset
@@ -69,12 +70,18 @@ class FinetuneConfig:
     gate_start: str = "random"      # the graph's node gates: "random" or "ones" (see teg.TEG)
     seed: int = 0                   # the graph's initialisation and the batches drawn
     mesh: tuple[int, int] = (0, 1)  # DATA,FSDP devices (DATA 0: all remaining devices)
+    nodes: str = "ete"              # per-electrode graph input: "ete", "ete+bands" (log band powers too) or "bands"
+    readout: str = "none"           # per-electrode linear readout beside the pooled vector: "none", "bands" or "all"
 
     def __post_init__(self):
         check_positive(self, "steps", "batch_size", "lr", "ete_lr", "clip", "temperature", "eval_every", "patience",
                        "k_neighbours", "graph_layers")
         if self.warmup < 0 or self.weight_decay < 0:
             raise EEGInputError(f"--warmup {self.warmup} / --weight-decay {self.weight_decay}: must be >= 0")
+        if self.nodes not in NODES:
+            raise EEGInputError(f"--nodes {self.nodes}: choose {', '.join(NODES)}")
+        if self.readout not in ("none", "bands", "all") or (self.readout == "bands" and "bands" not in self.nodes):
+            raise EEGInputError(f"--readout {self.readout}: choose none, all, or bands (with --nodes *bands)")
         if self.pool not in ("attention", "mean") or self.gate_start not in ("random", "ones"):
             raise EEGInputError(f"--pool {self.pool} / --gate-start {self.gate_start}: choose attention|mean and "
                                 "random|ones")
@@ -113,7 +120,9 @@ def load_ete(ete_dir):
 
 def teg_config(ete_cfg: PretrainConfig, stores: list[Store], ft: FinetuneConfig) -> TEGConfig:
     _, base = preset(ete_cfg.preset)
-    return dataclasses.replace(base, in_features=ete_cfg.ete_config().d_model, pool=ft.pool,
+    width = node_width(ft.nodes, ete_cfg.ete_config().d_model)
+    readout = {"none": 0, "bands": len(BANDS), "all": width}[ft.readout]
+    return dataclasses.replace(base, in_features=width, readout_features=readout, pool=ft.pool,
                                layers=base.layers if ft.graph_layers is None else ft.graph_layers,
                                gate_start=ft.gate_start,
                                heads_classes=tuple((s.name, len(s.classes)) for s in stores))
@@ -257,8 +266,11 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     tcfg = teg_config(ete_cfg, stores, ft)
     teg_graphdef, teg_params = nnx.split(TEG(tcfg, rngs=nnx.Rngs(ft.seed)))
     datasets = [{"name": s.name, "task": s.task, "classes": s.classes, "store": str(s.path)} for s in stores]
+    if "bands" in ft.nodes and len({s.index["sfreq"] for s in stores}) > 1:
+        raise TrainingError(f"--nodes {ft.nodes} needs stores prepared at one rate")
     mcfg = EEGPTConfig(ete_cfg.ete_config(), tcfg, tuple(HeadSpec.of_store(s) for s in stores),
-                       ete_cfg.token_stride, ft.k_neighbours, _provenance(ete_dir, ete_cfg, stores, all_train))
+                       ete_cfg.token_stride, ft.k_neighbours, _provenance(ete_dir, ete_cfg, stores, all_train),
+                       ft.nodes)
     model = EEGPT(mcfg, None, ft.batch_size)
     tx = _optimizer(ft)
     sizes = np.asarray([len(p) for p in all_train], float)
@@ -301,7 +313,7 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     class_w = jnp.asarray(_class_weights(stores, all_train, ft.class_balanced))
 
     def loss_fn(params, batch):
-        _, _, logits = forward(ete_graphdef, model.teg_graphdef, params, batch)
+        _, _, logits = forward(ete_graphdef, model.teg_graphdef, params, batch, mcfg.band_sfreq, mcfg.nodes)
         total, label = 0.0, batch["label_B"]
         for d, name in enumerate(model.heads):  # every head scores the batch; each sample counts for its own
             lg = logits[name]

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from eegpt.baseline import BANDS
 from eegpt.electrodes import positions
 from eegpt.errors import EEGInputError, atomic_dir
 from eegpt.pipeline import Tokens, graph_batches
@@ -76,6 +77,17 @@ class EEGPTConfig:
     token_stride: int | None = None
     k_neighbours: int | None = None
     provenance: dict = field(default_factory=dict, compare=False)
+    nodes: str = "ete"  # what the graph reads per electrode: "ete", "ete+bands" or "bands" (see encode)
+
+    @property
+    def node_width(self) -> int:
+        """Width of the per-electrode features the graph reads."""
+        return node_width(self.nodes, self.ete.d_model)
+
+    @property
+    def band_sfreq(self) -> float | None:
+        """The rate band powers are computed at (the heads' recipe rate), or None without them."""
+        return self.heads[0].sfreq if "bands" in self.nodes else None
 
     @property
     def tokens(self) -> Tokens:
@@ -112,7 +124,7 @@ class EEGPTConfig:
         heads = [dict(dataclasses.asdict(h), recipe=h.recipe.to_dict()) for h in self.heads]
         return {"format": FORMAT, "ete": dataclasses.asdict(self.ete), "teg": dataclasses.asdict(self.teg),
                 "heads": heads, "token_stride": self.token_stride, "k_neighbours": self.k_neighbours,
-                "provenance": self.provenance}
+                "nodes": self.nodes, "provenance": self.provenance}
 
     @classmethod
     def from_json(cls, raw: dict) -> "EEGPTConfig":
@@ -120,7 +132,7 @@ class EEGPTConfig:
         heads = tuple(HeadSpec(**dict(h, classes=tuple(h["classes"]), recipe=Preprocess(**h["recipe"]),
                                       montages=tuple(tuple(m) for m in h["montages"]))) for h in raw["heads"])
         return cls(ETEConfig(**raw["ete"]), TEGConfig(**teg), heads, raw["token_stride"], raw["k_neighbours"],
-                   raw.get("provenance", {}))
+                   raw.get("provenance", {}), raw.get("nodes", "ete"))
 
 
 # ----------------------------------------------------------------------------- the forward pass
@@ -131,27 +143,64 @@ def graph_inputs(batch: dict, k: int | None) -> dict:
     return dict(batch, senders=senders, receivers=receivers)
 
 
-def encode(ete_graphdef, ete_params, batch):
-    """Per-electrode ETE features ``[B, E, F]`` of a graph batch (zeros at padded electrodes).
+NODES = ("ete", "ete+bands", "bands")
+
+
+def node_width(nodes: str, d_model: int) -> int:
+    """Feature width per electrode: the ETE's summary, its five log band powers, or both."""
+    return ("ete" in nodes.split("+")) * d_model + ("bands" in nodes) * len(BANDS)
+
+
+def band_log_power(tokens_XxNxP, n_valid_X, sfreq: float):
+    """Log power of each sequence in the five classical bands (``eegpt.baseline.BANDS``), from the
+    mean periodogram of its real tokens: ``[X, N, P] -> [X, 5]`` — what the band-power baseline
+    reads, per electrode."""
+    p = tokens_XxNxP.shape[-1]
+    power = jnp.square(jnp.abs(jnp.fft.rfft(tokens_XxNxP.astype(jnp.float32), axis=-1))) / p
+    valid = (jnp.arange(tokens_XxNxP.shape[-2])[None] < n_valid_X[:, None])[..., None]
+    mean = jnp.sum(power * valid, axis=-2) / jnp.maximum(n_valid_X[:, None], 1)
+    freqs = np.fft.rfftfreq(p, 1.0 / sfreq)
+    # a band narrower than the bins of a short token (64 samples: 4 Hz) takes the bin nearest its centre
+    cols = [np.flatnonzero((freqs >= lo) & (freqs < hi)) if ((freqs >= lo) & (freqs < hi)).any()
+            else np.array([np.abs(freqs - (lo + hi) / 2).argmin()]) for lo, hi in BANDS.values()]
+    return jnp.stack([jnp.log(mean[:, c].mean(-1) + 1e-8) for c in cols], axis=-1)
+
+
+def encode(ete_graphdef, ete_params, batch, band_sfreq: float | None = None, nodes: str = "ete"):
+    """Per-electrode features ``[B, E, F]`` of a graph batch (zeros at padded electrodes):
+    ``nodes`` "ete" the ETE's summary feature, "ete+bands" followed by the electrode's log band
+    powers (at ``band_sfreq``), "bands" the band powers alone (the encoder is not run).
 
     Electrode mode reads the flat layout (only real electrodes go through the ETE and are
     scattered back to ``[B, E]``); multichannel mode the padded one."""
     ete = nnx.merge(ete_graphdef, ete_params)
     electrodes, mask = batch["electrodes_BxE"], batch["mask_BxE"]
+    use_ete = nodes != "bands"
     if ete.cfg.mode != "electrode":
-        return ete_features(ete, batch["tokens_BxExNxP"], electrodes, mask)[0]
+        x = batch["tokens_BxExNxP"]
+        parts = [ete_features(ete, x, electrodes, mask)[0]] if use_ete else []
+        if "bands" in nodes:
+            n = jnp.broadcast_to(batch["n_tokens_B"][:, None], mask.shape).reshape(-1)
+            parts.append(band_log_power(x.reshape(-1, *x.shape[2:]), n, band_sfreq).reshape(*mask.shape, -1))
+        return jnp.where(mask[..., None], jnp.concatenate(parts, -1), 0.0)
     b, e = mask.shape
-    out = ete(batch["tokens_KxNxP"], batch["electrode_K"], n_valid_B=batch["n_tokens_K"])
-    flat = jnp.zeros((b * e + 1, out["feature"].shape[-1]), jnp.float32).at[batch["put_K"]].set(out["feature"])
+    parts = []
+    if use_ete:
+        parts.append(ete(batch["tokens_KxNxP"], batch["electrode_K"], n_valid_B=batch["n_tokens_K"])["feature"])
+    if "bands" in nodes:
+        parts.append(band_log_power(batch["tokens_KxNxP"], batch["n_tokens_K"], band_sfreq))
+    rows = jnp.concatenate(parts, -1)
+    flat = jnp.zeros((b * e + 1, rows.shape[-1]), jnp.float32).at[batch["put_K"]].set(rows)
     return flat[: b * e].reshape(b, e, -1)
 
 
-def forward(ete_graphdef, teg_graphdef, params, batch):
+def forward(ete_graphdef, teg_graphdef, params, batch, band_sfreq: float | None = None, nodes: str = "ete"):
     """(pooled [B, D], standardised per-electrode features [B, E, F], logits {head: [B, classes]}).
 
     A batch with ``features_BxExF`` (a frozen ETE's features, computed once) skips the encoder."""
     electrodes, mask = batch["electrodes_BxE"], batch["mask_BxE"]
-    feats = batch["features_BxExF"] if "features_BxExF" in batch else encode(ete_graphdef, params["ete"], batch)
+    feats = (batch["features_BxExF"] if "features_BxExF" in batch
+             else encode(ete_graphdef, params["ete"], batch, band_sfreq, nodes))
     norm = params["norm"]
     feats = jnp.where(mask[..., None], (feats - norm["mean"][electrodes]) / norm["std"][electrodes], 0.0)
     pooled, logits = nnx.merge(teg_graphdef, params["teg"])(
@@ -170,7 +219,7 @@ def abstract_params(cfg: EEGPTConfig) -> tuple:
     """(ETE graphdef, TEG graphdef, parameter shapes {"ete", "teg", "norm"})."""
     ete_graphdef, ete_abstract = abstract_module(lambda: ETE(cfg.ete, rngs=nnx.Rngs(0)))
     teg_graphdef, teg_abstract = abstract_module(lambda: TEG(cfg.teg, rngs=nnx.Rngs(0)))
-    norm = {k: jax.ShapeDtypeStruct((VOCAB, cfg.ete.d_model), jnp.float32) for k in ("mean", "std")}
+    norm = {k: jax.ShapeDtypeStruct((VOCAB, cfg.node_width), jnp.float32) for k in ("mean", "std")}
     return ete_graphdef, teg_graphdef, {"ete": ete_abstract, "teg": teg_abstract, "norm": norm}
 
 
@@ -184,8 +233,10 @@ class EEGPT:
         self.cfg, self.params, self.batch_size = cfg, params, batch_size
         self.ete_graphdef, self.teg_graphdef, _ = abstract_params(cfg)
         self.heads = [h.name for h in cfg.heads]
-        self._forward = jax.jit(lambda p, b: forward(self.ete_graphdef, self.teg_graphdef, p, b))
-        self.encode = jax.jit(lambda ete_params, b: encode(self.ete_graphdef, ete_params, b))
+        self._forward = jax.jit(lambda p, b: forward(self.ete_graphdef, self.teg_graphdef, p, b, cfg.band_sfreq,
+                                                     cfg.nodes))
+        self.encode = jax.jit(lambda ete_params, b: encode(self.ete_graphdef, ete_params, b, cfg.band_sfreq,
+                                                           cfg.nodes))
 
     def __repr__(self) -> str:
         heads = ", ".join(f"{h.name} ({h.task}, {len(h.classes)} classes)" for h in self.cfg.heads)

@@ -47,6 +47,7 @@ class TEGConfig:
     pool: str = "attention"
     heads_classes: tuple[tuple[str, int], ...] = tuple(DEFAULT_HEADS.items())
     gate_start: str = "random"  # or "ones" (every electrode starts alike; kept for the ablation)
+    readout_features: int = 0   # last feature columns read by each head's per-electrode linear readout (0: none)
 
     @property
     def ffn_hidden(self) -> int:
@@ -59,7 +60,8 @@ class TEGConfig:
         layer = d + d * d + 2 * d + d + 3 * d * h
         pool = 2 * d if self.pool == "attention" else d
         heads = sum(d * (d // 2) + d // 2 + (d // 2) * c + c for _, c in self.heads_classes)
-        return 2 * self.vocab * d + proj + self.layers * layer + pool + heads
+        readout = sum(self.vocab * self.readout_features * c for _, c in self.heads_classes)
+        return 2 * self.vocab * d + proj + self.layers * layer + pool + heads + readout
 
 
 def electrode_edges(electrodes_BxE: np.ndarray, mask_BxE: np.ndarray, positions: np.ndarray | None = None,
@@ -173,6 +175,13 @@ class TEG(nnx.Module):
         self.query = nnx.Param(jnp.zeros((d,))) if cfg.pool == "attention" else None
         self.norm = RMSNorm(d)
         self.heads = nnx.Dict({name: Head(d, c, rngs=rngs) for name, c in cfg.heads_classes})
+        # Each head's own linear weights over (electrode, feature): a readout that keeps electrode
+        # identity, as a linear model over the concatenated electrodes does, beside the pooled
+        # graph vector (which must mix electrodes to keep them apart). Starts at zero: the head
+        # begins as the graph's.
+        r = cfg.readout_features
+        self.readout = nnx.Dict({name: nnx.Param(jnp.zeros((cfg.vocab, r, c))) for name, c in cfg.heads_classes}) \
+            if r else None
 
     def __call__(self, features_BxExF, electrodes_BxE, mask_BxE, senders, receivers):
         b, e, _ = features_BxExF.shape
@@ -196,4 +205,9 @@ class TEG(nnx.Module):
         else:
             weights = mask_BxE / jnp.maximum(mask_BxE.sum(-1, keepdims=True), 1)
         pooled = self.norm(jnp.einsum("be,bed->bd", weights, h))
-        return pooled, {name: head(pooled) for name, head in self.heads.items()}
+        logits = {name: head(pooled) for name, head in self.heads.items()}
+        if self.readout is not None:
+            x = jnp.where(mask_BxE[..., None], features_BxExF[..., -self.cfg.readout_features:], 0.0)
+            logits = {name: lg + jnp.einsum("bef,befc->bc", x, self.readout[name][...][electrodes_BxE])
+                      for name, lg in logits.items()}
+        return pooled, logits

@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import mne
 import numpy as np
 import pytest
@@ -319,3 +320,28 @@ def test_finetuning_resumes_after_sigkill_as_if_uninterrupted(tuned, stores, tmp
     assert [h["val_mean"] for h in b["history"]] == pytest.approx([h["val_mean"] for h in a["history"]], rel=1e-6)
     np.testing.assert_allclose(load(killed).run(stores["mw"], "test")["probs"],
                                load(ref).run(stores["mw"], "test")["probs"], atol=1e-6)
+
+
+def test_band_log_power_finds_the_band_of_a_rhythm():
+    from eegpt.model import band_log_power
+
+    t = np.arange(4 * 256) / 256
+    rows = [np.sin(2 * np.pi * f * t) for f in (2.5, 6.0, 10.0, 20.0, 38.0)]  # one per band, in order
+    tokens = np.stack([r.reshape(4, 256) for r in rows]).astype(np.float32)
+    power = np.asarray(band_log_power(jnp.asarray(tokens), jnp.asarray([4, 4, 4, 4, 4]), 256.0))
+    assert list(power.argmax(1)) == [0, 1, 2, 3, 4]
+    padded = np.concatenate([tokens, np.zeros((5, 2, 256), np.float32)], 1)  # padded tokens are not counted
+    np.testing.assert_allclose(np.asarray(band_log_power(jnp.asarray(padded), jnp.asarray([4] * 5), 256.0)), power,
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize("nodes,readout", [("ete+bands", "bands"), ("bands", "all")])
+def test_band_nodes_and_the_electrode_readout_train_save_and_predict(tuned, stores, corpus, tmp_path, nodes, readout):
+    ft = FinetuneConfig(steps=4, eval_every=2, batch_size=8, warmup=1, k_neighbours=4, nodes=nodes, readout=readout)
+    finetune(tuned / "ete", [stores["mw"]], tmp_path / "ft", ft, progress=False, track=False)
+    model = load(tmp_path / "ft")
+    assert model.cfg.nodes == nodes and model.cfg.node_width == (32 + 5 if nodes == "ete+bands" else 5)
+    assert model.cfg.teg.readout_features == (5 if readout == "bands" else model.cfg.node_width)
+    by_store = model.run(stores["mw"], None)
+    pred = predict(model, _mw_file(corpus))
+    assert pred.probs.shape[1] == 2 and np.isfinite(by_store["probs"]).all()

@@ -26,7 +26,8 @@ def _run(model, feats, ids, mask, k=None):
     return f(state, jnp.asarray(feats), jnp.asarray(ids), jnp.asarray(mask), jnp.asarray(s), jnp.asarray(r))
 
 
-@pytest.mark.parametrize("cfg", [CFG, TEGConfig(), TEGConfig(d_model=64, layers=1, heads=2, in_features=48, pool="mean")])
+@pytest.mark.parametrize("cfg", [CFG, TEGConfig(), TEGConfig(d_model=64, layers=1, heads=2, in_features=48, pool="mean"),
+                                 TEGConfig(d_model=32, layers=1, heads=2, in_features=37, readout_features=5)])
 def test_param_count_formula_matches_the_module(cfg):
     abstract = nnx.eval_shape(lambda: TEG(cfg, rngs=nnx.Rngs(0)))
     n = sum(x.size for x in jax.tree.leaves(nnx.state(abstract, nnx.Param)))
@@ -107,3 +108,23 @@ def test_gates_start_random_so_electrodes_differ_from_the_first_step():
     assert np.array_equal(ones[c3], ones[c4]) and float(ones.min()) == float(ones.max()) == 1.0
     with pytest.raises(ValueError, match="gate start"):
         TEG(TEGConfig(**{**CFG.__dict__, "gate_start": "zeros"}), rngs=nnx.Rngs(0))
+
+
+def test_the_electrode_readout_starts_silent_and_reads_each_electrode_apart():
+    """Each head's per-electrode readout starts at zero (the graph's logits unchanged); with weights
+    on one electrode's last features only, the logits move with that electrode alone."""
+    feats, ids, mask = _batch()
+    plain = TEG(CFG, rngs=nnx.Rngs(0))
+    cfg = TEGConfig(**{**CFG.__dict__, "readout_features": 4})
+    model = TEG(cfg, rngs=nnx.Rngs(0))
+    base = _run(plain, feats, ids, mask)[1]
+    out = _run(model, feats, ids, mask)[1]
+    np.testing.assert_allclose(out["mw"], base["mw"], atol=1e-6)
+    w = np.zeros(model.readout["mw"].shape, np.float32)
+    w[ID["Cz"], :, 1] = 1.0
+    model.readout["mw"][...] = jnp.asarray(w)
+    moved = _run(model, feats, ids, mask)[1]["mw"]
+    cz = [list(row).index(ID["Cz"]) for row in ids]
+    expected = np.array([feats[b, cz[b], -4:].sum() for b in range(2)])
+    np.testing.assert_allclose(np.asarray(moved - out["mw"])[:, 1], expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(moved - out["mw"])[:, 0], 0.0, atol=1e-6)
