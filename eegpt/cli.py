@@ -157,6 +157,23 @@ def _cmd_embed(args) -> None:
     print(f"wrote {info['windows']} windows' embeddings ({', '.join(info['arrays'])}) to {args.out}")
 
 
+def _cmd_probe(args) -> None:
+    from eegpt.embed import PROBES, probe
+
+    check_output(args.json_out, args.overwrite)
+    r = probe(args.ete, args.data, folds=args.folds)
+    if args.json_out:
+        from eegpt.errors import atomic_write
+
+        atomic_write(args.json_out, lambda p: p.write_text(json.dumps(r, indent=2) + "\n"))
+    print(f"{'dataset':<22} {'task':<4} {'windows':>7} {'subj.':>5}" + "".join(f"{n:>18}" for n in PROBES) + f"{'chance':>8}")
+    for name, v in r.items():
+        print(f"{name:<22} {v['task']:<4} {v['windows']:>7} {v['subjects']:>5}"
+              + "".join(f"{v[n]['mean']:>11.3f} ± {v[n]['std']:.3f}" for n in PROBES) + f"{v['chance']:>8.2f}")
+    print(f"(balanced accuracy of linear probes, {args.folds}-fold cross-validation grouped by subject"
+          + (f"; wrote {args.json_out})" if args.json_out else ")"))
+
+
 def _cmd_tsne(args) -> None:
     from eegpt.embed import tsne
 
@@ -354,6 +371,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", help="only this split (default: every window)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     s.set_defaults(fn=_cmd_embed)
+
+    s = sub.add_parser("probe", help="linear probes of a pretrained ETE's features beside band power, by subject")
+    s.add_argument("--ete", required=True, help="a pretraining workdir (eegpt pretrain)")
+    s.add_argument("--data", nargs="+", required=True, help="prepared stores (one montage each)")
+    s.add_argument("--folds", type=int, default=5, help="cross-validation folds, grouped by subject")
+    s.add_argument("--json-out", help="write the scores to this .json")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --json-out")
+    s.set_defaults(fn=_cmd_probe)
 
     s = sub.add_parser("tsne", help="t-SNE picture and clustering scores of an embeddings .npz")
     s.add_argument("embeddings")

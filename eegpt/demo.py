@@ -92,7 +92,7 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
     scored = evaluate(workdir / "finetune", list(stores.values()), "test")
     tasks = {}
     for t, s in stores.items():
-        probs, labels = fit_predict("band_power", s, s.indices("train"), s.indices("test"))
+        probs, labels, _ = fit_predict("band_power", s, s.indices("train"), s.indices("test"))
         base = classification(labels, probs, len(s.classes))
         r = scored[s.name]
         tasks[t] = {"balanced_accuracy": r["balanced_accuracy"], "baseline_balanced_accuracy": base["balanced_accuracy"],

@@ -1,5 +1,6 @@
-"""Embeddings of windows (``eegpt embed``) and their t-SNE picture with clustering scores
-(``eegpt tsne``), as in EEGPT's unseen-data figure and the EEG Emotion Copilot's clustering figure.
+"""Embeddings of windows (``eegpt embed``), their t-SNE picture with clustering scores (``eegpt tsne``),
+as in EEGPT's unseen-data figure and the EEG Emotion Copilot's clustering figure, and linear probes
+of a pretrained ETE's features beside band power (``eegpt probe``).
 
 An embeddings file (``.npz``) holds, for every window: ``features`` [W, E, D] per-electrode ETE
 summary features (zeros at padded electrodes; standardised per electrode when taken from a
@@ -91,6 +92,53 @@ def embed(model_dir, stores, out, split: str | None = None) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda t: np.savez_compressed(t, **arrays))
     return {"windows": int(len(arrays["labels"])), "arrays": sorted(arrays)}
+
+
+PROBES = ("ete", "ete_mean", "band_power", "ete+band_power")
+
+
+def probe(ete_dir, stores, folds: int = 5, seed: int = 0) -> dict:
+    """Linear probes of what a pretrained ETE's features hold, beside band power.
+
+    For each store, over all its windows: logistic regression on (a) ``ete`` the concatenated
+    per-electrode ETE features, (b) ``ete_mean`` their mean over electrodes, (c) ``band_power``
+    the five log band powers per electrode (the classical baseline's features), (d)
+    ``ete+band_power`` both. Cross-validated with folds grouped by subject (every score is on
+    subjects the probe never saw); C is chosen inside each training fold by a grouped 3-fold
+    search, so the test subjects choose nothing. Returns ``{store: {probe: {mean, std, folds}}}``.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import GridSearchCV, GroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from eegpt.baseline import GRID, band_power, store_arrays
+
+    out = {}
+    for s in open_stores(stores):
+        x, y, subjects = store_arrays(s)
+        n_groups = len(np.unique(subjects))
+        if n_groups < 3:
+            raise EEGInputError(f"{s.path}: {n_groups} subject(s); a probe grouped by subject needs at least 3")
+        ete = _pretrained_features(ete_dir, s, None)
+        feats = {"ete": ete.reshape(len(ete), -1), "ete_mean": ete.mean(1), "band_power": band_power(x, s.index["sfreq"])}
+        feats["ete+band_power"] = np.concatenate([feats["ete"], feats["band_power"]], 1)
+        outer = GroupKFold(min(folds, n_groups))
+        res = {}
+        for name in PROBES:
+            scores = []
+            for tr, te in outer.split(feats[name], y, subjects):
+                inner = GroupKFold(min(3, len(np.unique(subjects[tr]))))
+                search = GridSearchCV(make_pipeline(StandardScaler(), LogisticRegression(
+                    max_iter=3000, class_weight="balanced")), GRID["band_power"], scoring="balanced_accuracy",
+                    cv=inner.split(feats[name][tr], y[tr], subjects[tr]))
+                search.fit(feats[name][tr], y[tr])
+                scores.append(float(balanced_accuracy_score(y[te], search.predict(feats[name][te]))))
+            res[name] = {"mean": float(np.mean(scores)), "std": float(np.std(scores)), "folds": scores}
+        out[s.name] = {"task": s.task, "windows": int(len(y)), "subjects": int(n_groups), "chance": 1 / len(s.classes),
+                       **res}
+    return out
 
 
 def clustering_scores(x, labels, seed: int = 0) -> dict:

@@ -72,6 +72,7 @@ class FinetuneConfig:
     mesh: tuple[int, int] = (0, 1)  # DATA,FSDP devices (DATA 0: all remaining devices)
     nodes: str = "ete"              # per-electrode graph input: "ete", "ete+bands" (log band powers too) or "bands"
     readout: str = "none"           # per-electrode linear readout beside the pooled vector: "none", "bands" or "all"
+    readout_init: str = "zero"      # "zero", or "lr": fitted by logistic regression, the graph's output starting at 0
 
     def __post_init__(self):
         check_positive(self, "steps", "batch_size", "lr", "ete_lr", "clip", "temperature", "eval_every", "patience",
@@ -82,6 +83,10 @@ class FinetuneConfig:
             raise EEGInputError(f"--nodes {self.nodes}: choose {', '.join(NODES)}")
         if self.readout not in ("none", "bands", "all") or (self.readout == "bands" and "bands" not in self.nodes):
             raise EEGInputError(f"--readout {self.readout}: choose none, all, or bands (with --nodes *bands)")
+        if self.readout_init not in ("zero", "lr") or (self.readout_init == "lr" and (
+                self.readout == "none" or self.train_ete)):
+            raise EEGInputError(f"--readout-init {self.readout_init}: choose zero, or lr with a --readout and a "
+                                "frozen ETE")
         if self.pool not in ("attention", "mean") or self.gate_start not in ("random", "ones"):
             raise EEGInputError(f"--pool {self.pool} / --gate-start {self.gate_start}: choose attention|mean and "
                                 "random|ones")
@@ -227,6 +232,53 @@ def _put(batch: dict, mesh, hosts: int) -> dict:
     return out
 
 
+def readout_from_lr(teg_params: dict, heads: list[str], stores: list[Store], cache: dict, norm: dict,
+                    train_pos, width: int) -> dict:
+    """Each head's per-electrode readout fitted as a logistic regression on its training windows'
+    standardised features (the last ``width`` columns, exactly what the readout reads), C chosen on
+    the validation subjects; the graph's own output starts at zero, so the model starts as that
+    linear model and fine-tuning has to improve on it. Returns ``teg_params`` updated, and the C
+    chosen per head."""
+    from sklearn.linear_model import LogisticRegression
+
+    from eegpt.baseline import GRID, select_on_val
+
+    chosen = {}
+    mean, std = np.asarray(norm["mean"]), np.asarray(norm["std"])
+    for name, s, pos in zip(heads, stores, train_pos):
+        c = cache[name]
+
+        def design(rows):
+            ids, mask = c["electrodes"][rows], c["mask"][rows]
+            x = (c["features"][rows] - mean[ids]) / std[ids]
+            x = np.where(mask[..., None], x[..., -width:], 0.0)
+            grid = np.zeros((len(rows), VOCAB, width), np.float32)
+            np.add.at(grid, (np.arange(len(rows))[:, None].repeat(ids.shape[1], 1)[mask], ids[mask]), x[mask])
+            return grid
+
+        used = np.unique(c["electrodes"][pos][c["mask"][pos]])
+        val = s.indices("val")
+        x_tr = design(pos)[:, used].reshape(len(pos), -1)
+        x_val = design(val)[:, used].reshape(len(val), -1) if len(val) else None
+        grid = {"C": GRID["band_power"]["logisticregression__C"]}
+        model, params = select_on_val(lambda: LogisticRegression(max_iter=3000, C=0.1, class_weight="balanced"),
+                                      grid, x_tr, s.labels[pos], x_val, s.labels[val] if len(val) else None)
+        n_classes = len(s.classes)
+        coef = np.zeros((n_classes, x_tr.shape[1]), np.float32)
+        bias = np.full(n_classes, -10.0, np.float32)  # classes absent from training stay unlikely
+        if len(model.classes_) == 2:  # binary: sklearn keeps one row, the second class's log-odds
+            coef[model.classes_[1]], bias[model.classes_] = model.coef_[0], [0.0, model.intercept_[0]]
+        else:
+            coef[model.classes_], bias[model.classes_] = model.coef_, model.intercept_
+        w = np.zeros((VOCAB, width, n_classes), np.float32)
+        w[used] = coef.T.reshape(len(used), width, n_classes)
+        teg_params["readout"][name] = jnp.asarray(w)
+        out = teg_params["heads"][name]["out"]
+        out["kernel"], out["bias"] = jnp.zeros_like(out["kernel"]), jnp.asarray(bias)
+        chosen[name] = params.get("C", 0.1)
+    return teg_params, chosen
+
+
 def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *, progress: bool = True,
              track: bool = True) -> dict:
     """Fine-tune (or resume) in ``workdir`` on the training windows of ``stores``, selecting on
@@ -306,7 +358,11 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
         pick = rng.choice(train_pos[d], per_host, replace=len(train_pos[d]) < per_host)
         return host_batch(cache[stores[d].name], stores[d], pick, d, ft.k_neighbours, host, hosts)
 
-    params = {"ete": ete_params, "teg": nnx.to_pure_dict(teg_params), "norm": norm}
+    teg_pure, lr_chosen = nnx.to_pure_dict(teg_params), None
+    if ft.readout_init == "lr":
+        teg_pure, lr_chosen = readout_from_lr(teg_pure, model.heads, stores, cache, norm, all_train,
+                                              tcfg.readout_features)
+    params = {"ete": ete_params, "teg": teg_pure, "norm": norm}
     state = {"params": params, "opt": tx.init(params), "step": jnp.zeros((), jnp.int32)}
     state_sh = sharding.state_shardings(state, mesh)
     state = jax.device_put(state, state_sh)
@@ -344,7 +400,8 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     tracker = make_tracker(workdir / "tb", enabled=track)
     summary_base = {"ete_dir": str(Path(ete_dir).resolve()), "ete_config": dataclasses.asdict(ete_cfg),
                     "finetune": dataclasses.asdict(ft), "teg": dataclasses.asdict(tcfg), "datasets": datasets,
-                    "sampling_weights": dict(zip(names, weights.round(4).tolist()))}
+                    "sampling_weights": dict(zip(names, weights.round(4).tolist())),
+                    "readout_lr_C": lr_chosen}
     t0 = time.perf_counter()
 
     def boundary(it, state, m):
@@ -355,14 +412,16 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
         score = float(np.mean(list(val.values()))) if val else float(it)  # no val: keep the last
         run_meta["history"].append({"step": it, **m, "val_balanced_accuracy": val,
                                     "val_mean": score if val else None})
-        tracker.scalars({"loss": m["loss"], "grad_norm": m["grad_norm"],
-                         **{f"val/{k}": v for k, v in val.items()}}, it)
+        tracker.scalars({**m, **{f"val/{k}": v for k, v in val.items()}}, it)
         if score > run_meta["best"]:
             run_meta.update(best=score, best_step=it, since=0)
-            best_ckpt.save_state(it, {"params": state["params"]}, {"step": it})
+            if best_ckpt.latest_step() != it:  # step 0 (the linear start) is saved once
+                best_ckpt.save_state(it, {"params": state["params"]}, {"step": it})
         else:
             run_meta["since"] += 1
             run_meta["stopped_early"] = loop.stop = run_meta["since"] >= ft.patience
+        if it == 0:  # nothing trained yet: no training checkpoint to resume from
+            return state
         meta = {"ete_dir": summary_base["ete_dir"], "datasets": names, "run": run_meta}
         if data_it is not None:
             ckpt.save(it, state, data_it, meta)
@@ -375,6 +434,8 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
                            progress=progress, what="finetune", advice="lower --lr")
     loop.stop = run_meta["stopped_early"]
     try:
+        if ft.readout_init == "lr" and not resumed_from:  # the linear start is a candidate too
+            state = boundary(0, state, {})
         loop.run(state, lambda it: _put(next_batch(it), mesh, hosts), resumed_from)
     except BaseException:
         best_ckpt.close()

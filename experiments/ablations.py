@@ -6,6 +6,7 @@
     python experiments/ablations.py frozen-vs-trainable        --workdir runs/ablations
     python experiments/ablations.py electrode-vs-multichannel  --workdir runs/ablations
     python experiments/ablations.py graph-start                --workdir runs/ablations
+    python experiments/ablations.py graph-input                --workdir runs/ablations
 
 Every arm uses the demo's recipe (``eegpt demo --quick``: 14 synthetic subjects, base preset,
 400 pretraining steps, 1,000 fine-tuning steps of a one-layer graph) unless told otherwise, and the same train /
@@ -20,6 +21,11 @@ corpus stays the same). What differs between arms:
   trained at ``ete_lr``.
 - ``graph-start``: one pretrained ETE; the graph's node gates start at 1 (every electrode alike)
   or random, with three graph layers (the base preset) or one (the demo).
+- ``graph-input``: one pretrained ETE; what the graph reads per electrode and how each head reads
+  out: the ETE's feature alone (EEGPT), the ETE's feature and the electrode's five log band
+  powers, or the band powers alone; the last two with each head's per-electrode linear readout of
+  the band powers beside the pooled vector, started as a logistic regression fitted on the training
+  windows (C chosen on the validation subjects), so the graph starts where band power is.
 - ``electrode-vs-multichannel``: the ETE reads each electrode alone, or all electrodes of a
   window per token (the multichannel AR of EEGPT-style models), with batches holding about the
   same EEG per step (256 electrode sequences or 8 windows); both pretrained and fine-tuned
@@ -91,13 +97,22 @@ def arms(name: str, workdir: Path, stores: dict, seed: int, args) -> dict:
         return {f"gates {'1' if start == 'ones' else 'random'}, K={k}": tuned(
                     ete, stores, ALL, run / f"{start}-{k}", dataclasses.replace(ft, gate_start=start, graph_layers=k))
                 for start in ("ones", "random") for k in (3, 1)}
+    if name == "graph-input":
+        ete = pretrained(workdir, stores, ALL, args.pretrain_steps, seed)
+        lr_start = dict(readout="bands", readout_init="lr")
+        return {"ETE": tuned(ete, stores, ALL, run / "ete", ft),
+                "ETE + bands, linear start": tuned(ete, stores, ALL, run / "ete+bands",
+                                                   dataclasses.replace(ft, nodes="ete+bands", **lr_start)),
+                "bands, linear start": tuned(ete, stores, ALL, run / "bands",
+                                             dataclasses.replace(ft, nodes="bands", **lr_start))}
     if name == "electrode-vs-multichannel":
         return {mode: tuned(pretrained(workdir, stores, SAME_WINDOW, args.pretrain_steps, seed, mode=mode),
                             stores, SAME_WINDOW, run / mode, ft) for mode in ("electrode", "multichannel")}
     raise ValueError(name)
 
 
-ABLATIONS = ("joint-vs-single", "ar-vs-mae", "frozen-vs-trainable", "electrode-vs-multichannel", "graph-start")
+ABLATIONS = ("joint-vs-single", "ar-vs-mae", "frozen-vs-trainable", "electrode-vs-multichannel", "graph-start",
+             "graph-input")
 
 
 def summarise(per_seed: list[dict]) -> dict:

@@ -345,3 +345,46 @@ def test_band_nodes_and_the_electrode_readout_train_save_and_predict(tuned, stor
     by_store = model.run(stores["mw"], None)
     pred = predict(model, _mw_file(corpus))
     assert pred.probs.shape[1] == 2 and np.isfinite(by_store["probs"]).all()
+
+
+def test_the_linear_start_is_a_logistic_regression_on_each_electrodes_band_powers(tuned, stores, tmp_path):
+    """readout_init="lr": the head starts as a logistic regression fitted on the training windows'
+    standardised band powers (electrode by electrode), the graph silent; with a learning rate too
+    small to move it, the kept model gives that regression's probabilities."""
+    from sklearn.linear_model import LogisticRegression
+
+    s = stores["ss"]
+    ft = FinetuneConfig(steps=2, eval_every=2, batch_size=8, warmup=1, lr=1e-12, k_neighbours=4, nodes="ete+bands",
+                        readout="bands", readout_init="lr")
+    out = finetune(tuned / "ete", [s], tmp_path / "ft", ft, progress=False, track=False)
+    assert out["history"][0]["step"] == 0 and out["readout_lr_C"][s.name] in (0.001, 0.01, 0.1, 1.0, 10.0)
+    model = load(tmp_path / "ft")
+    cache = model.cache(s)
+    norm = {k: np.asarray(v) for k, v in model.params["norm"].items()}
+    ids = cache["electrodes"]
+    x = ((cache["features"] - norm["mean"][ids]) / norm["std"][ids])[..., -5:].reshape(len(ids), -1)
+    train, test = s.indices("train"), s.indices("test")
+    lr = LogisticRegression(max_iter=3000, C=out["readout_lr_C"][s.name], class_weight="balanced")
+    lr.fit(x[train], s.labels[train])
+    expected = np.zeros((len(test), len(s.classes)))
+    expected[:, lr.classes_] = lr.predict_proba(x[test])
+    np.testing.assert_allclose(model.run(s, "test")["probs"], expected, atol=2e-3)
+
+
+def test_probe_scores_each_feature_set_grouped_by_subject(tuned, stores):
+    from eegpt.embed import PROBES, probe
+
+    r = probe(tuned / "ete", [stores["mw"]], folds=3)["synthetic-mw"]
+    assert r["subjects"] == 3 and r["windows"] == len(stores["mw"]) and r["chance"] == 0.5
+    for name in PROBES:
+        assert len(r[name]["folds"]) == 3 and r[name]["mean"] == pytest.approx(np.mean(r[name]["folds"]))
+
+
+def test_baselines_choose_their_setting_on_the_validation_subjects(stores):
+    from eegpt.baseline import fit_predict
+
+    s = stores["mw"]
+    _, _, none = fit_predict("band_power", s, s.indices("train"), s.indices("test"))
+    probs, labels, chosen = fit_predict("band_power", s, s.indices("train"), s.indices("test"), s.indices("val"))
+    assert none == {} and chosen["logisticregression__C"] in (0.001, 0.01, 0.1, 1.0, 10.0)
+    assert probs.shape == (len(labels), 2)
