@@ -131,3 +131,60 @@ def store_arrays(store, positions=None):
         raise ValueError(f"{store.path}: {len(montages)} montages; the classical baselines need one")
     return (np.stack([s.x for s in samples]), np.asarray([s.label for s in samples]),
             np.asarray([s.subject for s in samples]))
+
+
+def linear_readout(teg_params: dict, heads: list[str], stores: list, cache: dict, norm: dict,
+                   train_pos, views: list[tuple[str, int]]) -> tuple[dict, dict]:
+    """Each head's per-electrode readout fitted as a logistic regression on its training windows'
+    standardised features — the readout's columns, ``views`` ``[(name, width)]`` in order (the
+    band powers, the ERP bins) — with the view (each alone, or all together) and C chosen on the
+    validation subjects, as a researcher would pick band power or ERP features for a task. The
+    graph's own output starts at zero, so the model starts as that linear model and fine-tuning has
+    to improve on it. Returns ``teg_params`` updated, and per head the view and C chosen."""
+    import jax.numpy as jnp
+    from sklearn.metrics import balanced_accuracy_score
+
+    from teg.model import VOCAB_SIZE as VOCAB
+
+    width = sum(w for _, w in views)
+    starts = np.cumsum([0] + [w for _, w in views])
+    candidates = [[i] for i in range(len(views))] + ([list(range(len(views)))] if len(views) > 1 else [])
+    chosen = {}
+    mean, std = np.asarray(norm["mean"]), np.asarray(norm["std"])
+    for name, s, pos in zip(heads, stores, train_pos):
+        c = cache[name]
+        used = np.unique(c["electrodes"][pos][c["mask"][pos]])
+
+        def design(rows, cols):
+            ids, mask = c["electrodes"][rows], c["mask"][rows]
+            x = ((c["features"][rows] - mean[ids]) / std[ids])[..., -width:][..., cols]
+            grid = np.zeros((len(rows), VOCAB, len(cols)), np.float32)
+            np.add.at(grid, (np.repeat(np.arange(len(rows))[:, None], ids.shape[1], 1)[mask], ids[mask]), x[mask])
+            return grid[:, used].reshape(len(rows), -1)
+
+        val = s.indices("val")
+        best = None
+        for cand in candidates if len(val) else [list(range(len(views)))]:
+            cols = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in cand])
+            grid_c = GRID["band_power"]["logisticregression__C"] if len(val) else [0.1]
+            for cc in grid_c:
+                model = LogisticRegression(max_iter=3000, C=cc, class_weight="balanced")
+                model.fit(design(pos, cols), s.labels[pos])
+                score = balanced_accuracy_score(s.labels[val], model.predict(design(val, cols))) if len(val) else 0.0
+                if best is None or score > best[0]:
+                    best = (score, model, cols, cc, "+".join(views[i][0] for i in cand))
+        _, model, cols, cc, view = best
+        n_classes = len(s.classes)
+        coef = np.zeros((n_classes, len(used) * len(cols)), np.float32)
+        bias = np.full(n_classes, -10.0, np.float32)  # classes absent from training stay unlikely
+        if len(model.classes_) == 2:  # binary: sklearn keeps one row, the second class's log-odds
+            coef[model.classes_[1]], bias[model.classes_] = model.coef_[0], [0.0, model.intercept_[0]]
+        else:
+            coef[model.classes_], bias[model.classes_] = model.coef_, model.intercept_
+        w = np.zeros((VOCAB, width, n_classes), np.float32)
+        w[np.ix_(used, cols)] = coef.T.reshape(len(used), len(cols), n_classes)
+        teg_params["readout"][name] = jnp.asarray(w)
+        out = teg_params["heads"][name]["out"]
+        out["kernel"], out["bias"] = jnp.zeros_like(out["kernel"]), jnp.asarray(bias)
+        chosen[name] = {"view": view, "C": cc}
+    return teg_params, chosen

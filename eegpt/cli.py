@@ -21,23 +21,10 @@ def _cmd_inspect(args) -> None:
 
     rec = read(args.file, sfreq=args.sfreq, drop_bad=args.drop_bad,
                ch_names=args.ch_names.split(",") if args.ch_names else None)
-    info = rec.summary()
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(json.dumps(rec.summary(), indent=2))
         return
-    print(f"file        {info['source']}  ({info['meta'].get('format', '?')})")
-    print(f"rate        {info['sfreq']:g} Hz, {info['n_samples']} samples, {info['duration_s']:.2f} s")
-    print(f"electrodes  {len(rec.electrodes)}")
-    for raw, name in zip(rec.raw_names, rec.electrodes):
-        print(f"  {raw!r:>16} -> {name}")
-    if rec.set_aside:
-        print(f"set aside   {len(rec.set_aside)}")
-        for raw, why in rec.set_aside.items():
-            print(f"  {raw!r:>16}    {why}")
-    counts: dict[str, int] = {}
-    for e in info["events"]:
-        counts[e["description"]] = counts.get(e["description"], 0) + 1
-    print(f"events      {len(info['events'])}" + (": " + ", ".join(f"{k} x{v}" for k, v in counts.items()) if counts else ""))
+    print(rec.describe())
 
 
 def _cmd_synth(args) -> None:
@@ -158,7 +145,7 @@ def _cmd_embed(args) -> None:
 
 
 def _cmd_probe(args) -> None:
-    from eegpt.embed import PROBES, probe
+    from eegpt.embed import print_probes, probe
 
     check_output(args.json_out, args.overwrite)
     r = probe(args.ete, args.data, folds=args.folds)
@@ -166,10 +153,7 @@ def _cmd_probe(args) -> None:
         from eegpt.errors import atomic_write
 
         atomic_write(args.json_out, lambda p: p.write_text(json.dumps(r, indent=2) + "\n"))
-    print(f"{'dataset':<22} {'task':<4} {'windows':>7} {'subj.':>5}" + "".join(f"{n:>18}" for n in PROBES) + f"{'chance':>8}")
-    for name, v in r.items():
-        print(f"{name:<22} {v['task']:<4} {v['windows']:>7} {v['subjects']:>5}"
-              + "".join(f"{v[n]['mean']:>11.3f} ± {v[n]['std']:.3f}" for n in PROBES) + f"{v['chance']:>8.2f}")
+    print_probes(r)
     print(f"(balanced accuracy of linear probes, {args.folds}-fold cross-validation grouped by subject"
           + (f"; wrote {args.json_out})" if args.json_out else ")"))
 

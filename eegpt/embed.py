@@ -141,6 +141,14 @@ def probe(ete_dir, stores, folds: int = 5, seed: int = 0) -> dict:
     return out
 
 
+def print_probes(r: dict) -> None:
+    """``eegpt probe``'s table: one row per store, mean ± std over folds per feature set."""
+    print(f"{'dataset':<22} {'task':<4} {'windows':>7} {'subj.':>5}" + "".join(f"{n:>18}" for n in PROBES) + f"{'chance':>8}")
+    for name, v in r.items():
+        print(f"{name:<22} {v['task']:<4} {v['windows']:>7} {v['subjects']:>5}"
+              + "".join(f"{v[n]['mean']:>11.3f} ± {v[n]['std']:.3f}" for n in PROBES) + f"{v['chance']:>8.2f}")
+
+
 def clustering_scores(x, labels, seed: int = 0) -> dict:
     """K-means and spectral clustering (k = number of classes) against the labels (adjusted Rand
     index), and the silhouette of the true labels, on standardised embeddings."""

@@ -31,11 +31,11 @@ import optax
 from flax import nnx
 
 from eegpt import sharding, trainer
-from eegpt.baseline import BANDS
+from eegpt.baseline import linear_readout
 from eegpt.checkpoint import Checkpoints
 from eegpt.errors import EEGInputError, TrainingError, atomic_write, check_positive
-from eegpt.model import (NODES, EEGPT, EEGPTConfig, HeadSpec, abstract_module, cached_batch, forward,
-                         graph_inputs, load, node_width, save)
+from eegpt.model import (EEGPT, EEGPTConfig, HeadSpec, abstract_module, cached_batch, forward,
+                         graph_inputs, load, node_views, node_width, save)
 from eegpt.model import abstract_params as abstract_params_of
 from eegpt.pipeline import graph_batches
 from eegpt.presets import preset
@@ -70,19 +70,20 @@ class FinetuneConfig:
     gate_start: str = "random"      # the graph's node gates: "random" or "ones" (see teg.TEG)
     seed: int = 0                   # the graph's initialisation and the batches drawn
     mesh: tuple[int, int] = (0, 1)  # DATA,FSDP devices (DATA 0: all remaining devices)
-    nodes: str = "ete"              # per-electrode graph input: "ete", "ete+bands" (log band powers too) or "bands"
-    readout: str = "none"           # per-electrode linear readout beside the pooled vector: "none", "bands" or "all"
+    nodes: str = "ete"              # per-electrode graph input: ete, bands, erp views joined by + (ete+bands)
+    readout: str = "none"           # per-electrode linear readout beside the pooled vector: none, classical, all
     readout_init: str = "zero"      # "zero", or "lr": fitted by logistic regression, the graph's output starting at 0
+    readout_lr: float | None = None  # the readout's learning rate (none: --lr; 0: kept as it starts)
 
     def __post_init__(self):
         check_positive(self, "steps", "batch_size", "lr", "ete_lr", "clip", "temperature", "eval_every", "patience",
                        "k_neighbours", "graph_layers")
         if self.warmup < 0 or self.weight_decay < 0:
             raise EEGInputError(f"--warmup {self.warmup} / --weight-decay {self.weight_decay}: must be >= 0")
-        if self.nodes not in NODES:
-            raise EEGInputError(f"--nodes {self.nodes}: choose {', '.join(NODES)}")
-        if self.readout not in ("none", "bands", "all") or (self.readout == "bands" and "bands" not in self.nodes):
-            raise EEGInputError(f"--readout {self.readout}: choose none, all, or bands (with --nodes *bands)")
+        classical = [v for v in node_views(self.nodes) if v != "ete"]
+        if self.readout not in ("none", "classical", "all") or (self.readout == "classical" and not classical):
+            raise EEGInputError(f"--readout {self.readout}: choose none, all, or classical (with --nodes bands or "
+                                "erp views)")
         if self.readout_init not in ("zero", "lr") or (self.readout_init == "lr" and (
                 self.readout == "none" or self.train_ete)):
             raise EEGInputError(f"--readout-init {self.readout_init}: choose zero, or lr with a --readout and a "
@@ -126,7 +127,8 @@ def load_ete(ete_dir):
 def teg_config(ete_cfg: PretrainConfig, stores: list[Store], ft: FinetuneConfig) -> TEGConfig:
     _, base = preset(ete_cfg.preset)
     width = node_width(ft.nodes, ete_cfg.ete_config().d_model)
-    readout = {"none": 0, "bands": len(BANDS), "all": width}[ft.readout]
+    classical = width - (ete_cfg.ete_config().d_model if "ete" in node_views(ft.nodes) else 0)
+    readout = {"none": 0, "classical": classical, "all": width}[ft.readout]
     return dataclasses.replace(base, in_features=width, readout_features=readout, pool=ft.pool,
                                layers=base.layers if ft.graph_layers is None else ft.graph_layers,
                                gate_start=ft.gate_start,
@@ -164,9 +166,17 @@ def _optimizer(ft: FinetuneConfig):
         return optax.adamw(trainer.schedule(lr, ft.warmup, ft.steps, end=0.05), weight_decay=ft.weight_decay)
 
     labels = {"teg": "teg", "ete": "ete" if ft.train_ete else "frozen", "norm": "frozen"}
-    tx = optax.multi_transform({"teg": adamw(ft.lr), "ete": adamw(ft.ete_lr), "frozen": optax.set_to_zero()},
-                               lambda params: {part: jax.tree.map(lambda _: labels[part], params[part])
-                                               for part in params})
+    readout_lr = ft.lr if ft.readout_lr is None else ft.readout_lr
+
+    def label(params):
+        out = {part: jax.tree.map(lambda _: labels[part], params[part]) for part in params}
+        if "readout" in out["teg"]:  # each head's per-electrode readout: its own rate, or kept as started
+            out["teg"]["readout"] = jax.tree.map(lambda _: "readout" if readout_lr else "frozen",
+                                                 out["teg"]["readout"])
+        return out
+
+    tx = optax.multi_transform({"teg": adamw(ft.lr), "ete": adamw(ft.ete_lr), "frozen": optax.set_to_zero(),
+                                "readout": adamw(readout_lr) if readout_lr else optax.set_to_zero()}, label)
     return optax.chain(optax.clip_by_global_norm(ft.clip), tx)
 
 
@@ -193,90 +203,6 @@ def _provenance(ete_dir, ete_cfg: PretrainConfig, stores: list[Store], train_pos
                          for s, p in zip(stores, train_pos)],
             "encoder": {"preset": ete_cfg.preset, "steps": ete_cfg.steps, "data": encoder_data},
             "command": shlex.join(sys.argv), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-
-
-def host_batch(cache: dict, store: Store, rows, dataset: int, k: int | None, host: int, hosts: int) -> dict:
-    """This host's rows of a global graph batch of cached features, with edges that index the
-    *global* batch's nodes: sample ``i`` of host ``h`` is global sample ``h * len(rows) + i``, and
-    the padding node is the global one. Every per-sample array (edges included, ``[B, E * fan]``)
-    splits over the mesh's batch axis, so each host feeds only its own rows."""
-    batch = cached_batch(cache, store, rows, dataset)
-    if hosts == 1:
-        return graph_inputs(batch, k)
-    from teg import electrode_edges
-    from eegpt.electrodes import positions
-
-    b, e = batch["mask_BxE"].shape
-    senders, receivers = electrode_edges(batch["electrodes_BxE"], batch["mask_BxE"], positions(), k)
-    pad_local, pad_global = b * e, b * hosts * e
-
-    def to_global(idx):
-        return np.where(idx == pad_local, pad_global, idx + host * b * e).reshape(b, -1).astype(np.int32)
-
-    return dict(batch, senders=to_global(senders), receivers=to_global(receivers))
-
-
-def _put(batch: dict, mesh, hosts: int) -> dict:
-    """A host's batch as global arrays on the mesh: per-sample arrays split on the batch axis;
-    on one host the bucketed edge lists are replicated (they index the whole batch)."""
-    from jax.sharding import NamedSharding, PartitionSpec
-
-    split, whole = sharding.batch_sharding(mesh), NamedSharding(mesh, PartitionSpec())
-    out = {}
-    for key, v in batch.items():
-        v = np.asarray(v)
-        per_sample = not (hosts == 1 and key in ("senders", "receivers"))
-        out[key] = jax.make_array_from_process_local_data(split if per_sample else whole, v)
-    if hosts > 1:  # flatten the per-sample edge rows into the graph's edge lists
-        out["senders"], out["receivers"] = out["senders"].reshape(-1), out["receivers"].reshape(-1)
-    return out
-
-
-def readout_from_lr(teg_params: dict, heads: list[str], stores: list[Store], cache: dict, norm: dict,
-                    train_pos, width: int) -> dict:
-    """Each head's per-electrode readout fitted as a logistic regression on its training windows'
-    standardised features (the last ``width`` columns, exactly what the readout reads), C chosen on
-    the validation subjects; the graph's own output starts at zero, so the model starts as that
-    linear model and fine-tuning has to improve on it. Returns ``teg_params`` updated, and the C
-    chosen per head."""
-    from sklearn.linear_model import LogisticRegression
-
-    from eegpt.baseline import GRID, select_on_val
-
-    chosen = {}
-    mean, std = np.asarray(norm["mean"]), np.asarray(norm["std"])
-    for name, s, pos in zip(heads, stores, train_pos):
-        c = cache[name]
-
-        def design(rows):
-            ids, mask = c["electrodes"][rows], c["mask"][rows]
-            x = (c["features"][rows] - mean[ids]) / std[ids]
-            x = np.where(mask[..., None], x[..., -width:], 0.0)
-            grid = np.zeros((len(rows), VOCAB, width), np.float32)
-            np.add.at(grid, (np.arange(len(rows))[:, None].repeat(ids.shape[1], 1)[mask], ids[mask]), x[mask])
-            return grid
-
-        used = np.unique(c["electrodes"][pos][c["mask"][pos]])
-        val = s.indices("val")
-        x_tr = design(pos)[:, used].reshape(len(pos), -1)
-        x_val = design(val)[:, used].reshape(len(val), -1) if len(val) else None
-        grid = {"C": GRID["band_power"]["logisticregression__C"]}
-        model, params = select_on_val(lambda: LogisticRegression(max_iter=3000, C=0.1, class_weight="balanced"),
-                                      grid, x_tr, s.labels[pos], x_val, s.labels[val] if len(val) else None)
-        n_classes = len(s.classes)
-        coef = np.zeros((n_classes, x_tr.shape[1]), np.float32)
-        bias = np.full(n_classes, -10.0, np.float32)  # classes absent from training stay unlikely
-        if len(model.classes_) == 2:  # binary: sklearn keeps one row, the second class's log-odds
-            coef[model.classes_[1]], bias[model.classes_] = model.coef_[0], [0.0, model.intercept_[0]]
-        else:
-            coef[model.classes_], bias[model.classes_] = model.coef_, model.intercept_
-        w = np.zeros((VOCAB, width, n_classes), np.float32)
-        w[used] = coef.T.reshape(len(used), width, n_classes)
-        teg_params["readout"][name] = jnp.asarray(w)
-        out = teg_params["heads"][name]["out"]
-        out["kernel"], out["bias"] = jnp.zeros_like(out["kernel"]), jnp.asarray(bias)
-        chosen[name] = params.get("C", 0.1)
-    return teg_params, chosen
 
 
 def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *, progress: bool = True,
@@ -318,7 +244,7 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     tcfg = teg_config(ete_cfg, stores, ft)
     teg_graphdef, teg_params = nnx.split(TEG(tcfg, rngs=nnx.Rngs(ft.seed)))
     datasets = [{"name": s.name, "task": s.task, "classes": s.classes, "store": str(s.path)} for s in stores]
-    if "bands" in ft.nodes and len({s.index["sfreq"] for s in stores}) > 1:
+    if "bands" in node_views(ft.nodes) and len({s.index["sfreq"] for s in stores}) > 1:
         raise TrainingError(f"--nodes {ft.nodes} needs stores prepared at one rate")
     mcfg = EEGPTConfig(ete_cfg.ete_config(), tcfg, tuple(HeadSpec.of_store(s) for s in stores),
                        ete_cfg.token_stride, ft.k_neighbours, _provenance(ete_dir, ete_cfg, stores, all_train),
@@ -356,12 +282,15 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
             rng = np.random.default_rng((ft.seed, step_no, host))
         per_host = ft.batch_size // hosts
         pick = rng.choice(train_pos[d], per_host, replace=len(train_pos[d]) < per_host)
-        return host_batch(cache[stores[d].name], stores[d], pick, d, ft.k_neighbours, host, hosts)
+        return sharding.host_graph_batch(cached_batch(cache[stores[d].name], stores[d], pick, d), ft.k_neighbours,
+                                          host, hosts)
 
     teg_pure, lr_chosen = nnx.to_pure_dict(teg_params), None
     if ft.readout_init == "lr":
-        teg_pure, lr_chosen = readout_from_lr(teg_pure, model.heads, stores, cache, norm, all_train,
-                                              tcfg.readout_features)
+        views = [(v, node_width(v, mcfg.ete.d_model)) for v in node_views(ft.nodes) if v != "ete"]
+        if ft.readout == "all":
+            views = [("all", tcfg.readout_features)]
+        teg_pure, lr_chosen = linear_readout(teg_pure, model.heads, stores, cache, norm, all_train, views)
     params = {"ete": ete_params, "teg": teg_pure, "norm": norm}
     state = {"params": params, "opt": tx.init(params), "step": jnp.zeros((), jnp.int32)}
     state_sh = sharding.state_shardings(state, mesh)
@@ -401,7 +330,7 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     summary_base = {"ete_dir": str(Path(ete_dir).resolve()), "ete_config": dataclasses.asdict(ete_cfg),
                     "finetune": dataclasses.asdict(ft), "teg": dataclasses.asdict(tcfg), "datasets": datasets,
                     "sampling_weights": dict(zip(names, weights.round(4).tolist())),
-                    "readout_lr_C": lr_chosen}
+                    "readout_start": lr_chosen}
     t0 = time.perf_counter()
 
     def boundary(it, state, m):
@@ -436,7 +365,7 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     try:
         if ft.readout_init == "lr" and not resumed_from:  # the linear start is a candidate too
             state = boundary(0, state, {})
-        loop.run(state, lambda it: _put(next_batch(it), mesh, hosts), resumed_from)
+        loop.run(state, lambda it: sharding.put_graph_batch(next_batch(it), mesh, hosts), resumed_from)
     except BaseException:
         best_ckpt.close()
         raise

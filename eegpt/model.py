@@ -77,7 +77,7 @@ class EEGPTConfig:
     token_stride: int | None = None
     k_neighbours: int | None = None
     provenance: dict = field(default_factory=dict, compare=False)
-    nodes: str = "ete"  # what the graph reads per electrode: "ete", "ete+bands" or "bands" (see encode)
+    nodes: str = "ete"  # what the graph reads per electrode: views of NODES joined by "+" (see encode)
 
     @property
     def node_width(self) -> int:
@@ -87,7 +87,7 @@ class EEGPTConfig:
     @property
     def band_sfreq(self) -> float | None:
         """The rate band powers are computed at (the heads' recipe rate), or None without them."""
-        return self.heads[0].sfreq if "bands" in self.nodes else None
+        return self.heads[0].sfreq if "bands" in self.nodes.split("+") else None
 
     @property
     def tokens(self) -> Tokens:
@@ -143,12 +143,29 @@ def graph_inputs(batch: dict, k: int | None) -> dict:
     return dict(batch, senders=senders, receivers=receivers)
 
 
-NODES = ("ete", "ete+bands", "bands")
+NODES = ("ete", "bands", "erp")  # the per-electrode views, in the order their columns come
+ERP_BINS = 16                     # the first token's time course in 16 bins (62.5 ms at 256 Hz)
+
+
+def node_views(nodes: str) -> list[str]:
+    """The views of a ``nodes`` string ("ete+bands"), checked, in column order."""
+    views = nodes.split("+")
+    if not views or any(v not in NODES for v in views) or len(set(views)) != len(views):
+        raise EEGInputError(f"--nodes {nodes}: join views of {', '.join(NODES)} with '+' (e.g. ete+bands)")
+    return [v for v in NODES if v in views]
 
 
 def node_width(nodes: str, d_model: int) -> int:
-    """Feature width per electrode: the ETE's summary, its five log band powers, or both."""
-    return ("ete" in nodes.split("+")) * d_model + ("bands" in nodes) * len(BANDS)
+    """Feature width per electrode: the ETE's summary, five log band powers, the ERP bins."""
+    size = {"ete": d_model, "bands": len(BANDS), "erp": ERP_BINS}
+    return sum(size[v] for v in node_views(nodes))
+
+
+def erp_bins(tokens_XxNxP):
+    """The first token's time course averaged in ``ERP_BINS`` bins: ``[X, N, P] -> [X, 16]`` (what
+    the ERP baseline reads, for stimulus-locked windows)."""
+    first = tokens_XxNxP[:, 0].astype(jnp.float32)
+    return first.reshape(first.shape[0], ERP_BINS, -1).mean(-1)
 
 
 def band_log_power(tokens_XxNxP, n_valid_X, sfreq: float):
@@ -167,28 +184,34 @@ def band_log_power(tokens_XxNxP, n_valid_X, sfreq: float):
 
 
 def encode(ete_graphdef, ete_params, batch, band_sfreq: float | None = None, nodes: str = "ete"):
-    """Per-electrode features ``[B, E, F]`` of a graph batch (zeros at padded electrodes):
-    ``nodes`` "ete" the ETE's summary feature, "ete+bands" followed by the electrode's log band
-    powers (at ``band_sfreq``), "bands" the band powers alone (the encoder is not run).
+    """Per-electrode features ``[B, E, F]`` of a graph batch (zeros at padded electrodes), the
+    ``nodes`` views side by side: "ete" the ETE's summary feature, "bands" the electrode's five log
+    band powers (at ``band_sfreq``), "erp" its first second's time course in 16 bins. Without
+    "ete" the encoder is not run.
 
     Electrode mode reads the flat layout (only real electrodes go through the ETE and are
     scattered back to ``[B, E]``); multichannel mode the padded one."""
     ete = nnx.merge(ete_graphdef, ete_params)
     electrodes, mask = batch["electrodes_BxE"], batch["mask_BxE"]
-    use_ete = nodes != "bands"
+    views = node_views(nodes)
     if ete.cfg.mode != "electrode":
         x = batch["tokens_BxExNxP"]
-        parts = [ete_features(ete, x, electrodes, mask)[0]] if use_ete else []
-        if "bands" in nodes:
+        flat = x.reshape(-1, *x.shape[2:])
+        parts = [ete_features(ete, x, electrodes, mask)[0]] if "ete" in views else []
+        if "bands" in views:
             n = jnp.broadcast_to(batch["n_tokens_B"][:, None], mask.shape).reshape(-1)
-            parts.append(band_log_power(x.reshape(-1, *x.shape[2:]), n, band_sfreq).reshape(*mask.shape, -1))
+            parts.append(band_log_power(flat, n, band_sfreq).reshape(*mask.shape, -1))
+        if "erp" in views:
+            parts.append(erp_bins(flat).reshape(*mask.shape, -1))
         return jnp.where(mask[..., None], jnp.concatenate(parts, -1), 0.0)
     b, e = mask.shape
     parts = []
-    if use_ete:
+    if "ete" in views:
         parts.append(ete(batch["tokens_KxNxP"], batch["electrode_K"], n_valid_B=batch["n_tokens_K"])["feature"])
-    if "bands" in nodes:
+    if "bands" in views:
         parts.append(band_log_power(batch["tokens_KxNxP"], batch["n_tokens_K"], band_sfreq))
+    if "erp" in views:
+        parts.append(erp_bins(batch["tokens_KxNxP"]))
     rows = jnp.concatenate(parts, -1)
     flat = jnp.zeros((b * e + 1, rows.shape[-1]), jnp.float32).at[batch["put_K"]].set(rows)
     return flat[: b * e].reshape(b, e, -1)

@@ -76,6 +76,24 @@ class Recording:
             "meta": {k: v for k, v in self.meta.items() if isinstance(v, (str, int, float, bool, type(None)))},
         }
 
+    def describe(self) -> str:
+        """What ``eegpt inspect`` prints: source, rate, each electrode's raw and canonical name, what
+        was set aside and why, and the events by description."""
+        info = self.summary()
+        lines = [f"file        {info['source']}  ({info['meta'].get('format', '?')})",
+                 f"rate        {info['sfreq']:g} Hz, {info['n_samples']} samples, {info['duration_s']:.2f} s",
+                 f"electrodes  {len(self.electrodes)}"]
+        lines += [f"  {raw!r:>16} -> {name}" for raw, name in zip(self.raw_names, self.electrodes)]
+        if self.set_aside:
+            lines.append(f"set aside   {len(self.set_aside)}")
+            lines += [f"  {raw!r:>16}    {why}" for raw, why in self.set_aside.items()]
+        counts: dict[str, int] = {}
+        for e in info["events"]:
+            counts[e["description"]] = counts.get(e["description"], 0) + 1
+        lines.append(f"events      {len(info['events'])}"
+                     + (": " + ", ".join(f"{k} x{v}" for k, v in counts.items()) if counts else ""))
+        return "\n".join(lines)
+
 
 def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = None,
          subject: str | None = None, rename: dict[str, str] | None = None,

@@ -73,3 +73,41 @@ def global_batch(local: dict, mesh) -> dict:
     """This host's part of a batch -> global arrays split over (data, fsdp) on the batch axis."""
     sharding = batch_sharding(mesh)
     return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local.items()}
+
+
+# ----------------------------------------------------------------------------- graph batches (fine-tuning)
+
+def host_graph_batch(batch: dict, k: int | None, host: int, hosts: int) -> dict:
+    """This host's rows of a global graph batch (``batch``: its own samples), with edges that index
+    the *global* batch's nodes: sample ``i`` of host ``h`` is global sample ``h * len(rows) + i``, and
+    the padding node is the global one. Every per-sample array (edges included, ``[B, E * fan]``)
+    splits over the mesh's batch axis, so each host feeds only its own rows."""
+    from eegpt.electrodes import positions
+    from eegpt.model import graph_inputs
+    from teg import electrode_edges
+
+    if hosts == 1:
+        return graph_inputs(batch, k)
+
+    b, e = batch["mask_BxE"].shape
+    senders, receivers = electrode_edges(batch["electrodes_BxE"], batch["mask_BxE"], positions(), k)
+    pad_local, pad_global = b * e, b * hosts * e
+
+    def to_global(idx):
+        return np.where(idx == pad_local, pad_global, idx + host * b * e).reshape(b, -1).astype(np.int32)
+
+    return dict(batch, senders=to_global(senders), receivers=to_global(receivers))
+
+
+def put_graph_batch(batch: dict, mesh, hosts: int) -> dict:
+    """A host's batch as global arrays on the mesh: per-sample arrays split on the batch axis;
+    on one host the bucketed edge lists are replicated (they index the whole batch)."""
+    split, whole = batch_sharding(mesh), NamedSharding(mesh, P())
+    out = {}
+    for key, v in batch.items():
+        v = np.asarray(v)
+        per_sample = not (hosts == 1 and key in ("senders", "receivers"))
+        out[key] = jax.make_array_from_process_local_data(split if per_sample else whole, v)
+    if hosts > 1:  # flatten the per-sample edge rows into the graph's edge lists
+        out["senders"], out["receivers"] = out["senders"].reshape(-1), out["receivers"].reshape(-1)
+    return out

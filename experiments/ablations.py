@@ -22,10 +22,12 @@ corpus stays the same). What differs between arms:
 - ``graph-start``: one pretrained ETE; the graph's node gates start at 1 (every electrode alike)
   or random, with three graph layers (the base preset) or one (the demo).
 - ``graph-input``: one pretrained ETE; what the graph reads per electrode and how each head reads
-  out: the ETE's feature alone (EEGPT), the ETE's feature and the electrode's five log band
-  powers, or the band powers alone; the last two with each head's per-electrode linear readout of
-  the band powers beside the pooled vector, started as a logistic regression fitted on the training
-  windows (C chosen on the validation subjects), so the graph starts where band power is.
+  out: the ETE's feature alone (EEGPT); the ETE's feature with the electrode's five log band powers
+  and its first second in 16 bins (the ERP view); or those two classical views alone, without the
+  encoder. The last two add each head's per-electrode linear readout of the classical views beside
+  the pooled vector, started as a logistic regression fitted on the training windows (view and C
+  chosen on the validation subjects), so the graph starts where the classical baselines are and
+  has to add to them; the step kept is chosen on validation, the start included.
 - ``electrode-vs-multichannel``: the ETE reads each electrode alone, or all electrodes of a
   window per token (the multichannel AR of EEGPT-style models), with batches holding about the
   same EEG per step (256 electrode sequences or 8 windows); both pretrained and fine-tuned
@@ -99,12 +101,12 @@ def arms(name: str, workdir: Path, stores: dict, seed: int, args) -> dict:
                 for start in ("ones", "random") for k in (3, 1)}
     if name == "graph-input":
         ete = pretrained(workdir, stores, ALL, args.pretrain_steps, seed)
-        lr_start = dict(readout="bands", readout_init="lr")
+        start = dict(readout="classical", readout_init="lr")
         return {"ETE": tuned(ete, stores, ALL, run / "ete", ft),
-                "ETE + bands, linear start": tuned(ete, stores, ALL, run / "ete+bands",
-                                                   dataclasses.replace(ft, nodes="ete+bands", **lr_start)),
-                "bands, linear start": tuned(ete, stores, ALL, run / "bands",
-                                             dataclasses.replace(ft, nodes="bands", **lr_start))}
+                "ETE + bands + ERP, linear start": tuned(ete, stores, ALL, run / "ete+bands+erp",
+                                                         dataclasses.replace(ft, nodes="ete+bands+erp", **start)),
+                "bands + ERP, linear start": tuned(ete, stores, ALL, run / "bands+erp",
+                                                   dataclasses.replace(ft, nodes="bands+erp", **start))}
     if name == "electrode-vs-multichannel":
         return {mode: tuned(pretrained(workdir, stores, SAME_WINDOW, args.pretrain_steps, seed, mode=mode),
                             stores, SAME_WINDOW, run / mode, ft) for mode in ("electrode", "multichannel")}

@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -28,10 +29,8 @@ from eegpt.errors import EEGInputError
 from eegpt.model import model_dir
 
 
-def copilot_dir(given) -> "Path":
+def copilot_dir(given) -> Path:
     """A copilot directory, or the ``copilot/`` of a model directory or demo workdir."""
-    from pathlib import Path
-
     given = Path(given or "runs/demo-quick")
     if (given / "tokenizer.json").exists():
         return given

@@ -23,10 +23,20 @@ def test_a_miniature_demo_writes_the_report(demo_run):
     plan = PLAN
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["tasks"].keys() == {"ER", "MI", "MW", "SS", "CM"}
+    from sklearn.metrics import balanced_accuracy_score
+
+    from eegpt.demo import BASELINES
+    from eegpt.model import load
+    from eegpt.store import Store
+
+    model = load(tmp_path / "model")  # the report's scores are the saved model's, recomputed here
     for task, n in (("ER", 4), ("MI", 4), ("MW", 2), ("SS", 5), ("CM", 2)):
         r = saved["tasks"][task]
-        assert r["n_classes"] == n and 0.0 <= r["balanced_accuracy"] <= 1.0
-        assert 0.0 <= r["baseline_balanced_accuracy"] <= 1.0 and r["test_windows"] > 0
+        run = model.run(Store(tmp_path / "stores" / task.lower()), "test")
+        assert r["n_classes"] == n and r["test_windows"] == len(run["labels"])
+        assert r["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(run["labels"], run["probs"].argmax(1)))
+        assert set(r["baselines"]) == set(BASELINES[task]) and r["best_baseline"] in BASELINES[task]
+        assert r["baseline_balanced_accuracy"] == max(b["balanced_accuracy"] for b in r["baselines"].values())
     assert (tmp_path / "tsne.png").exists() and (tmp_path / "embeddings.npz").exists()
     assert report["stage_seconds"].keys() == {"corpus and stores", "pretrain", "finetune", "evaluate", "tsne", "copilot"}
     # the demo ends with a copilot answer and an EMR for a held-out recording
