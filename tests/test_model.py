@@ -264,6 +264,7 @@ SHARDED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_sharded_finetuning_matches_single_device(tuned, stores, tmp_path):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
     res = subprocess.run([sys.executable, "-c", SHARDED, str(tuned / "ete"), str(stores["mw"].path),
@@ -297,6 +298,7 @@ def test_each_host_feeds_its_rows_with_edges_into_the_global_batch(tuned, stores
     np.testing.assert_array_equal(receivers, r_ref)
 
 
+@pytest.mark.slow
 def test_finetuning_resumes_after_sigkill_as_if_uninterrupted(tuned, stores, tmp_path):
     import signal
     import time

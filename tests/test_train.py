@@ -37,6 +37,7 @@ def test_pretrain_writes_metrics_and_resumes_with_more_steps(mw, tmp_path):
     assert len(_losses(tmp_path)) == 30
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_reproduces_the_uninterrupted_losses(mw, tmp_path):
     args = ["pretrain", "--preset", "tiny", "--data", str(mw.path), "--steps", "400", "--batch-size", "32",
             "--seq-tokens", "4", "--lr", "3e-3", "--warmup", "5", "--ckpt-every", "50", "--eval-batches", "2",
@@ -108,6 +109,7 @@ SHARDED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_sharded_step_matches_single_device():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
     res = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True, env=env, timeout=300)
