@@ -76,7 +76,8 @@ def _score(labels, probs, present) -> dict:
 def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretrain_steps: int = 1000,
               finetune_steps: int = 600, batch_size: int = 32, progress: bool = True) -> dict:
     from eegpt.baseline import fit_predict
-    from eegpt.finetune import FinetuneConfig, finetune, load_finetuned
+    from eegpt.finetune import FinetuneConfig, finetune
+    from eegpt.model import load
     from eegpt.metrics import mean_std
     from eegpt.store import prepare
     from eegpt.train import PretrainConfig, pretrain
@@ -103,7 +104,7 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
         ft = FinetuneConfig(steps=finetune_steps, batch_size=batch_size, eval_every=max(finetune_steps // 5, 1),
                             lr=3e-3, k_neighbours=8, patience=100)
         finetune(ete_dir, [s], fold_dir / "finetune", ft, progress=progress, track=False)
-        scored = load_finetuned(fold_dir / "finetune").run(s, "test")
+        scored = load(fold_dir / "finetune").run(s, "test")
         r = _score(scored["labels"], scored["probs"], present)
         probs, labels, _ = fit_predict(proto.baseline, s, s.indices("train"), s.indices("test"))
         b = _score(labels, probs, present)

@@ -196,14 +196,14 @@ def _cmd_copilot_train(args) -> None:
     cfg = config_from(CopilotTrainConfig, args)
     bank = None
     if args.finetuned:  # the prefix learns from real pooled embeddings of the training windows
-        from eegpt.finetune import load_finetuned
+        from eegpt.model import load
         from eegpt.store import open_stores
 
         meta = Path(args.finetuned) / "finetune.json"
         if not meta.exists():
             raise EEGInputError(f"{args.finetuned}: not a fine-tuning workdir (finetune.json missing)")
         stores = open_stores([d["store"] for d in json.loads(meta.read_text())["datasets"]])
-        bank = eeg_bank(load_finetuned(args.finetuned), stores)
+        bank = eeg_bank(load(args.finetuned), stores)
     r = train(args.workdir, cfg, eeg_bank=bank, progress=not args.quiet)
     print(f"copilot: {r['parameters']:,} parameters, final loss {r['history'][-1]['loss']:.3f}, "
           f"{r['seconds']:.0f} s -> {args.workdir}")

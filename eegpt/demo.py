@@ -69,7 +69,8 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
     """Run the demo in ``workdir`` (``plan`` overrides the quick/full plans, for tests)."""
     from eegpt.baseline import fit_predict
     from eegpt.embed import embed, tsne
-    from eegpt.finetune import FinetuneConfig, evaluate, finetune, load_finetuned
+    from eegpt.finetune import FinetuneConfig, evaluate, finetune
+    from eegpt.model import load
     from eegpt.metrics import classification
     from eegpt.train import PretrainConfig, pretrain
 
@@ -126,7 +127,7 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
     from eegpt.copilot.decoder import CopilotTrainConfig, train
 
     if not (workdir / "copilot" / "config.json").exists():
-        bank = eeg_bank(load_finetuned(workdir / "finetune"), list(stores.values()))
+        bank = eeg_bank(load(workdir / "finetune"), list(stores.values()))
         train(workdir / "copilot", CopilotTrainConfig(steps=plan.copilot_steps, seed=seed), eeg_bank=bank,
               progress=progress)
     with atomic_dir(workdir / "model") as tmp:  # one self-contained model directory: model + decoder

@@ -24,18 +24,23 @@ from eegpt.errors import EEGInputError, atomic_write
 from eegpt.store import open_stores
 
 
-def _pretrained_features(ete_dir, store, split, batch_size: int = 32):
+def _pretrained_encoder(ete_dir, batch_size: int = 32):
+    """``features(store, split) -> [W, E, D]``: a pretraining run's ETE, loaded once, over a store."""
     from eegpt.finetune import load_ete
     from eegpt.model import encode
 
     graphdef, params, cfg = load_ete(ete_dir)
     layout = "flat" if cfg.mode == "electrode" else "padded"
     fn = jax.jit(lambda p, b: encode(graphdef, p, b))
-    feats = []
-    for b in graph_batches([store], split, batch_size, tokens=cfg.tokens(), epochs=1, drop_remainder=False,
-                           shuffle=False, layout=layout, shard_index=0, shard_count=1):
-        feats.append(np.asarray(fn(params, b))[b["real_B"]])
-    return np.concatenate(feats)
+
+    def features(store, split):
+        feats = []
+        for b in graph_batches([store], split, batch_size, tokens=cfg.tokens(), epochs=1, drop_remainder=False,
+                               shuffle=False, layout=layout, shard_index=0, shard_count=1):
+            feats.append(np.asarray(fn(params, b))[b["real_B"]])
+        return np.concatenate(feats)
+
+    return features
 
 
 def embed(model_dir, stores, out, split: str | None = None) -> dict:
@@ -55,6 +60,7 @@ def embed(model_dir, stores, out, split: str | None = None) -> dict:
             raise EEGInputError(f"{model_dir}: neither a model directory nor a pretraining workdir; "
                                 "run eegpt pretrain or eegpt finetune") from None
         finetuned = load(found)
+    encoder = _pretrained_encoder(model_dir) if finetuned is None else None
     parts = []
     for s in stores:
         pos = s.indices(split)
@@ -64,7 +70,7 @@ def embed(model_dir, stores, out, split: str | None = None) -> dict:
             r = finetuned.run(s, split)
             feats, pooled = r["features"], r["pooled"]
         else:
-            feats, pooled = _pretrained_features(model_dir, s, split), None
+            feats, pooled = encoder(s, split), None
         ids = np.zeros(feats.shape[:2], np.int32)
         mask = np.zeros(feats.shape[:2], bool)
         for j, m in enumerate(s.montage_of[pos]):
@@ -115,13 +121,14 @@ def probe(ete_dir, stores, folds: int = 5, seed: int = 0) -> dict:
 
     from eegpt.baseline import GRID, band_power, store_arrays
 
+    encoder = _pretrained_encoder(ete_dir)
     out = {}
     for s in open_stores(stores):
         x, y, subjects = store_arrays(s)
         n_groups = len(np.unique(subjects))
         if n_groups < 3:
             raise EEGInputError(f"{s.path}: {n_groups} subject(s); a probe grouped by subject needs at least 3")
-        ete = _pretrained_features(ete_dir, s, None)
+        ete = encoder(s, None)
         feats = {"ete": ete.reshape(len(ete), -1), "ete_mean": ete.mean(1), "band_power": band_power(x, s.index["sfreq"])}
         feats["ete+band_power"] = np.concatenate([feats["ete"], feats["band_power"]], 1)
         outer = GroupKFold(min(folds, n_groups))

@@ -389,16 +389,11 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     return summary
 
 
-def load_finetuned(workdir, batch_size: int = 32) -> EEGPT:
-    """The model a ``finetune`` workdir kept (its ``model/`` directory)."""
-    return load(workdir, batch_size)
-
-
 def evaluate(workdir, stores, split: str = "test", plots: bool = True) -> dict:
     """Metrics of a fine-tuned model on each store's ``split``; confusion plots beside the model."""
     from eegpt.metrics import plot_confusion
 
-    model = load_finetuned(workdir)
+    model = load(workdir)
     out = {}
     for s in open_stores(stores):
         r = model.evaluate(s, split)

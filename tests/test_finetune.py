@@ -7,7 +7,8 @@ from sklearn.metrics import balanced_accuracy_score
 
 from eegpt.cli import main
 from eegpt.embed import embed, tsne
-from eegpt.finetune import FinetuneConfig, evaluate, finetune, load_ete, load_finetuned
+from eegpt.finetune import FinetuneConfig, evaluate, finetune, load_ete
+from eegpt.model import load
 from eegpt.train import PretrainConfig, pretrain
 from eegpt.errors import TrainingError
 
@@ -34,7 +35,7 @@ def test_frozen_joint_finetuning_resumes_and_evaluates(stores, tiny_ete, tmp_pat
     again = finetune(tiny_ete, parts, tmp_path / "ft", FinetuneConfig(**{**ft.__dict__, "steps": 6}),
                      progress=False, track=False)
     assert again["resumed_from"] == 4 and [h["step"] for h in again["history"]] == [2, 4, 6]
-    model = load_finetuned(tmp_path / "ft")
+    model = load(tmp_path / "ft")
     _, ete_params, _ = load_ete(tiny_ete)
     assert _leaves_equal(model.params["ete"], ete_params)  # frozen: the encoder is as pretrained
     res = evaluate(tmp_path / "ft", parts, "test")
@@ -53,7 +54,7 @@ def test_trainable_ete_moves_the_encoder(stores, tiny_ete, tmp_path):
     ft = FinetuneConfig(steps=2, eval_every=2, batch_size=8, warmup=1, train_ete=True)
     finetune(tiny_ete, [stores["mw"]], tmp_path / "ft", ft, progress=False, track=False)
     _, ete_params, _ = load_ete(tiny_ete)
-    assert not _leaves_equal(load_finetuned(tmp_path / "ft").params["ete"], ete_params)
+    assert not _leaves_equal(load(tmp_path / "ft").params["ete"], ete_params)
 
 
 def test_finetune_refuses_what_cannot_work(stores, tiny_ete, tmp_path):
