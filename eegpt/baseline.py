@@ -8,9 +8,19 @@ training windows' raw arrays and returning class probabilities for the scored on
 - ``csp_lda``: 8–30 Hz band-pass, MNE's common spatial patterns (log variance of 4 components) and
   linear discriminant analysis (motor imagery).
 
+and the specialist networks a user would train instead (the optional ``peers`` extra:
+braindecode and torch's CPU build; the project's own code stays JAX):
+
+- ``eegnet``: braindecode's EEGNet (v4), AdamW at 1e-3;
+- ``shallow_fbcsp``: braindecode's ShallowFBCSPNet, AdamW at 6.25e-4 (braindecode's own settings);
+
+each trained on the same training windows (scaled to unit variance, class-weighted cross-entropy,
+batch 64, cosine schedule over ``SPECIALIST_EPOCHS`` epochs).
+
 Peers get the model's selection: where the protocol has validation subjects, the logistic
 regression's C (and CSP's number of components) is chosen on them, as the model's checkpoint is
-(``GRID``); without them the defaults stand (C 0.1, 4 components).
+(``GRID``), and a network keeps the epoch with the best validation balanced accuracy; without them
+the defaults stand (C 0.1, 4 components, the last epoch).
 """
 
 from __future__ import annotations
@@ -96,7 +106,7 @@ def make(name: str, sfreq: float):
         from mne.decoding import CSP
 
         return make_pipeline(_Features(_band_pass, sfreq), CSP(n_components=4, log=True), LinearDiscriminantAnalysis())
-    raise KeyError(f"unknown baseline {name!r}; choose band_power, erp or csp_lda")
+    raise KeyError(f"unknown baseline {name!r}; choose band_power, erp, csp_lda, {', '.join(SPECIALISTS)}")
 
 
 def classifier():
@@ -104,14 +114,73 @@ def classifier():
     return make_pipeline(StandardScaler(), _logistic())
 
 
-def fit_predict(name: str, store, train_positions, test_positions, val_positions=None):
-    """Fit baseline ``name`` on a store's ``train_positions`` (its setting chosen on
-    ``val_positions`` when there are any); returns (probabilities, labels, chosen settings) on
-    ``test_positions``."""
+SPECIALISTS = {"eegnet": ("EEGNetv4", 1e-3), "shallow_fbcsp": ("ShallowFBCSPNet", 0.0625 * 0.01)}
+SPECIALIST_EPOCHS = 40
+
+
+def specialists_installed() -> bool:
+    """Whether the ``peers`` extra (braindecode, torch) is installed."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "braindecode", "skorch"))
+
+
+def _specialist(name, x_tr, y_tr, x_val, y_val, x_te, n_classes, sfreq, seed, epochs):
+    """Train braindecode's network ``name`` on the training windows (the epoch kept chosen on the
+    validation windows when there are any); class probabilities of ``x_te``."""
+    import torch
+    import braindecode.models
+    from braindecode import EEGClassifier
+    from skorch.callbacks import EarlyStopping, EpochScoring, LRScheduler
+    from skorch.dataset import Dataset
+    from skorch.helper import predefined_split
+
+    present = np.unique(y_tr)  # train on the classes present (eegmmidb's imagery runs: 2 of 4)
+    code = {c: i for i, c in enumerate(present)}
+    scale = 1.0 / max(float(x_tr.std()), 1e-12)  # unit variance, one factor for every window
+    as_input = lambda x: (x * scale).astype(np.float32)  # noqa: E731
+    counts = np.bincount([code[c] for c in y_tr], minlength=len(present))
+    weight = torch.tensor(len(y_tr) / (len(present) * counts), dtype=torch.float32)  # class-balanced
+    cls, lr = SPECIALISTS[name]
+    torch.manual_seed(seed)
+    # both networks give logits (ShallowFBCSPNet's log-softmax switched off): cross-entropy, softmax
+    extra = {"final_conv_length": "auto", "add_log_softmax": False} if cls == "ShallowFBCSPNet" else {}
+    module = getattr(braindecode.models, cls)(n_chans=x_tr.shape[1], n_outputs=len(present), n_times=x_tr.shape[2],
+                                              **extra)
+    callbacks = [("lr", LRScheduler("CosineAnnealingLR", T_max=max(epochs - 1, 1)))]
+    split = None
+    has_val = x_val is not None and len(y_val) and np.isin(y_val, present).any()
+    if has_val:
+        keep = np.isin(y_val, present)
+        split = predefined_split(Dataset(as_input(x_val[keep]), np.asarray([code[c] for c in y_val[keep]])))
+        callbacks += [("valid_bacc", EpochScoring("balanced_accuracy", lower_is_better=False, on_train=False,
+                                                       name="valid_bacc")),
+                      ("best", EarlyStopping(monitor="valid_bacc", lower_is_better=False, patience=epochs,
+                                             threshold=0.0, load_best=True))]
+    net = EEGClassifier(module, criterion=torch.nn.CrossEntropyLoss, criterion__weight=weight,
+                        optimizer=torch.optim.AdamW, optimizer__lr=lr, optimizer__weight_decay=0.0,
+                        batch_size=64, max_epochs=epochs, train_split=split, callbacks=callbacks,
+                        iterator_train__drop_last=len(y_tr) > 64, device="cpu", verbose=0)
+    net.fit(as_input(x_tr), np.asarray([code[c] for c in y_tr]))
+    probs = np.zeros((len(x_te), n_classes))
+    probs[:, present] = net.predict_proba(as_input(x_te))
+    chosen = {"epoch": int(np.argmax(net.history[:, "valid_bacc"])) + 1} if has_val else {"epoch": epochs}
+    return probs, chosen
+
+
+def fit_predict(name: str, store, train_positions, test_positions, val_positions=None, seed: int = 0,
+                epochs: int = SPECIALIST_EPOCHS):
+    """Fit peer ``name`` on a store's ``train_positions`` (its setting chosen on ``val_positions``
+    when there are any); returns (probabilities, labels, chosen settings) on ``test_positions``.
+    ``seed`` and ``epochs`` concern the specialist networks only."""
     x_tr, y_tr, _ = store_arrays(store, train_positions)
     x_te, y_te, _ = store_arrays(store, test_positions)
     x_val, y_val = (store_arrays(store, val_positions)[:2] if val_positions is not None and len(val_positions)
                     else (None, None))
+    if name in SPECIALISTS:
+        probs, chosen = _specialist(name, x_tr, y_tr, x_val, y_val, x_te, len(store.classes),
+                                    store.index["sfreq"], seed, epochs)
+        return probs, y_te, chosen
     import mne
 
     with mne.utils.use_log_level("error"):  # CSP reports its rank estimation on stdout

@@ -1,18 +1,25 @@
-"""``eegpt benchmark NAME --source DIR --workdir W``: a real dataset, its standard protocol, the
-model and a classical baseline scored on the same windows by the same metrics.
+"""``eegpt benchmark NAME --source DIR --workdir W [--seeds 0 1 2]``: a real dataset, its standard
+protocol, the model beside the peers a user would pick instead, all scored on the same windows by
+the same metrics.
 
-Each protocol prepares the dataset from the folder a user downloaded, assigns windows to
-train / val / test, pretrains an ETE on the training windows only (or reuses ``--ete``), fine-tunes
-the graph with that ETE frozen, and scores both the model and the baseline on the scored split:
+Each protocol prepares the dataset from the folder a user downloaded and assigns windows to
+train / val / test. Per seed and fold it pretrains an ETE on the training windows only (or reuses
+``--ete``) and fine-tunes the graph on it with the demo's recipe (classical views beside the ETE,
+the readout started as a logistic regression chosen on the validation subjects). The peers — the
+protocol's classical baselines, and braindecode's EEGNet and ShallowFBCSPNet when the ``peers``
+extra is installed — are fitted on the same training windows and selected on the same validation
+subjects (``eegpt.baseline``):
 
 - ``eegmat``: train subjects 00–25, select on 26–30, score on 31–35. A download without 31–35
   (``../shared/data`` stops at 30) is scored on 26–30 with nothing held out for selection (the last
-  step is kept), and ``results.json`` says so. Baseline: log band power + logistic regression.
-- ``n170``: eeg-notebooks face vs house, leave one subject out (every subject scored once, with
-  the others as training); ERP baseline (50-ms bins + logistic regression). 1-s trials hold one
-  1-s token, so the ETE here uses 0.5-s tokens (``token_len=128``).
-- ``eegmmidb``: subject S001, imagined left vs right fist, train on runs 4 and 8, score on run 12
-  (no validation run: the last step is kept). Baseline: MNE's CSP + LDA.
+  step, the default C, the last epoch), and ``results.json`` says so. Peer: band power.
+- ``eegmmidb``: imagined left vs right fist (runs 4, 8, 12), train S001–S008, select on S009–S011,
+  score on S012–S023; without S012–S023, scored on S009–S011 with nothing to select on (the EEGMAT
+  rule). Peers: band power, CSP + LDA.
+- ``eegmmidb-s001``: subject S001 alone, train on runs 4 and 8, score on run 12 (no validation run).
+- ``n170`` / ``p300``: eeg-notebooks (Muse), leave one subject out (every subject scored once, the
+  others training). Peers: band power, ERP bins. 1-s trials hold one 1-s token, so the ETE here
+  uses 0.5-s tokens (``token_len=128``).
 """
 
 from __future__ import annotations
@@ -33,12 +40,19 @@ PUBLISHED = {"eegmat": {"EEGNet": 0.600, "NeuroLM": 0.657, "EEGPT-Base": "0.660 
 @dataclass(frozen=True)
 class Protocol:
     card: str
-    baseline: str
+    peers: tuple[str, ...]  # the classical baselines; the specialist networks join when installed
     token_len: int | None = None  # ETE token override for short trials
 
 
-PROTOCOLS = {"eegmat": Protocol("eegmat", "band_power"), "n170": Protocol("eegnb-n170", "erp", token_len=128),
-             "eegmmidb": Protocol("eegmmidb", "csp_lda")}
+PROTOCOLS = {"eegmat": Protocol("eegmat", ("band_power",)),
+             "eegmmidb": Protocol("eegmmidb", ("band_power", "csp_lda")),
+             "eegmmidb-s001": Protocol("eegmmidb", ("band_power", "csp_lda")),
+             "n170": Protocol("eegnb-n170", ("band_power", "erp"), token_len=128),
+             "p300": Protocol("eegnb-p300", ("band_power", "erp"), token_len=128)}
+
+
+def _runs(store) -> np.ndarray:
+    return np.asarray([int(m.group(1)) if (m := re.search(r"R(\d\d)", f)) else -1 for f in store.file_of])
 
 
 def folds(name: str, store) -> list[tuple[str, np.ndarray, str]]:
@@ -48,19 +62,34 @@ def folds(name: str, store) -> list[tuple[str, np.ndarray, str]]:
         if (split == "test").any():
             return [("split", split, "train 00-25, select on 26-30, score on 31-35")]
         split[split == "val"] = "test"  # nothing beyond 30 here: score on 26-30, select on nothing
-        return [("split", split, "train 00-25, score on 26-30 (31-35 absent in this download; last step kept)")]
-    if name == "n170":
+        return [("split", split, "train 00-25, score on 26-30 (31-35 absent in this download; nothing to select on)")]
+    if name in ("n170", "p300"):
         out = []
         for subject in np.unique(store.subject_of):
             split = np.where(store.subject_of == subject, "test", "train")
             out.append((f"subject-{subject}", split, f"leave subject {subject} out"))
         return out
-    run = np.asarray([int(m.group(1)) if (m := re.search(r"R(\d\d)", f)) else -1 for f in store.file_of])
-    s001 = store.subject_of == "001"
-    split = np.where(s001 & np.isin(run, (4, 8)), "train", np.where(s001 & (run == 12), "test", "unassigned"))
-    if not (split == "train").any() or not (split == "test").any():
-        raise EEGInputError(f"{store.path}: needs S001 runs 4, 8 and 12 (imagined left/right fist)")
-    return [("S001", split, "S001: train on runs 4 and 8, score on run 12 (last step kept)")]
+    run, subject = _runs(store), store.subject_of.astype(int)
+    fists = np.isin(run, (4, 8, 12))  # imagined left vs right fist
+    if name == "eegmmidb-s001":
+        s001 = subject == 1
+        split = np.where(s001 & np.isin(run, (4, 8)), "train", np.where(s001 & (run == 12), "test", "unassigned"))
+        if not (split == "train").any() or not (split == "test").any():
+            raise EEGInputError(f"{store.path}: needs S001 runs 4, 8 and 12 (imagined left/right fist)")
+        return [("S001", split, "S001: train on runs 4 and 8, score on run 12 (nothing to select on)")]
+    split = np.full(len(store), "unassigned", dtype=object)
+    split[fists & (subject <= 8)] = "train"
+    split[fists & (subject >= 9) & (subject <= 11)] = "val"
+    split[fists & (subject >= 12) & (subject <= 23)] = "test"
+    split = split.astype(str)
+    if not (split == "train").any() or not ((split == "val") | (split == "test")).any():
+        raise EEGInputError(f"{store.path}: needs imagery runs 4, 8, 12 of S001-S008 and of S009-S011 or S012-S023")
+    if (split == "test").any():
+        return [("cross-subject", split, "imagined left vs right fist: train S001-S008, select on S009-S011, "
+                                         "score on S012-S023")]
+    split[split == "val"] = "test"
+    return [("cross-subject", split, "imagined left vs right fist: train S001-S008, score on S009-S011 "
+                                     "(S012-S023 absent in this download; nothing to select on)")]
 
 
 def _score(labels, probs, present) -> dict:
@@ -73,65 +102,105 @@ def _score(labels, probs, present) -> dict:
                           len(present))
 
 
+def _summary(runs: list[dict], folds_per_seed: int) -> dict:
+    """Per model: each seed's mean over folds, then mean ± std over seeds."""
+    from eegpt.metrics import mean_std
+
+    out = {}
+    for model in runs[0]["models"]:
+        per_seed = []
+        for i in range(0, len(runs), folds_per_seed):
+            block = [r["models"][model] for r in runs[i:i + folds_per_seed]]
+            per_seed.append({k: float(np.mean([b[k] for b in block])) for k in block[0]
+                             if isinstance(block[0][k], float)})
+        out[model] = mean_std(per_seed)
+    return out
+
+
 def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretrain_steps: int = 1000,
-              finetune_steps: int = 600, batch_size: int = 32, progress: bool = True) -> dict:
-    from eegpt.baseline import fit_predict
+              finetune_steps: int = 600, batch_size: int = 32, seeds=(0,), specialists: bool | None = None,
+              progress: bool = True) -> dict:
+    """Run protocol ``name`` for every seed; ``specialists`` None: the networks run when the
+    ``peers`` extra is installed."""
+    from eegpt.baseline import SPECIALISTS, fit_predict, specialists_installed
     from eegpt.finetune import FinetuneConfig, finetune
     from eegpt.model import load
-    from eegpt.metrics import mean_std
     from eegpt.store import prepare
     from eegpt.train import PretrainConfig, pretrain
 
     if name not in PROTOCOLS:
         raise EEGInputError(f"unknown benchmark {name!r}; choose from {', '.join(PROTOCOLS)}")
+    if not seeds:
+        raise EEGInputError("--seeds: give at least one seed")
+    if specialists and not specialists_installed():
+        raise EEGInputError("the specialist networks need the peers extra: pip install -e \".[peers]\"")
     proto = PROTOCOLS[name]
+    peers = proto.peers + (tuple(SPECIALISTS) if (specialists_installed() if specialists is None else specialists)
+                           else ())
+    say = print if progress else (lambda *a, **k: None)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     store = prepare(proto.card, source, workdir / "store", progress=progress)
-    runs, baselines, described = [], [], []
-    for fold, split, what in folds(name, store):
-        s = store.with_splits(split)
-        fold_dir = workdir / fold
-        present = np.unique(s.labels[s.indices("train")])  # eegmmidb's imagery runs: 2 of the card's 4
-        ete_dir = ete
-        if ete_dir is None:  # pretraining sees the training windows of this fold only
-            cfg = PretrainConfig(preset=preset, steps=pretrain_steps, batch_size=256, seq_tokens=2 if proto.token_len else 4,
-                                 model=(("token_len", proto.token_len),) if proto.token_len else (),
-                                 eval_split="train", eval_batches=5, ckpt_every=max(pretrain_steps, 1))
-            pretrain(cfg, [s], fold_dir / "ete", progress=progress, track=False)
-            ete_dir = fold_dir / "ete"
-        ft = FinetuneConfig(steps=finetune_steps, batch_size=batch_size, eval_every=max(finetune_steps // 5, 1),
-                            lr=3e-3, k_neighbours=8, patience=100)
-        finetune(ete_dir, [s], fold_dir / "finetune", ft, progress=progress, track=False)
-        scored = load(fold_dir / "finetune").run(s, "test")
-        r = _score(scored["labels"], scored["probs"], present)
-        probs, labels, _ = fit_predict(proto.baseline, s, s.indices("train"), s.indices("test"))
-        b = _score(labels, probs, present)
-        runs.append({"fold": fold, **r})
-        baselines.append({"fold": fold, **b})
-        described.append(what)
-    one = len(runs) == 1
-    results = {"benchmark": name, "card": proto.card, "split": described[0] if one else
-               f"leave-one-subject-out over {len(runs)} subjects", "folds": described,
-               "classes": [store.classes[c] for c in present], "baseline_name": proto.baseline,
-               "test": runs[0] if one else {**mean_std(runs), "per_fold": runs},
-               "baseline": baselines[0] if one else {**mean_std(baselines), "per_fold": baselines},
+    protocol_folds = folds(name, store)
+    runs, classical = [], {}
+    for seed in seeds:
+        for fold, split, what in protocol_folds:
+            s = store.with_splits(split)
+            train, val, test = s.indices("train"), s.indices("val"), s.indices("test")
+            fold_dir = workdir / f"seed-{seed}" / fold
+            present = np.unique(s.labels[train])  # eegmmidb's imagery runs: 2 of the card's 4
+            say(f"seed {seed}, {fold}: {len(train)} training / {len(val)} validation / {len(test)} scored windows",
+                flush=True)
+            ete_dir = ete
+            if ete_dir is None:  # pretraining sees the training windows of this fold only
+                cfg = PretrainConfig(preset=preset, steps=pretrain_steps, batch_size=256, seed=seed,
+                                     seq_tokens=2 if proto.token_len else 4,
+                                     model=(("token_len", proto.token_len),) if proto.token_len else (),
+                                     eval_split="train", eval_batches=5, ckpt_every=max(pretrain_steps, 1))
+                pretrain(cfg, [s], fold_dir / "ete", progress=progress, track=False)
+                ete_dir = fold_dir / "ete"
+            ft = FinetuneConfig(steps=finetune_steps, batch_size=batch_size, eval_every=max(finetune_steps // 5, 1),
+                                lr=3e-3, k_neighbours=8, patience=2, graph_layers=1, seed=seed,
+                                nodes="ete+bands+erp+lap", readout="classical", readout_init="lr")
+            finetune(ete_dir, [s], fold_dir / "finetune", ft, progress=progress, track=False)
+            scored = load(fold_dir / "finetune").run(s, "test")
+            models = {"EEGPT": _score(scored["labels"], scored["probs"], present)}
+            for peer in peers:
+                if peer in classical.get(fold, {}):  # deterministic: fitted once, reported per seed
+                    models[peer] = classical[fold][peer]
+                    continue
+                say(f"  peer {peer}", flush=True)
+                probs, labels, chosen = fit_predict(peer, s, train, test, val, seed=seed)
+                models[peer] = {**_score(labels, probs, present), "chosen": chosen}
+                if peer not in SPECIALISTS:
+                    classical.setdefault(fold, {})[peer] = models[peer]
+            runs.append({"seed": seed, "fold": fold, "models": models})
+    described = [what for _, _, what in protocol_folds]
+    results = {"benchmark": name, "card": proto.card,
+               "split": described[0] if len(described) == 1 else
+               f"leave-one-subject-out over {len(described)} subjects", "folds": described,
+               "classes": [store.classes[c] for c in present],
+               "seeds": list(seeds), "peers": list(peers),
+               "summary": _summary(runs, len(protocol_folds)), "runs": runs,
+               "models": {f"seed-{r['seed']}/{r['fold']}": str(workdir / f"seed-{r['seed']}" / r["fold"] / "finetune"
+                                                                / "model") for r in runs},
                "published_balanced_accuracy": PUBLISHED.get(name, {}),
-               "pretraining": "reused " + str(ete) if ete else f"{preset}, {pretrain_steps} steps on each fold's training windows",
+               "pretraining": "reused " + str(ete) if ete else f"{preset}, {pretrain_steps} steps on each fold's "
+                                                               "training windows",
                "seconds": round(time.perf_counter() - t0, 1)}
     atomic_write(workdir / "results.json", lambda p: p.write_text(json.dumps(results, indent=2) + "\n"))
     return results
 
 
 def print_results(r: dict) -> None:
-    """The model and its baseline side by side (``eegpt benchmark``)."""
+    """The model and its peers side by side, mean ± std over seeds (``eegpt benchmark``)."""
     def value(block, key):
         v = block.get(key)
-        return "-" if v is None else (f"{v['mean']:.3f} ± {v['std']:.3f}" if isinstance(v, dict) else f"{v:.3f}")
+        return "-" if v is None else f"{v['mean']:.3f} ± {v['std']:.3f}"
 
-    print(f"{r['benchmark']}: {r['split']}")
-    print(f"{'':<22} {'bal. acc.':>15} {'kappa':>15} {'w. F1':>15} {'AUROC':>15}")
-    for label, block in (("EEGPT", r["test"]), (r["baseline_name"], r["baseline"])):
-        print(f"{label:<22} " + " ".join(f"{value(block, k):>15}" for k in
-                                          ("balanced_accuracy", "cohen_kappa", "weighted_f1", "auroc")))
+    print(f"{r['benchmark']}: {r['split']}; seeds {', '.join(map(str, r['seeds']))}")
+    keys = ("balanced_accuracy", "cohen_kappa", "weighted_f1", "auroc", "ece")
+    print(f"{'':<14} " + " ".join(f"{k:>15}" for k in ("bal. acc.", "kappa", "w. F1", "AUROC", "ECE")))
+    for label, block in r["summary"].items():
+        print(f"{label:<14} " + " ".join(f"{value(block, k):>15}" for k in keys))

@@ -173,7 +173,7 @@ def _cmd_tsne(args) -> None:
 def _cmd_demo(args) -> None:
     from eegpt.demo import demo, print_table
 
-    report = demo(args.workdir, quick=args.quick, progress=not args.quiet)
+    report = demo(args.workdir, quick=args.quick, progress=not args.quiet, specialists=args.specialists)
     print_table(report)
     print(f"wrote {Path(args.workdir) / 'report.json'} and {report['tsne']}")
 
@@ -182,8 +182,8 @@ def _cmd_benchmark(args) -> None:
     from eegpt.benchmark import benchmark, print_results
 
     r = benchmark(args.name, args.source, args.workdir, ete=args.ete, preset=args.preset,
-                  pretrain_steps=args.pretrain_steps, finetune_steps=args.finetune_steps,
-                  progress=not args.quiet)
+                  pretrain_steps=args.pretrain_steps, finetune_steps=args.finetune_steps, seeds=args.seeds,
+                  specialists=args.specialists, progress=not args.quiet)
 
     print_results(r)
     print(f"wrote {Path(args.workdir) / 'results.json'}")
@@ -378,17 +378,24 @@ def build_parser() -> argparse.ArgumentParser:
                        "fine-tune, score beside the baseline, t-SNE")
     s.add_argument("--workdir", required=True)
     s.add_argument("--quick", action="store_true", help="a smaller corpus and fewer steps (a few minutes)")
+    s.add_argument("--specialists", action=argparse.BooleanOptionalAction, default=None,
+                   help="EEGNet and ShallowFBCSPNet beside the classical peers (default: in the full demo when the "
+                        "peers extra is installed)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=_cmd_demo, outputs=["workdir"])
 
-    s = sub.add_parser("benchmark", help="a real dataset's protocol: the model beside a classical baseline")
-    s.add_argument("name", help="eegmat, n170 or eegmmidb")
+    s = sub.add_parser("benchmark", help="a real dataset's protocol: the model beside its peers")
+    s.add_argument("name", help="eegmat, eegmmidb, eegmmidb-s001, n170 or p300")
     s.add_argument("--source", required=True, help="the dataset folder, as downloaded")
     s.add_argument("--workdir", required=True)
     s.add_argument("--ete", help="reuse this pretraining workdir instead of pretraining on the training windows")
     s.add_argument("--preset", default="base")
     s.add_argument("--pretrain-steps", type=int, default=1000)
     s.add_argument("--finetune-steps", type=int, default=600)
+    s.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed; mean ± std over them")
+    s.add_argument("--specialists", action=argparse.BooleanOptionalAction, default=None,
+                   help="EEGNet and ShallowFBCSPNet beside the classical peers (default: when the peers extra "
+                        "is installed)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=_cmd_benchmark, outputs=["workdir"])
 

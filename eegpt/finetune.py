@@ -70,7 +70,7 @@ class FinetuneConfig:
     gate_start: str = "random"      # the graph's node gates: "random" or "ones" (see teg.TEG)
     seed: int = 0                   # the graph's initialisation and the batches drawn
     mesh: tuple[int, int] = (0, 1)  # DATA,FSDP devices (DATA 0: all remaining devices)
-    nodes: str = "ete"              # per-electrode graph input: ete, bands, erp views joined by + (ete+bands)
+    nodes: str = "ete"              # per-electrode graph input: ete, bands, erp, lap views joined by + (ete+bands)
     readout: str = "none"           # per-electrode linear readout beside the pooled vector: none, classical, all
     readout_init: str = "zero"      # "zero", or "lr": fitted by logistic regression, the graph's output starting at 0
     readout_lr: float | None = None  # the readout's learning rate (none: --lr; 0: kept as it starts)
@@ -244,7 +244,7 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     tcfg = teg_config(ete_cfg, stores, ft)
     teg_graphdef, teg_params = nnx.split(TEG(tcfg, rngs=nnx.Rngs(ft.seed)))
     datasets = [{"name": s.name, "task": s.task, "classes": s.classes, "store": str(s.path)} for s in stores]
-    if "bands" in node_views(ft.nodes) and len({s.index["sfreq"] for s in stores}) > 1:
+    if {"bands", "lap"} & set(node_views(ft.nodes)) and len({s.index["sfreq"] for s in stores}) > 1:
         raise TrainingError(f"--nodes {ft.nodes} needs stores prepared at one rate")
     mcfg = EEGPTConfig(ete_cfg.ete_config(), tcfg, tuple(HeadSpec.of_store(s) for s in stores),
                        ete_cfg.token_stride, ft.k_neighbours, _provenance(ete_dir, ete_cfg, stores, all_train),

@@ -87,7 +87,7 @@ class EEGPTConfig:
     @property
     def band_sfreq(self) -> float | None:
         """The rate band powers are computed at (the heads' recipe rate), or None without them."""
-        return self.heads[0].sfreq if "bands" in self.nodes.split("+") else None
+        return self.heads[0].sfreq if {"bands", "lap"} & set(self.nodes.split("+")) else None
 
     @property
     def tokens(self) -> Tokens:
@@ -143,8 +143,9 @@ def graph_inputs(batch: dict, k: int | None) -> dict:
     return dict(batch, senders=senders, receivers=receivers)
 
 
-NODES = ("ete", "bands", "erp")  # the per-electrode views, in the order their columns come
+NODES = ("ete", "bands", "erp", "lap")  # the per-electrode views, in the order their columns come
 ERP_BINS = 16                     # the first token's time course in 16 bins (62.5 ms at 256 Hz)
+LAPLACIAN_K = 4                   # Hjorth's surface Laplacian: each electrode minus its 4 nearest
 
 
 def node_views(nodes: str) -> list[str]:
@@ -156,8 +157,9 @@ def node_views(nodes: str) -> list[str]:
 
 
 def node_width(nodes: str, d_model: int) -> int:
-    """Feature width per electrode: the ETE's summary, five log band powers, the ERP bins."""
-    size = {"ete": d_model, "bands": len(BANDS), "erp": ERP_BINS}
+    """Feature width per electrode: the ETE's summary, five log band powers, the ERP bins, five log
+    band powers of the Laplacian."""
+    size = {"ete": d_model, "bands": len(BANDS), "erp": ERP_BINS, "lap": len(BANDS)}
     return sum(size[v] for v in node_views(nodes))
 
 
@@ -166,6 +168,25 @@ def erp_bins(tokens_XxNxP):
     the ERP baseline reads, for stimulus-locked windows)."""
     first = tokens_XxNxP[:, 0].astype(jnp.float32)
     return first.reshape(first.shape[0], ERP_BINS, -1).mean(-1)
+
+
+def laplacian(tokens_BxExNxP, electrodes_BxE, mask_BxE):
+    """Each electrode's signal minus the mean of its ``LAPLACIAN_K`` nearest electrodes of the same
+    recording (Hjorth's surface Laplacian, by the vocabulary's 3-D positions): the local contrast
+    that motor imagery's lateralised rhythms show and volume conduction blurs in the raw signal —
+    what CSP finds with spatial filters, kept per electrode. An electrode without neighbours (a
+    one-electrode montage) keeps its signal."""
+    b, e = mask_BxE.shape
+    pos = jnp.asarray(positions())[electrodes_BxE]
+    dist = jnp.square(pos[:, :, None] - pos[:, None]).sum(-1)
+    other = mask_BxE[:, None, :] & ~jnp.eye(e, dtype=bool)[None]
+    k = min(LAPLACIAN_K, max(e - 1, 1))
+    _, nbr = jax.lax.top_k(-jnp.where(other, dist, jnp.inf), k)  # [B, E, k]
+    real = jnp.take_along_axis(other, nbr, -1).astype(jnp.float32)
+    x = tokens_BxExNxP.astype(jnp.float32)
+    near = x[jnp.arange(b)[:, None, None], nbr]  # [B, E, k, N, P]
+    mean = (near * real[..., None, None]).sum(2) / jnp.maximum(real.sum(-1), 1.0)[..., None, None]
+    return x - mean
 
 
 def band_log_power(tokens_XxNxP, n_valid_X, sfreq: float):
@@ -186,8 +207,8 @@ def band_log_power(tokens_XxNxP, n_valid_X, sfreq: float):
 def encode(ete_graphdef, ete_params, batch, band_sfreq: float | None = None, nodes: str = "ete"):
     """Per-electrode features ``[B, E, F]`` of a graph batch (zeros at padded electrodes), the
     ``nodes`` views side by side: "ete" the ETE's summary feature, "bands" the electrode's five log
-    band powers (at ``band_sfreq``), "erp" its first second's time course in 16 bins. Without
-    "ete" the encoder is not run.
+    band powers (at ``band_sfreq``), "erp" its first second's time course in 16 bins, "lap" the five
+    log band powers of its surface Laplacian (``laplacian``). Without "ete" the encoder is not run.
 
     Electrode mode reads the flat layout (only real electrodes go through the ETE and are
     scattered back to ``[B, E]``); multichannel mode the padded one."""
@@ -203,6 +224,9 @@ def encode(ete_graphdef, ete_params, batch, band_sfreq: float | None = None, nod
             parts.append(band_log_power(flat, n, band_sfreq).reshape(*mask.shape, -1))
         if "erp" in views:
             parts.append(erp_bins(flat).reshape(*mask.shape, -1))
+        if "lap" in views:
+            lap = laplacian(x, electrodes, mask).reshape(flat.shape)
+            parts.append(band_log_power(lap, n, band_sfreq).reshape(*mask.shape, -1))
         return jnp.where(mask[..., None], jnp.concatenate(parts, -1), 0.0)
     b, e = mask.shape
     parts = []
@@ -212,6 +236,13 @@ def encode(ete_graphdef, ete_params, batch, band_sfreq: float | None = None, nod
         parts.append(band_log_power(batch["tokens_KxNxP"], batch["n_tokens_K"], band_sfreq))
     if "erp" in views:
         parts.append(erp_bins(batch["tokens_KxNxP"]))
+    if "lap" in views:  # the Laplacian needs each sample's electrodes side by side: the padded layout
+        tok = batch["tokens_KxNxP"]
+        padded = jnp.zeros((b * e + 1, *tok.shape[1:]), tok.dtype).at[batch["put_K"]].set(tok)
+        lap = laplacian(padded[: b * e].reshape(b, e, *tok.shape[1:]), electrodes, mask)
+        n_valid = jnp.zeros(b * e + 1, jnp.int32).at[batch["put_K"]].set(batch["n_tokens_K"])[: b * e]
+        lap_rows = band_log_power(lap.reshape(b * e, *tok.shape[1:]), n_valid, band_sfreq)
+        parts.append(jnp.concatenate([lap_rows, jnp.zeros((1, lap_rows.shape[-1]))])[batch["put_K"]])
     rows = jnp.concatenate(parts, -1)
     flat = jnp.zeros((b * e + 1, rows.shape[-1]), jnp.float32).at[batch["put_K"]].set(rows)
     return flat[: b * e].reshape(b, e, -1)

@@ -7,6 +7,7 @@
     python experiments/ablations.py electrode-vs-multichannel  --workdir runs/ablations
     python experiments/ablations.py graph-start                --workdir runs/ablations
     python experiments/ablations.py graph-input                --workdir runs/ablations
+    python experiments/ablations.py laplacian                  --workdir runs/ablations
 
 Every arm uses the demo's recipe (``eegpt demo --quick``: 14 synthetic subjects, base preset,
 400 pretraining steps, 1,000 fine-tuning steps of a one-layer graph) unless told otherwise, and the same train /
@@ -28,6 +29,10 @@ corpus stays the same). What differs between arms:
   the pooled vector, started as a logistic regression fitted on the training windows (view and C
   chosen on the validation subjects), so the graph starts where the classical baselines are and
   has to add to them; the step kept is chosen on validation, the start included.
+- ``laplacian``: one pretrained ETE; the demo's graph input (ETE + bands + ERP, linear start),
+  with or without a fourth view per electrode: the five log band powers of its surface Laplacian
+  (its signal minus the mean of its four nearest electrodes, ``eegpt.model.laplacian``) — the local
+  contrast CSP finds with spatial filters.
 - ``electrode-vs-multichannel``: the ETE reads each electrode alone, or all electrodes of a
   window per token (the multichannel AR of EEGPT-style models), with batches holding about the
   same EEG per step (256 electrode sequences or 8 windows); both pretrained and fine-tuned
@@ -107,6 +112,12 @@ def arms(name: str, workdir: Path, stores: dict, seed: int, args) -> dict:
                                                          dataclasses.replace(ft, nodes="ete+bands+erp", **start)),
                 "bands + ERP, linear start": tuned(ete, stores, ALL, run / "bands+erp",
                                                    dataclasses.replace(ft, nodes="bands+erp", **start))}
+    if name == "laplacian":
+        ete = pretrained(workdir, stores, ALL, args.pretrain_steps, seed)
+        start = dict(readout="classical", readout_init="lr")
+        return {view: tuned(ete, stores, ALL, run / view.replace(" ", ""), dataclasses.replace(ft, nodes=nodes, **start))
+                for view, nodes in (("ETE + bands + ERP", "ete+bands+erp"),
+                                    ("ETE + bands + ERP + Laplacian", "ete+bands+erp+lap"))}
     if name == "electrode-vs-multichannel":
         return {mode: tuned(pretrained(workdir, stores, SAME_WINDOW, args.pretrain_steps, seed, mode=mode),
                             stores, SAME_WINDOW, run / mode, ft) for mode in ("electrode", "multichannel")}
@@ -114,7 +125,7 @@ def arms(name: str, workdir: Path, stores: dict, seed: int, args) -> dict:
 
 
 ABLATIONS = ("joint-vs-single", "ar-vs-mae", "frozen-vs-trainable", "electrode-vs-multichannel", "graph-start",
-             "graph-input")
+             "graph-input", "laplacian")
 
 
 def summarise(per_seed: list[dict]) -> dict:

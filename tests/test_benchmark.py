@@ -1,5 +1,4 @@
 import json
-
 import numpy as np
 import pytest
 
@@ -20,6 +19,29 @@ def test_eegmat_protocol_scores_on_val_subjects_when_31_35_are_absent(stores):
     assert ((split == "test") == (s.split_of == "val")).all()
 
 
+class _Fake:
+    def __init__(self, files):
+        self.file_of, self.subject_of, self.path = np.asarray(files), np.asarray([f[1:4] for f in files]), "store"
+
+    def __len__(self):
+        return len(self.file_of)
+
+
+@pytest.mark.parametrize("last", [11, 23])
+def test_eegmmidb_cross_subject_protocol_assigns_subjects_and_imagery_runs(last):
+    store = _Fake([f"S{s:03d}/S{s:03d}R{r:02d}.edf" for s in range(1, last + 1) for r in (4, 6, 8, 10, 12, 14)])
+    [(_, split, what)] = folds("eegmmidb", store)
+    subject = store.subject_of.astype(int)
+    run = np.asarray([int(f[-6:-4]) for f in store.file_of])
+    assert (split[~np.isin(run, (4, 8, 12))] == "unassigned").all()  # both fists / feet are not this task
+    fists = np.isin(run, (4, 8, 12))
+    assert set(subject[fists & (split == "train")]) == set(range(1, 9))
+    if last == 23:  # the held-out subjects are scored, S009-S011 select
+        assert set(subject[split == "val"]) == {9, 10, 11} and set(subject[split == "test"]) == set(range(12, 24))
+    else:  # without them: score on S009-S011, select on nothing
+        assert not (split == "val").any() and set(subject[split == "test"]) == {9, 10, 11} and "absent" in what
+
+
 def test_leave_one_subject_out_scores_every_subject_once(stores):
     s = stores["cm"]
     got = folds("n170", s)
@@ -28,13 +50,52 @@ def test_leave_one_subject_out_scores_every_subject_once(stores):
     assert (tested.sum(0) == 1).all() and all((split != "val").all() for _, split, _ in got)
 
 
-def test_eegmmidb_runs_protocol_end_to_end(tmp_path):
+def test_eegmmidb_s001_protocol_end_to_end_with_seeds_and_a_usable_model(tmp_path):
+    from eegpt.baseline import fit_predict
+    from eegpt.benchmark import _score
+    from eegpt.model import load
+    from eegpt.predict import predict
+
     source = shared("MI", "eegmmidb")
-    r = benchmark("eegmmidb", source, tmp_path, preset="tiny", pretrain_steps=2, finetune_steps=2, progress=False)
+    r = benchmark("eegmmidb-s001", source, tmp_path, preset="tiny", pretrain_steps=2, finetune_steps=2,
+                  seeds=(0, 1), specialists=False, progress=False)
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["split"].startswith("S001: train on runs 4 and 8")
-    assert saved["test"]["n"] == saved["baseline"]["n"] == 15  # run 12: 15 imagined fist trials
-    assert 0.0 <= r["test"]["balanced_accuracy"] <= 1.0 and 0.0 <= r["baseline"]["balanced_accuracy"] <= 1.0
+    assert saved["split"].startswith("S001: train on runs 4 and 8") and saved["seeds"] == [0, 1]
+    assert [(x["seed"], x["fold"]) for x in saved["runs"]] == [(0, "S001"), (1, "S001")]
+    for run in saved["runs"]:
+        assert set(run["models"]) == {"EEGPT", "band_power", "csp_lda"}
+        assert run["models"]["EEGPT"]["n"] == run["models"]["csp_lda"]["n"] == 15  # run 12: 15 fist trials
+    # the summary is the mean over seeds of what each seed scored
+    per_seed = [x["models"]["EEGPT"]["balanced_accuracy"] for x in saved["runs"]]
+    assert saved["summary"]["EEGPT"]["balanced_accuracy"]["mean"] == pytest.approx(np.mean(per_seed))
+    # a peer's figure is the peer fitted on the protocol's windows, nothing else
+    model = load(tmp_path / "seed-0" / "S001" / "finetune")  # the model directory of seed 0
+    from eegpt.store import Store
+
+    s = Store(tmp_path / "store").with_splits(folds("eegmmidb-s001", Store(tmp_path / "store"))[0][1])
+    probs, labels, _ = fit_predict("csp_lda", s, s.indices("train"), s.indices("test"))
+    present = np.unique(s.labels[s.indices("train")])
+    assert saved["summary"]["csp_lda"]["balanced_accuracy"]["mean"] == pytest.approx(
+        _score(labels, probs, present)["balanced_accuracy"])
+    # the benchmark's model answers about a real recording and says what it was trained on
+    p = predict(model, source / "S001R12.edf")
+    assert "eegmmidb" in p.trained_on and "synthetic" not in p.trained_on.lower()
+    assert p.probs.shape[1] == 4 and len(p.probs) > 0
+
+
+def test_specialist_networks_learn_their_training_windows(stores):
+    pytest.importorskip("braindecode", reason="the specialist peers need the peers extra (pip install -e '.[peers]')")
+    from eegpt.baseline import fit_predict
+    from eegpt.metrics import classification
+
+    s = stores["cm"]
+    train = s.indices("train")
+    for name in ("eegnet", "shallow_fbcsp"):
+        probs, labels, chosen = fit_predict(name, s, train, train, epochs=30)
+        assert chosen == {"epoch": 30}  # nothing to select on: the last epoch
+        assert classification(labels, probs, len(s.classes))["balanced_accuracy"] > 0.65, name  # 160 windows
+        probs, _, chosen = fit_predict(name, s, train, s.indices("test"), s.indices("val"), epochs=3)
+        assert 1 <= chosen["epoch"] <= 3 and np.allclose(probs.sum(1), 1.0, atol=1e-5)
 
 
 def test_benchmark_refuses_unknown_names_and_empty_folders(tmp_path):

@@ -406,3 +406,32 @@ def test_fine_tuning_learns_sleep_stages_of_an_unseen_subject(tuned, stores, tmp
     finetune(tuned / "ete", [s], tmp_path / "linear", start, progress=False, track=False)
     linear = load(tmp_path / "linear").evaluate(s, "test")["balanced_accuracy"]
     assert learnt > 0.45 and linear > 0.45, (learnt, linear)
+
+
+def test_laplacian_view_is_the_band_power_of_each_electrode_minus_its_four_nearest(tuned, stores, tmp_path):
+    """nodes "lap": per electrode, the five log band powers of its signal minus the mean of its four
+    nearest electrodes of the same window (by the vocabulary's positions), computed here in numpy."""
+    from eegpt.electrodes import ID, positions
+    from eegpt.model import band_log_power
+    from eegpt.pipeline import tokenize
+
+    s = stores["mi"]
+    ft = FinetuneConfig(steps=1, eval_every=1, batch_size=8, warmup=1, lr=1e-12, k_neighbours=4, nodes="bands+lap")
+    finetune(tuned / "ete", [s], tmp_path / "ft", ft, progress=False, track=False)
+    model = load(tmp_path / "ft")
+    cache = model.cache(s)
+    for row in (0, len(s) - 1):
+        w = s[row]
+        ids = np.asarray([ID[e] for e in w.electrodes])
+        pos = positions()[ids]
+        dist = ((pos[:, None] - pos[None]) ** 2).sum(-1)
+        np.fill_diagonal(dist, np.inf)
+        lap = w.x - w.x[np.argsort(dist, 1, kind="stable")[:, :4]].mean(1)
+        tokens = tokenize(lap.astype(np.float32), model.cfg.tokens)
+        expected = np.asarray(band_log_power(jnp.asarray(tokens), jnp.full(len(ids), tokens.shape[1]), 256.0))
+        mask = cache["mask"][row]
+        got = cache["features"][row][mask][:, -5:]
+        order = np.argsort(cache["electrodes"][row][mask])  # the cache's electrode order is its own
+        np.testing.assert_allclose(got[order], expected[np.argsort(ids)], rtol=1e-3, atol=1e-3)
+        raw = cache["features"][row][mask][:, :5]  # the raw band powers differ: the view is not a copy
+        assert np.abs(raw - got).max() > 0.1
