@@ -57,9 +57,10 @@ def test_eegmmidb_s001_protocol_end_to_end_with_seeds_and_a_usable_model(tmp_pat
     from eegpt.predict import predict
 
     source = shared("MI", "eegmmidb")
-    r = benchmark("eegmmidb-s001", source, tmp_path, preset="tiny", pretrain_steps=2, finetune_steps=2,
-                  seeds=(0, 1), specialists=False, progress=False)
+    returned = benchmark("eegmmidb-s001", source, tmp_path, preset="tiny", pretrain_steps=2, finetune_steps=2,
+                         seeds=(0, 1), specialists=False, progress=False)
     saved = json.loads((tmp_path / "results.json").read_text())
+    assert returned["summary"] == saved["summary"]
     assert saved["split"].startswith("S001: train on runs 4 and 8") and saved["seeds"] == [0, 1]
     assert [(x["seed"], x["fold"]) for x in saved["runs"]] == [(0, "S001"), (1, "S001")]
     for run in saved["runs"]:
