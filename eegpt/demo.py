@@ -168,13 +168,14 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
 
 def print_table(report: dict) -> None:
     print(f"\n{'task':<5} {'classes':>7} {'test windows':>12} {'EEGPT':>7} {'band power':>11} {'CSP+LDA':>8} "
-          f"{'ERP':>6} {'EEGNet':>7} {'Shallow':>8} {'best':>6} {'chance':>7}")
+          f"{'ERP':>6} {'EEGNet':>7} {'Shallow':>8} {'best':>6} {'chance':>7}  ECE: {'EEGPT':>6} {'best':>6}")
     for t, r in report["tasks"].items():
         b = {k: f"{v['balanced_accuracy']:.3f}" for k, v in r["baselines"].items()}
         print(f"{t:<5} {r['n_classes']:>7} {r['test_windows']:>12} {r['balanced_accuracy']:>7.3f} "
               f"{b.get('band_power', '-'):>11} {b.get('csp_lda', '-'):>8} {b.get('erp', '-'):>6} "
               f"{b.get('eegnet', '-'):>7} {b.get('shallow_fbcsp', '-'):>8} "
-              f"{r['baseline_balanced_accuracy']:>6.3f} {r['chance']:>7.2f}")
+              f"{r['baseline_balanced_accuracy']:>6.3f} {r['chance']:>7.2f}       {r['model']['ece']:>6.3f} "
+              f"{r['baselines'][r['best_baseline']]['ece']:>6.3f}")
     mean = sum(r["balanced_accuracy"] for r in report["tasks"].values()) / len(report["tasks"])
     best = sum(r["baseline_balanced_accuracy"] for r in report["tasks"].values()) / len(report["tasks"])
     print(f"{'mean':<5} {'':>7} {'':>12} {mean:>7.3f} {'':>11} {'':>8} {'':>6} {'':>7} {'':>8} {best:>6.3f}")

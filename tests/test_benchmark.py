@@ -42,9 +42,10 @@ def test_eegmmidb_cross_subject_protocol_assigns_subjects_and_imagery_runs(last)
         assert not (split == "val").any() and set(subject[split == "test"]) == {9, 10, 11} and "absent" in what
 
 
-def test_leave_one_subject_out_scores_every_subject_once(stores):
+@pytest.mark.parametrize("name", ["n170", "p300"])
+def test_leave_one_subject_out_scores_every_subject_once(stores, name):
     s = stores["cm"]
-    got = folds("n170", s)
+    got = folds(name, s)
     assert len(got) == len(set(s.subject_of))
     tested = np.stack([split == "test" for _, split, _ in got])
     assert (tested.sum(0) == 1).all() and all((split != "val").all() for _, split, _ in got)
