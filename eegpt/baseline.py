@@ -125,7 +125,7 @@ def specialists_installed() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("torch", "braindecode", "skorch"))
 
 
-def _specialist(name, x_tr, y_tr, x_val, y_val, x_te, n_classes, sfreq, seed, epochs):
+def _specialist(name, x_tr, y_tr, x_val, y_val, x_te, n_classes, seed, epochs):
     """Train braindecode's network ``name`` on the training windows (the epoch kept chosen on the
     validation windows when there are any); class probabilities of ``x_te``."""
     import torch
@@ -178,8 +178,7 @@ def fit_predict(name: str, store, train_positions, test_positions, val_positions
     x_val, y_val = (store_arrays(store, val_positions)[:2] if val_positions is not None and len(val_positions)
                     else (None, None))
     if name in SPECIALISTS:
-        probs, chosen = _specialist(name, x_tr, y_tr, x_val, y_val, x_te, len(store.classes),
-                                    store.index["sfreq"], seed, epochs)
+        probs, chosen = _specialist(name, x_tr, y_tr, x_val, y_val, x_te, len(store.classes), seed, epochs)
         return probs, y_te, chosen
     import mne
 

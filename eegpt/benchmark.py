@@ -51,10 +51,6 @@ PROTOCOLS = {"eegmat": Protocol("eegmat", ("band_power",)),
              "p300": Protocol("eegnb-p300", ("band_power", "erp"), token_len=128)}
 
 
-def _runs(store) -> np.ndarray:
-    return np.asarray([int(m.group(1)) if (m := re.search(r"R(\d\d)", f)) else -1 for f in store.file_of])
-
-
 def folds(name: str, store) -> list[tuple[str, np.ndarray, str]]:
     """(fold name, split of every window, what the split means) for a protocol."""
     if name == "eegmat":
@@ -69,7 +65,8 @@ def folds(name: str, store) -> list[tuple[str, np.ndarray, str]]:
             split = np.where(store.subject_of == subject, "test", "train")
             out.append((f"subject-{subject}", split, f"leave subject {subject} out"))
         return out
-    run, subject = _runs(store), store.subject_of.astype(int)
+    run = np.asarray([int(m.group(1)) if (m := re.search(r"R(\d\d)", f)) else -1 for f in store.file_of])
+    subject = store.subject_of.astype(int)
     fists = np.isin(run, (4, 8, 12))  # imagined left vs right fist
     if name == "eegmmidb-s001":
         s001 = subject == 1
@@ -130,8 +127,8 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
 
     if name not in PROTOCOLS:
         raise EEGInputError(f"unknown benchmark {name!r}; choose from {', '.join(PROTOCOLS)}")
-    if not seeds:
-        raise EEGInputError("--seeds: give at least one seed")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise EEGInputError(f"--seeds {' '.join(map(str, seeds))}: give one or more different seeds")
     if specialists and not specialists_installed():
         raise EEGInputError("the specialist networks need the peers extra: pip install -e \".[peers]\"")
     proto = PROTOCOLS[name]

@@ -103,4 +103,6 @@ def test_specialist_networks_learn_their_training_windows(stores):
 def test_benchmark_refuses_unknown_names_and_empty_folders(tmp_path):
     with pytest.raises(EEGInputError, match="unknown benchmark"):
         benchmark("nope", tmp_path, tmp_path / "w")
+    with pytest.raises(EEGInputError, match="different seeds"):
+        benchmark("eegmat", tmp_path, tmp_path / "w", seeds=(0, 0))
     assert main(["benchmark", "eegmat", "--source", str(tmp_path), "--workdir", str(tmp_path / "w")]) == 2
