@@ -72,15 +72,24 @@ def _logistic(c: float = 0.1):
     return LogisticRegression(max_iter=2000, C=c, class_weight="balanced")
 
 
-def select_on_val(make_model, grid: dict, x_tr, y_tr, x_val, y_val):
+def select_on_val(make_model, grid: dict, x_tr, y_tr, x_val, y_val, groups_tr=None):
     """Fit ``make_model()`` with every setting of ``grid`` on the training windows and keep the one
-    with the best balanced accuracy on the validation windows (the first, on ties); no validation
-    windows: the defaults. Returns (fitted model, chosen settings)."""
+    with the best balanced accuracy on the validation windows (the first, on ties). Without
+    validation windows, the setting is chosen by cross-validation grouped by ``groups_tr`` (the
+    training windows' subjects, up to 5 folds) and refitted on every training window; without
+    groups either, the defaults. Returns (fitted model, chosen settings)."""
     from sklearn.metrics import balanced_accuracy_score
-    from sklearn.model_selection import ParameterGrid
+    from sklearn.model_selection import GridSearchCV, ParameterGrid
 
-    if x_val is None or len(y_val) == 0 or not grid:
+    if not grid:
         return make_model().fit(x_tr, y_tr), {}
+    if x_val is None or len(y_val) == 0:
+        folds = inner_folds(groups_tr)
+        if folds is None:
+            return make_model().fit(x_tr, y_tr), {}
+        search = GridSearchCV(make_model(), grid, scoring="balanced_accuracy", cv=folds, error_score="raise")
+        search.fit(x_tr, y_tr, groups=groups_tr)
+        return search.best_estimator_, search.best_params_
     best = None
     for params in ParameterGrid(grid):
         model = make_model().set_params(**params).fit(x_tr, y_tr)
@@ -88,6 +97,15 @@ def select_on_val(make_model, grid: dict, x_tr, y_tr, x_val, y_val):
         if best is None or score > best[0]:
             best = (score, model, params)
     return best[1], best[2]
+
+
+def inner_folds(groups):
+    """Cross-validation over the training subjects for a protocol without validation subjects:
+    ``GroupKFold`` with up to 5 folds, or None with fewer than 3 subjects (too few to hold any out)."""
+    from sklearn.model_selection import GroupKFold
+
+    n = 0 if groups is None else len(np.unique(groups))
+    return GroupKFold(min(5, n)) if n >= 3 else None
 
 
 def _band_pass(x, sfreq):
@@ -173,7 +191,7 @@ def fit_predict(name: str, store, train_positions, test_positions, val_positions
     """Fit peer ``name`` on a store's ``train_positions`` (its setting chosen on ``val_positions``
     when there are any); returns (probabilities, labels, chosen settings) on ``test_positions``.
     ``seed`` and ``epochs`` concern the specialist networks only."""
-    x_tr, y_tr, _ = store_arrays(store, train_positions)
+    x_tr, y_tr, groups_tr = store_arrays(store, train_positions)
     x_te, y_te, _ = store_arrays(store, test_positions)
     x_val, y_val = (store_arrays(store, val_positions)[:2] if val_positions is not None and len(val_positions)
                     else (None, None))
@@ -184,7 +202,7 @@ def fit_predict(name: str, store, train_positions, test_positions, val_positions
 
     with mne.utils.use_log_level("error"):  # CSP reports its rank estimation on stdout
         model, chosen = select_on_val(lambda: make(name, store.index["sfreq"]), GRID.get(name, {}),
-                                      x_tr, y_tr, x_val, y_val)
+                                      x_tr, y_tr, x_val, y_val, groups_tr)
     probs = np.zeros((len(y_te), len(store.classes)))
     probs[:, model.classes_] = model.predict_proba(x_te)
     return probs, y_te, chosen
@@ -202,21 +220,29 @@ def store_arrays(store, positions=None):
 
 
 def linear_readout(teg_params: dict, heads: list[str], stores: list, cache: dict, norm: dict,
-                   train_pos, views: list[tuple[str, int]]) -> tuple[dict, dict]:
+                   train_pos, views: list[tuple[str, int]], search: str = "combinations") -> tuple[dict, dict]:
     """Each head's per-electrode readout fitted as a logistic regression on its training windows'
-    standardised features — the readout's columns, ``views`` ``[(name, width)]`` in order (the
-    band powers, the ERP bins) — with the view (each alone, or all together) and C chosen on the
-    validation subjects, as a researcher would pick band power or ERP features for a task. The
-    graph's own output starts at zero, so the model starts as that linear model and fine-tuning has
-    to improve on it. Returns ``teg_params`` updated, and per head the view and C chosen."""
+    features — the readout's columns, ``views`` ``[(name, width)]`` in order (the band powers, the
+    ERP bins, ...), each column scaled to unit variance over the head's training windows as
+    ``StandardScaler`` does for the peers — with the views (``search``: every non-empty
+    combination, or "each" view alone and all together) and C chosen on the validation subjects,
+    as a researcher would pick the features for a task. Without validation windows they are chosen
+    as the peers' are (``select_on_val``): by cross-validation over the training subjects (each view
+    alone, or all), else all views at C 0.1. The graph's own output starts at zero, so the model
+    starts as that linear model and fine-tuning has to improve on it. Returns ``teg_params``
+    updated, and per head the views and C chosen."""
+    import itertools
+
     import jax.numpy as jnp
     from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import cross_val_score
 
     from teg.model import VOCAB_SIZE as VOCAB
 
     width = sum(w for _, w in views)
     starts = np.cumsum([0] + [w for _, w in views])
-    candidates = [[i] for i in range(len(views))] + ([list(range(len(views)))] if len(views) > 1 else [])
+    each = [[i] for i in range(len(views))] + ([list(range(len(views)))] if len(views) > 1 else [])
+    every = [list(c) for r in range(1, len(views) + 1) for c in itertools.combinations(range(len(views)), r)]
     chosen = {}
     mean, std = np.asarray(norm["mean"]), np.asarray(norm["std"])
     for name, s, pos in zip(heads, stores, train_pos):
@@ -231,17 +257,35 @@ def linear_readout(teg_params: dict, heads: list[str], stores: list, cache: dict
             return grid[:, used].reshape(len(rows), -1)
 
         val = s.indices("val")
+        all_cols = np.arange(width)
+        x_train = design(pos, all_cols)
+        # scaling only, no centring: an electrode missing from a window then still adds nothing
+        scale = x_train.reshape(len(pos), len(used), width).std(0) + 1e-6  # [electrode, column]
+        x_train = x_train / scale.reshape(-1)
+        x_val = design(val, all_cols) / scale.reshape(-1) if len(val) else None
+        y_train, groups = s.labels[pos], s.subject_of[pos]
+        folds = None if len(val) else inner_folds(groups)
+        # without validation windows each candidate costs a cross-validation: fewer candidates
+        candidates = every if len(val) and search == "combinations" else each
         best = None
-        for cand in candidates if len(val) else [list(range(len(views)))]:
+        for cand in candidates if len(val) or folds is not None else [list(range(len(views)))]:
             cols = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in cand])
-            grid_c = GRID["band_power"]["logisticregression__C"] if len(val) else [0.1]
-            for cc in grid_c:
+            keep = (np.arange(len(used))[:, None] * width + cols[None]).reshape(-1)
+            for cc in GRID["band_power"]["logisticregression__C"] if len(val) or folds is not None else [0.1]:
                 model = LogisticRegression(max_iter=3000, C=cc, class_weight="balanced")
-                model.fit(design(pos, cols), s.labels[pos])
-                score = balanced_accuracy_score(s.labels[val], model.predict(design(val, cols))) if len(val) else 0.0
+                if len(val):
+                    score = balanced_accuracy_score(s.labels[val], model.fit(x_train[:, keep], y_train)
+                                                    .predict(x_val[:, keep]))
+                elif folds is not None:
+                    score = cross_val_score(model, x_train[:, keep], y_train, groups=groups, cv=folds,
+                                            scoring="balanced_accuracy").mean()
+                else:
+                    score = 0.0
                 if best is None or score > best[0]:
-                    best = (score, model, cols, cc, "+".join(views[i][0] for i in cand))
-        _, model, cols, cc, view = best
+                    best = (score, model, cols, cc, "+".join(views[i][0] for i in cand), keep)
+        _, model, cols, cc, view, keep = best
+        if not hasattr(model, "classes_"):  # chosen by cross-validation: refit on every training window
+            model.fit(x_train[:, keep], y_train)
         n_classes = len(s.classes)
         coef = np.zeros((n_classes, len(used) * len(cols)), np.float32)
         bias = np.full(n_classes, -10.0, np.float32)  # classes absent from training stay unlikely
@@ -250,9 +294,10 @@ def linear_readout(teg_params: dict, heads: list[str], stores: list, cache: dict
         else:
             coef[model.classes_], bias[model.classes_] = model.coef_, model.intercept_
         w = np.zeros((VOCAB, width, n_classes), np.float32)
-        w[np.ix_(used, cols)] = coef.T.reshape(len(used), len(cols), n_classes)
+        w[np.ix_(used, cols)] = coef.T.reshape(len(used), len(cols), n_classes) / scale[:, cols, None]
         teg_params["readout"][name] = jnp.asarray(w)
         out = teg_params["heads"][name]["out"]
         out["kernel"], out["bias"] = jnp.zeros_like(out["kernel"]), jnp.asarray(bias)
-        chosen[name] = {"view": view, "C": cc}
+        chosen[name] = {"view": view, "C": cc, "selected_on": "val" if len(val) else
+                        f"{folds.get_n_splits()}-fold cross-validation over training subjects" if folds else "defaults"}
     return teg_params, chosen

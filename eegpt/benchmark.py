@@ -5,17 +5,21 @@ the same metrics.
 Each protocol prepares the dataset from the folder a user downloaded and assigns windows to
 train / val / test. Per seed and fold it pretrains an ETE on the training windows only (or reuses
 ``--ete``) and fine-tunes the graph on it with the demo's recipe (classical views beside the ETE,
-the readout started as a logistic regression chosen on the validation subjects). The peers — the
+the readout started as a logistic regression whose views and C are chosen on the validation
+subjects, or by cross-validation over the training subjects where the protocol has none). The peers — the
 protocol's classical baselines, and braindecode's EEGNet and ShallowFBCSPNet when the ``peers``
 extra is installed — are fitted on the same training windows and selected on the same validation
 subjects (``eegpt.baseline``):
 
 - ``eegmat``: train subjects 00–25, select on 26–30, score on 31–35. A download without 31–35
-  (``../shared/data`` stops at 30) is scored on 26–30 with nothing held out for selection (the last
-  step, the default C, the last epoch), and ``results.json`` says so. Peer: band power.
+  (``../shared/data`` stops at 30) is scored on 26–30 with no validation subjects, and
+  ``results.json`` says so: the regressions' settings (the model's views and C, the peers' C and
+  CSP components) are then chosen by cross-validation grouped by subject over the training
+  subjects, the fine-tuned graph keeps its last step and the networks their last epoch. Peer: band
+  power.
 - ``eegmmidb``: imagined left vs right fist (runs 4, 8, 12), train S001–S008, select on S009–S011,
-  score on S012–S023; without S012–S023, scored on S009–S011 with nothing to select on (the EEGMAT
-  rule). Peers: band power, CSP + LDA.
+  score on S012–S023; without S012–S023, scored on S009–S011 with no validation subjects (the
+  EEGMAT rule). Peers: band power, CSP + LDA.
 - ``eegmmidb-s001``: subject S001 alone, train on runs 4 and 8, score on run 12 (no validation run).
 - ``n170`` / ``p300``: eeg-notebooks (Muse), leave one subject out (every subject scored once, the
   others training). Peers: band power, ERP bins. 1-s trials hold one 1-s token, so the ETE here
@@ -57,8 +61,9 @@ def folds(name: str, store) -> list[tuple[str, np.ndarray, str]]:
         split = store.split_of.copy()
         if (split == "test").any():
             return [("split", split, "train 00-25, select on 26-30, score on 31-35")]
-        split[split == "val"] = "test"  # nothing beyond 30 here: score on 26-30, select on nothing
-        return [("split", split, "train 00-25, score on 26-30 (31-35 absent in this download; nothing to select on)")]
+        split[split == "val"] = "test"  # nothing beyond 30 here: score on 26-30
+        return [("split", split, "train 00-25, score on 26-30 (31-35 absent in this download: settings chosen by "
+                                   "cross-validation over the training subjects)")]
     if name in ("n170", "p300"):
         out = []
         for subject in np.unique(store.subject_of):
@@ -86,7 +91,8 @@ def folds(name: str, store) -> list[tuple[str, np.ndarray, str]]:
                                          "score on S012-S023")]
     split[split == "val"] = "test"
     return [("cross-subject", split, "imagined left vs right fist: train S001-S008, score on S009-S011 "
-                                     "(S012-S023 absent in this download; nothing to select on)")]
+                                     "(S012-S023 absent in this download: settings chosen by cross-validation over the "
+                                     "training subjects)")]
 
 
 def _score(labels, probs, present) -> dict:
@@ -159,7 +165,7 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
                 ete_dir = fold_dir / "ete"
             ft = FinetuneConfig(steps=finetune_steps, batch_size=batch_size, eval_every=max(finetune_steps // 5, 1),
                                 lr=3e-3, k_neighbours=8, patience=2, graph_layers=1, seed=seed,
-                                nodes="ete+bands+erp+lap", readout="classical", readout_init="lr")
+                                nodes="ete+bands+rel+erp+lap+laprel", readout="classical", readout_init="lr")
             finetune(ete_dir, [s], fold_dir / "finetune", ft, progress=progress, track=False)
             scored = load(fold_dir / "finetune").run(s, "test")
             models = {"EEGPT": _score(scored["labels"], scored["probs"], present)}

@@ -70,10 +70,11 @@ class FinetuneConfig:
     gate_start: str = "random"      # the graph's node gates: "random" or "ones" (see teg.TEG)
     seed: int = 0                   # the graph's initialisation and the batches drawn
     mesh: tuple[int, int] = (0, 1)  # DATA,FSDP devices (DATA 0: all remaining devices)
-    nodes: str = "ete"              # per-electrode graph input: ete, bands, erp, lap views joined by + (ete+bands)
+    nodes: str = "ete"              # per-electrode graph input: views of eegpt.model.NODES joined by + (ete+bands)
     readout: str = "none"           # per-electrode linear readout beside the pooled vector: none, classical, all
     readout_init: str = "zero"      # "zero", or "lr": fitted by logistic regression, the graph's output starting at 0
     readout_lr: float | None = None  # the readout's learning rate (none: --lr; 0: kept as it starts)
+    readout_search: str = "combinations"  # views tried for the "lr" start: every combination, or "each" alone and all
 
     def __post_init__(self):
         check_positive(self, "steps", "batch_size", "lr", "ete_lr", "clip", "temperature", "eval_every", "patience",
@@ -88,6 +89,8 @@ class FinetuneConfig:
                 self.readout == "none" or self.train_ete)):
             raise EEGInputError(f"--readout-init {self.readout_init}: choose zero, or lr with a --readout and a "
                                 "frozen ETE")
+        if self.readout_search not in ("combinations", "each"):
+            raise EEGInputError(f"--readout-search {self.readout_search}: choose combinations or each")
         if self.pool not in ("attention", "mean") or self.gate_start not in ("random", "ones"):
             raise EEGInputError(f"--pool {self.pool} / --gate-start {self.gate_start}: choose attention|mean and "
                                 "random|ones")
@@ -244,7 +247,7 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     tcfg = teg_config(ete_cfg, stores, ft)
     teg_graphdef, teg_params = nnx.split(TEG(tcfg, rngs=nnx.Rngs(ft.seed)))
     datasets = [{"name": s.name, "task": s.task, "classes": s.classes, "store": str(s.path)} for s in stores]
-    if {"bands", "lap"} & set(node_views(ft.nodes)) and len({s.index["sfreq"] for s in stores}) > 1:
+    if {"bands", "rel", "lap", "laprel"} & set(node_views(ft.nodes)) and len({s.index["sfreq"] for s in stores}) > 1:
         raise TrainingError(f"--nodes {ft.nodes} needs stores prepared at one rate")
     mcfg = EEGPTConfig(ete_cfg.ete_config(), tcfg, tuple(HeadSpec.of_store(s) for s in stores),
                        ete_cfg.token_stride, ft.k_neighbours, _provenance(ete_dir, ete_cfg, stores, all_train),
@@ -290,7 +293,8 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
         views = [(v, node_width(v, mcfg.ete.d_model)) for v in node_views(ft.nodes) if v != "ete"]
         if ft.readout == "all":
             views = [("all", tcfg.readout_features)]
-        teg_pure, lr_chosen = linear_readout(teg_pure, model.heads, stores, cache, norm, all_train, views)
+        teg_pure, lr_chosen = linear_readout(teg_pure, model.heads, stores, cache, norm, all_train, views,
+                                             ft.readout_search)
     params = {"ete": ete_params, "teg": teg_pure, "norm": norm}
     state = {"params": params, "opt": tx.init(params), "step": jnp.zeros((), jnp.int32)}
     state_sh = sharding.state_shardings(state, mesh)
@@ -298,7 +302,8 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     class_w = jnp.asarray(_class_weights(stores, all_train, ft.class_balanced))
 
     def loss_fn(params, batch):
-        _, _, logits = forward(ete_graphdef, model.teg_graphdef, params, batch, mcfg.band_sfreq, mcfg.nodes)
+        _, _, logits = forward(ete_graphdef, model.teg_graphdef, params, batch, mcfg.band_sfreq, mcfg.nodes,
+                               mcfg.contiguous)
         total, label = 0.0, batch["label_B"]
         for d, name in enumerate(model.heads):  # every head scores the batch; each sample counts for its own
             lg = logits[name]
@@ -338,7 +343,10 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
         params_now = jax.device_get(state["params"])
         val = {s.name: model.evaluate(s, "val", params_now, cache and cache[s.name])["balanced_accuracy"]
                for s in val_sets}
-        score = float(np.mean(list(val.values()))) if val else float(it)  # no val: keep the last
+        # no val: keep the last step, or the linear start — nothing could show the graph improving on
+        # it, and where validation could, it never has (the graph-input ablation, every seed)
+        score = (float(np.mean(list(val.values()))) if val else
+                 -float(it) if ft.readout_init == "lr" else float(it))
         run_meta["history"].append({"step": it, **m, "val_balanced_accuracy": val,
                                     "val_mean": score if val else None})
         tracker.scalars({**m, **{f"val/{k}": v for k, v in val.items()}}, it)
@@ -381,7 +389,8 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     history = run_meta["history"]
     summary = {**summary_base, "best_step": run_meta["best_step"],
                "best_val_mean": run_meta["best"] if val_sets else None,
-               "selected_on": "val" if val_sets else "last step (no validation windows)",
+               "selected_on": "val" if val_sets else "linear start (no validation windows)"
+               if ft.readout_init == "lr" else "last step (no validation windows)",
                "steps_run": history[-1]["step"] if history else 0, "stopped_early": run_meta["stopped_early"],
                "resumed_from": resumed_from, "seconds": round(time.perf_counter() - t0, 1), "history": history,
                "model": str((workdir / "model").resolve())}

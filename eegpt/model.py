@@ -34,7 +34,7 @@ from ete import features as ete_features
 from teg import TEG, TEGConfig, electrode_edges
 from teg.model import VOCAB_SIZE as VOCAB
 
-FORMAT = "eegpt-model/1"
+FORMAT = "eegpt-model/2"  # 2: band powers by Welch's method (1: untapered periodograms, not read)
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,13 @@ class EEGPTConfig:
     @property
     def band_sfreq(self) -> float | None:
         """The rate band powers are computed at (the heads' recipe rate), or None without them."""
-        return self.heads[0].sfreq if {"bands", "lap"} & set(self.nodes.split("+")) else None
+        return self.heads[0].sfreq if {"bands", "rel", "lap", "laprel"} & set(self.nodes.split("+")) else None
+
+    @property
+    def contiguous(self) -> bool:
+        """Whether a window's tokens follow one another without overlap (Welch's half-overlapping
+        segments can then be cut across neighbours)."""
+        return self.token_stride in (None, self.ete.token_len)
 
     @property
     def tokens(self) -> Tokens:
@@ -143,7 +149,7 @@ def graph_inputs(batch: dict, k: int | None) -> dict:
     return dict(batch, senders=senders, receivers=receivers)
 
 
-NODES = ("ete", "bands", "erp", "lap")  # the per-electrode views, in the order their columns come
+NODES = ("ete", "bands", "rel", "erp", "lap", "laprel")  # the per-electrode views, in column order
 ERP_BINS = 16                     # the first token's time course in 16 bins (62.5 ms at 256 Hz)
 LAPLACIAN_K = 4                   # Hjorth's surface Laplacian: each electrode minus its 4 nearest
 
@@ -157,9 +163,10 @@ def node_views(nodes: str) -> list[str]:
 
 
 def node_width(nodes: str, d_model: int) -> int:
-    """Feature width per electrode: the ETE's summary, five log band powers, the ERP bins, five log
-    band powers of the Laplacian."""
-    size = {"ete": d_model, "bands": len(BANDS), "erp": ERP_BINS, "lap": len(BANDS)}
+    """Feature width per electrode: the ETE's summary, five log band powers and their relative
+    shares, the ERP bins, the same two spectral views of the Laplacian."""
+    size = {"ete": d_model, "bands": len(BANDS), "rel": len(BANDS), "erp": ERP_BINS, "lap": len(BANDS),
+            "laprel": len(BANDS)}
     return sum(size[v] for v in node_views(nodes))
 
 
@@ -189,14 +196,29 @@ def laplacian(tokens_BxExNxP, electrodes_BxE, mask_BxE):
     return x - mean
 
 
-def band_log_power(tokens_XxNxP, n_valid_X, sfreq: float):
-    """Log power of each sequence in the five classical bands (``eegpt.baseline.BANDS``), from the
-    mean periodogram of its real tokens: ``[X, N, P] -> [X, 5]`` — what the band-power baseline
-    reads, per electrode."""
+def band_log_power(tokens_XxNxP, n_valid_X, sfreq: float, contiguous: bool = True):
+    """Log power of each sequence in the five classical bands (``eegpt.baseline.BANDS``) by Welch's
+    method, as the band-power baseline reads it (scipy's ``welch`` with 1-s segments): Hann-tapered
+    periodograms of its real tokens and, when the tokens are ``contiguous`` (no token overlap),
+    of the half-overlapping segments between neighbours, averaged. ``[X, N, P] -> [X, 5]``.
+
+    Why the taper: a window's strong slow activity (sleep's delta) leaks through an untapered
+    periodogram's sidelobes into the faster bands; why the overlap: the taper discards the
+    segments' edges, which the half-shifted segments recover."""
     p = tokens_XxNxP.shape[-1]
-    power = jnp.square(jnp.abs(jnp.fft.rfft(tokens_XxNxP.astype(jnp.float32), axis=-1))) / p
-    valid = (jnp.arange(tokens_XxNxP.shape[-2])[None] < n_valid_X[:, None])[..., None]
-    mean = jnp.sum(power * valid, axis=-2) / jnp.maximum(n_valid_X[:, None], 1)
+    x = tokens_XxNxP.astype(jnp.float32)
+    taper = jnp.asarray(np.hanning(p + 1)[:p], jnp.float32)  # scipy's periodic Hann
+    valid = jnp.arange(x.shape[-2])[None] < n_valid_X[:, None]
+    segments, weights = [x], [valid]
+    if contiguous and x.shape[-2] > 1:
+        h = p // 2
+        segments.append(jnp.concatenate([x[:, :-1, h:], x[:, 1:, : p - h]], -1))
+        weights.append(jnp.arange(x.shape[-2] - 1)[None] + 1 < n_valid_X[:, None])
+    seg = jnp.concatenate(segments, 1)
+    w = jnp.concatenate(weights, 1)[..., None].astype(jnp.float32)
+    seg = (seg - seg.mean(-1, keepdims=True)) * taper  # scipy detrends each segment by its mean
+    power = jnp.square(jnp.abs(jnp.fft.rfft(seg, axis=-1)))
+    mean = jnp.sum(power * w, axis=-2) / jnp.maximum(w.sum(-2), 1.0)
     freqs = np.fft.rfftfreq(p, 1.0 / sfreq)
     # a band narrower than the bins of a short token (64 samples: 4 Hz) takes the bin nearest its centre
     cols = [np.flatnonzero((freqs >= lo) & (freqs < hi)) if ((freqs >= lo) & (freqs < hi)).any()
@@ -204,57 +226,74 @@ def band_log_power(tokens_XxNxP, n_valid_X, sfreq: float):
     return jnp.stack([jnp.log(mean[:, c].mean(-1) + 1e-8) for c in cols], axis=-1)
 
 
-def encode(ete_graphdef, ete_params, batch, band_sfreq: float | None = None, nodes: str = "ete"):
+def relative(log_power_XxB):
+    """Each band's share of the electrode's total power, in logs: what stays when a subject's or an
+    electrode's overall gain (skull, impedance, amplifier) changes."""
+    return log_power_XxB - jax.nn.logsumexp(log_power_XxB, axis=-1, keepdims=True)
+
+
+def encode(ete_graphdef, ete_params, batch, band_sfreq: float | None = None, nodes: str = "ete",
+           contiguous: bool = True):
     """Per-electrode features ``[B, E, F]`` of a graph batch (zeros at padded electrodes), the
     ``nodes`` views side by side: "ete" the ETE's summary feature, "bands" the electrode's five log
-    band powers (at ``band_sfreq``), "erp" its first second's time course in 16 bins, "lap" the five
-    log band powers of its surface Laplacian (``laplacian``). Without "ete" the encoder is not run.
+    band powers (at ``band_sfreq``, Welch over ``contiguous`` tokens), "rel" their ``relative``
+    shares, "erp" its first second's time course in 16 bins, "lap" / "laprel" the same two spectral
+    views of its surface Laplacian (``laplacian``). Without "ete" the encoder is not run.
 
     Electrode mode reads the flat layout (only real electrodes go through the ETE and are
     scattered back to ``[B, E]``); multichannel mode the padded one."""
     ete = nnx.merge(ete_graphdef, ete_params)
     electrodes, mask = batch["electrodes_BxE"], batch["mask_BxE"]
     views = node_views(nodes)
+    b, e = mask.shape
+    power = lambda tok, n: band_log_power(tok, n, band_sfreq, contiguous)  # noqa: E731
     if ete.cfg.mode != "electrode":
         x = batch["tokens_BxExNxP"]
         flat = x.reshape(-1, *x.shape[2:])
-        parts = [ete_features(ete, x, electrodes, mask)[0]] if "ete" in views else []
-        if "bands" in views:
-            n = jnp.broadcast_to(batch["n_tokens_B"][:, None], mask.shape).reshape(-1)
-            parts.append(band_log_power(flat, n, band_sfreq).reshape(*mask.shape, -1))
+        n_rows = jnp.broadcast_to(batch["n_tokens_B"][:, None], mask.shape).reshape(-1)
+        rows = {}
+        if "ete" in views:
+            rows["ete"] = ete_features(ete, x, electrodes, mask)[0].reshape(b * e, -1)
+        if {"bands", "rel"} & set(views):
+            rows["bands"] = power(flat, n_rows)
         if "erp" in views:
-            parts.append(erp_bins(flat).reshape(*mask.shape, -1))
-        if "lap" in views:
-            lap = laplacian(x, electrodes, mask).reshape(flat.shape)
-            parts.append(band_log_power(lap, n, band_sfreq).reshape(*mask.shape, -1))
-        return jnp.where(mask[..., None], jnp.concatenate(parts, -1), 0.0)
-    b, e = mask.shape
-    parts = []
-    if "ete" in views:
-        parts.append(ete(batch["tokens_KxNxP"], batch["electrode_K"], n_valid_B=batch["n_tokens_K"])["feature"])
-    if "bands" in views:
-        parts.append(band_log_power(batch["tokens_KxNxP"], batch["n_tokens_K"], band_sfreq))
-    if "erp" in views:
-        parts.append(erp_bins(batch["tokens_KxNxP"]))
-    if "lap" in views:  # the Laplacian needs each sample's electrodes side by side: the padded layout
-        tok = batch["tokens_KxNxP"]
-        padded = jnp.zeros((b * e + 1, *tok.shape[1:]), tok.dtype).at[batch["put_K"]].set(tok)
-        lap = laplacian(padded[: b * e].reshape(b, e, *tok.shape[1:]), electrodes, mask)
-        n_valid = jnp.zeros(b * e + 1, jnp.int32).at[batch["put_K"]].set(batch["n_tokens_K"])[: b * e]
-        lap_rows = band_log_power(lap.reshape(b * e, *tok.shape[1:]), n_valid, band_sfreq)
-        parts.append(jnp.concatenate([lap_rows, jnp.zeros((1, lap_rows.shape[-1]))])[batch["put_K"]])
-    rows = jnp.concatenate(parts, -1)
-    flat = jnp.zeros((b * e + 1, rows.shape[-1]), jnp.float32).at[batch["put_K"]].set(rows)
-    return flat[: b * e].reshape(b, e, -1)
+            rows["erp"] = erp_bins(flat)
+        if {"lap", "laprel"} & set(views):
+            rows["lap"] = power(laplacian(x, electrodes, mask).reshape(flat.shape), n_rows)
+    else:
+        tok, put = batch["tokens_KxNxP"], batch["put_K"]
+        rows = {}
+        if "ete" in views:
+            rows["ete"] = ete(tok, batch["electrode_K"], n_valid_B=batch["n_tokens_K"])["feature"]
+        if {"bands", "rel"} & set(views):
+            rows["bands"] = power(tok, batch["n_tokens_K"])
+        if "erp" in views:
+            rows["erp"] = erp_bins(tok)
+        if {"lap", "laprel"} & set(views):  # the Laplacian needs each sample's electrodes side by side
+            padded = jnp.zeros((b * e + 1, *tok.shape[1:]), tok.dtype).at[put].set(tok)
+            lap = laplacian(padded[: b * e].reshape(b, e, *tok.shape[1:]), electrodes, mask)
+            n_valid = jnp.zeros(b * e + 1, jnp.int32).at[put].set(batch["n_tokens_K"])[: b * e]
+            lap_rows = power(lap.reshape(b * e, *tok.shape[1:]), n_valid)
+            rows["lap"] = jnp.concatenate([lap_rows, jnp.zeros((1, lap_rows.shape[-1]))])[put]
+    if "rel" in views:
+        rows["rel"] = relative(rows["bands"])
+    if "laprel" in views:
+        rows["laprel"] = relative(rows["lap"])
+    cat = jnp.concatenate([rows[v] for v in views], -1)
+    if ete.cfg.mode != "electrode":
+        return jnp.where(mask[..., None], cat.reshape(b, e, -1), 0.0)
+    flat_out = jnp.zeros((b * e + 1, cat.shape[-1]), jnp.float32).at[batch["put_K"]].set(cat)
+    return flat_out[: b * e].reshape(b, e, -1)
 
 
-def forward(ete_graphdef, teg_graphdef, params, batch, band_sfreq: float | None = None, nodes: str = "ete"):
+def forward(ete_graphdef, teg_graphdef, params, batch, band_sfreq: float | None = None, nodes: str = "ete",
+            contiguous: bool = True):
     """(pooled [B, D], standardised per-electrode features [B, E, F], logits {head: [B, classes]}).
 
     A batch with ``features_BxExF`` (a frozen ETE's features, computed once) skips the encoder."""
     electrodes, mask = batch["electrodes_BxE"], batch["mask_BxE"]
     feats = (batch["features_BxExF"] if "features_BxExF" in batch
-             else encode(ete_graphdef, params["ete"], batch, band_sfreq, nodes))
+             else encode(ete_graphdef, params["ete"], batch, band_sfreq, nodes, contiguous))
     norm = params["norm"]
     feats = jnp.where(mask[..., None], (feats - norm["mean"][electrodes]) / norm["std"][electrodes], 0.0)
     pooled, logits = nnx.merge(teg_graphdef, params["teg"])(
@@ -288,9 +327,9 @@ class EEGPT:
         self.ete_graphdef, self.teg_graphdef, _ = abstract_params(cfg)
         self.heads = [h.name for h in cfg.heads]
         self._forward = jax.jit(lambda p, b: forward(self.ete_graphdef, self.teg_graphdef, p, b, cfg.band_sfreq,
-                                                     cfg.nodes))
+                                                     cfg.nodes, cfg.contiguous))
         self.encode = jax.jit(lambda ete_params, b: encode(self.ete_graphdef, ete_params, b, cfg.band_sfreq,
-                                                           cfg.nodes))
+                                                           cfg.nodes, cfg.contiguous))
 
     def __repr__(self) -> str:
         heads = ", ".join(f"{h.name} ({h.task}, {len(h.classes)} classes)" for h in self.cfg.heads)
@@ -410,7 +449,7 @@ def load(path, batch_size: int = 32) -> EEGPT:
     try:
         raw = json.loads((path / "config.json").read_text())
         if raw.get("format") != FORMAT:
-            raise KeyError("format")
+            raise KeyError(f"format {raw.get('format')!r}, not {FORMAT!r}")
         cfg = EEGPTConfig.from_json(raw)
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise EEGInputError(f"{path}/config.json: not an EEGPT model configuration ({err}); "

@@ -352,8 +352,8 @@ def test_band_nodes_and_the_electrode_readout_train_save_and_predict(tuned, stor
 
 def test_the_linear_start_is_a_logistic_regression_on_each_electrodes_band_powers(tuned, stores, tmp_path):
     """readout_init="lr": the head starts as a logistic regression fitted on the training windows'
-    standardised band powers (electrode by electrode), the graph silent; with a learning rate too
-    small to move it, the kept model gives that regression's probabilities."""
+    band powers (electrode by electrode) scaled to unit variance, the graph silent; with a learning
+    rate too small to move it, the kept model gives that regression's probabilities."""
     from sklearn.linear_model import LogisticRegression
 
     s = stores["ss"]
@@ -367,6 +367,7 @@ def test_the_linear_start_is_a_logistic_regression_on_each_electrodes_band_power
     ids = cache["electrodes"]
     x = ((cache["features"] - norm["mean"][ids]) / norm["std"][ids])[..., -5:].reshape(len(ids), -1)
     train, test = s.indices("train"), s.indices("test")
+    x = x / (x[train].std(0) + 1e-6)  # StandardScaler's scaling, folded into the readout's weights
     lr = LogisticRegression(max_iter=3000, C=out["readout_start"][s.name]["C"], class_weight="balanced")
     lr.fit(x[train], s.labels[train])
     expected = np.zeros((len(test), len(s.classes)))
@@ -391,6 +392,42 @@ def test_baselines_choose_their_setting_on_the_validation_subjects(stores):
     probs, labels, chosen = fit_predict("band_power", s, s.indices("train"), s.indices("test"), s.indices("val"))
     assert none == {} and chosen["logisticregression__C"] in (0.001, 0.01, 0.1, 1.0, 10.0)
     assert probs.shape == (len(labels), 2)
+
+
+def test_without_validation_subjects_settings_are_chosen_by_cross_validation_over_training_subjects(
+        tuned, stores, tmp_path):
+    """A protocol that scores its validation subjects leaves nothing to select on: the peers' C and
+    the linear start's views and C are then chosen by cross-validation grouped by subject over the
+    training subjects (the choice a manual grouped search makes), and the model kept is the linear
+    start."""
+    from sklearn.model_selection import GroupKFold, cross_val_score
+
+    from eegpt.baseline import GRID, fit_predict, make, store_arrays
+
+    s = stores["mw"]
+    split = np.where(s.split_of == "test", "test", "train")  # 2 subjects train, 1 scored, none select
+    s2 = s.with_splits(split)
+    train, test = s2.indices("train"), s2.indices("test")
+    _, _, too_few = fit_predict("band_power", s2, train, test)
+    assert too_few == {}  # 2 training subjects: nothing to hold out, the default C
+    everything = np.arange(len(s))  # 3 subjects: 3 grouped folds
+    _, _, chosen = fit_predict("band_power", s, everything, test)
+    x, y, groups = store_arrays(s, everything)
+    scores = {c: cross_val_score(make("band_power", 256.0).set_params(logisticregression__C=c), x, y, groups=groups,
+                                 cv=GroupKFold(3), scoring="balanced_accuracy").mean()
+              for c in GRID["band_power"]["logisticregression__C"]}
+    assert chosen == {"logisticregression__C": max(scores, key=scores.get)}
+    ft = FinetuneConfig(steps=2, eval_every=1, batch_size=8, warmup=1, k_neighbours=4, nodes="bands+erp",
+                        readout="classical", readout_init="lr")
+    out = finetune(tuned / "ete", [s2], tmp_path / "two", ft, progress=False, track=False)
+    assert out["readout_start"][s.name] == {"view": "bands+erp", "C": 0.1, "selected_on": "defaults"}
+    # nothing validates the graph's steps: the kept model is the linear start
+    assert out["best_step"] == 0 and out["selected_on"] == "linear start (no validation windows)"
+    out = finetune(tuned / "ete", [s.with_splits(np.full(len(s), "train"))], tmp_path / "three", ft, progress=False,
+                   track=False)
+    start = out["readout_start"][s.name]
+    assert start["selected_on"] == "3-fold cross-validation over training subjects"
+    assert start["view"] in ("bands", "erp", "bands+erp") and start["C"] in GRID["band_power"]["logisticregression__C"]
 
 
 def test_fine_tuning_learns_sleep_stages_of_an_unseen_subject(tuned, stores, tmp_path):
@@ -435,3 +472,24 @@ def test_laplacian_view_is_the_band_power_of_each_electrode_minus_its_four_neare
         np.testing.assert_allclose(got[order], expected[np.argsort(ids)], rtol=1e-3, atol=1e-3)
         raw = cache["features"][row][mask][:, :5]  # the raw band powers differ: the view is not a copy
         assert np.abs(raw - got).max() > 0.1
+
+
+@pytest.mark.parametrize("seconds", [1, 4, 30])
+def test_band_powers_are_welchs_as_the_band_power_baseline_reads_them(seconds):
+    """The model's spectral view is scipy's Welch estimate (1-s Hann segments, half overlap) that
+    the band-power peer reads, up to one constant (scipy's density scaling); the relative view is
+    each band's share of the total."""
+    from eegpt.baseline import band_power
+    from eegpt.model import band_log_power, relative
+    from eegpt.pipeline import Tokens, tokenize
+
+    rng = np.random.default_rng(0)
+    x = np.cumsum(rng.normal(size=(3, 256 * seconds)), -1).astype(np.float32)  # 1/f^2: strong slow power
+    x += np.sin(2 * np.pi * 10 * np.arange(x.shape[1]) / 256.0)
+    tokens = tokenize(x, Tokens(256))
+    got = np.asarray(band_log_power(jnp.asarray(tokens), jnp.full(3, tokens.shape[1]), 256.0))
+    want = band_power(x[None], 256.0).reshape(3, 5)
+    offset = got - want
+    np.testing.assert_allclose(offset, offset.mean(), atol=2e-3)
+    shares = np.exp(np.asarray(relative(jnp.asarray(got))))
+    np.testing.assert_allclose(shares.sum(-1), 1.0, rtol=1e-5)
