@@ -9,7 +9,8 @@ from eegpt.cli import main
 from eegpt.demo import DemoPlan, demo
 
 
-PLAN = DemoPlan(subjects=3, preset="tiny", pretrain_steps=3, finetune_steps=4, eval_every=2, copilot_steps=3)
+PLAN = DemoPlan(subjects=3, preset="tiny", pretrain_steps=3, finetune_steps=4, eval_every=2, copilot_steps=3,
+                readout_search="each")
 
 
 @pytest.fixture(scope="module")
