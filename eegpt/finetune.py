@@ -35,7 +35,7 @@ from eegpt.baseline import linear_readout
 from eegpt.checkpoint import Checkpoints
 from eegpt.errors import EEGInputError, TrainingError, atomic_write, check_positive
 from eegpt.model import (EEGPT, EEGPTConfig, HeadSpec, abstract_module, cached_batch, forward,
-                         graph_inputs, load, node_views, node_width, save)
+                         SPECTRAL, graph_inputs, load, node_views, node_width, save)
 from eegpt.model import abstract_params as abstract_params_of
 from eegpt.pipeline import graph_batches
 from eegpt.presets import preset
@@ -247,7 +247,7 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     tcfg = teg_config(ete_cfg, stores, ft)
     teg_graphdef, teg_params = nnx.split(TEG(tcfg, rngs=nnx.Rngs(ft.seed)))
     datasets = [{"name": s.name, "task": s.task, "classes": s.classes, "store": str(s.path)} for s in stores]
-    if {"bands", "rel", "lap", "laprel"} & set(node_views(ft.nodes)) and len({s.index["sfreq"] for s in stores}) > 1:
+    if SPECTRAL & set(node_views(ft.nodes)) and len({s.index["sfreq"] for s in stores}) > 1:
         raise TrainingError(f"--nodes {ft.nodes} needs stores prepared at one rate")
     mcfg = EEGPTConfig(ete_cfg.ete_config(), tcfg, tuple(HeadSpec.of_store(s) for s in stores),
                        ete_cfg.token_stride, ft.k_neighbours, _provenance(ete_dir, ete_cfg, stores, all_train),

@@ -87,7 +87,7 @@ class EEGPTConfig:
     @property
     def band_sfreq(self) -> float | None:
         """The rate band powers are computed at (the heads' recipe rate), or None without them."""
-        return self.heads[0].sfreq if {"bands", "rel", "lap", "laprel"} & set(self.nodes.split("+")) else None
+        return self.heads[0].sfreq if SPECTRAL & set(self.nodes.split("+")) else None
 
     @property
     def contiguous(self) -> bool:
@@ -151,6 +151,7 @@ def graph_inputs(batch: dict, k: int | None) -> dict:
 
 NODES = ("ete", "bands", "rel", "erp", "lap", "laprel")  # the per-electrode views, in column order
 ERP_BINS = 16                     # the first token's time course in 16 bins (62.5 ms at 256 Hz)
+SPECTRAL = frozenset({"bands", "rel", "lap", "laprel"})  # the views computed from band powers (need one rate)
 LAPLACIAN_K = 4                   # Hjorth's surface Laplacian: each electrode minus its 4 nearest
 
 
