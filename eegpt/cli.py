@@ -19,7 +19,7 @@ from eegpt.options import add_config, check_output, config_class, config_from
 def _cmd_inspect(args) -> None:
     from eegpt.recording import read
 
-    rec = read(args.file, sfreq=args.sfreq, drop_bad=args.drop_bad,
+    rec = read(args.file, sfreq=args.sfreq, drop_bad=args.drop_bad, strict=args.strict,
                ch_names=args.ch_names.split(",") if args.ch_names else None)
     if args.json:
         print(json.dumps(rec.summary(), indent=2))
@@ -293,7 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sfreq", type=float, help="sampling rate, for tables without timestamps")
     s.add_argument("--ch-names", help="comma-separated channel names, for tables without a header")
     s.add_argument("--drop-bad", action="store_true",
-                   help="set unknown, flat and non-finite channels aside instead of refusing the file")
+                   help="set flat and non-finite channels aside instead of refusing the file")
+    s.add_argument("--strict", action="store_true",
+                   help="refuse a file with a channel that is no known electrode (by default it is set aside)")
     s.set_defaults(fn=_cmd_inspect)
 
     s = sub.add_parser("synth", help="write the synthetic five-task corpus as EDF + events.tsv")

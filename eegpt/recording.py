@@ -1,13 +1,17 @@
 """Reading EEG: any format MNE reads, CSV/NPZ tables, or an MNE object, into one :class:`Recording`.
 
 A Recording holds only EEG electrodes, under canonical names (see :mod:`eegpt.electrodes`), in µV
-float32. Non-EEG channels (ECG, EOG, EMG, the reference, triggers, timestamps...) are recognised
-and listed in ``set_aside``; they never reach the model.
+float32. Non-EEG channels (ECG, EOG, EMG, the reference, triggers, timestamps...) and channels
+that are no electrode we know (a BioSemi ``EXG1``, a BrainVision ``HL``, a Nihon Kohden ``POL E``)
+are listed in ``set_aside`` with the reason; they never reach the model. A file is refused only
+when no known EEG electrode is left, or when the caller asks for ``strict`` names.
 """
 
 from __future__ import annotations
 
+import ast
 import gzip
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,7 +101,7 @@ class Recording:
 
 def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = None,
          subject: str | None = None, rename: dict[str, str] | None = None,
-         drop_bad: bool = False) -> Recording:
+         drop_bad: bool = False, strict: bool = False) -> Recording:
     """Read a recording from a file or an MNE object.
 
     Parameters
@@ -112,14 +116,16 @@ def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = Non
     subject : subject identifier to record.
     rename : raw name -> electrode name, applied before normalisation (for vendor numbering such
         as BCI Competition IV-2a's ``EEG-0``).
-    drop_bad : set unknown, flat and non-finite channels aside instead of refusing the recording.
+    drop_bad : set flat and non-finite channels aside instead of refusing the recording.
+    strict : refuse a recording with a channel that is neither a known electrode nor recognised
+        as non-EEG (by default such channels are set aside as "unknown").
 
     Raises
     ------
     EEGInputError
-        With one line naming the file and the problem, for a missing, empty, truncated or
-        unreadable file, unknown electrode names, duplicate electrodes, NaN/Inf samples, flat
-        channels, or a recording without EEG.
+        With one line naming the file and the problem, for a missing, empty, unreadable, truncated
+        or malformed file, duplicate channel names or electrodes, NaN/Inf samples, flat channels,
+        unknown electrode names (``strict``), or a recording without a known EEG electrode.
     """
     if isinstance(source, (mne.io.BaseRaw, mne.BaseEpochs)):
         name = getattr(source, "filenames", [None])[0] or f"<{type(source).__name__}>"
@@ -134,13 +140,14 @@ def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = Non
             data, names, types, rate, ann = _read_table(path, sfreq, ch_names)
             fmt = lower.split(".")[-2] if lower.endswith(".gz") else lower.rsplit(".", 1)[-1]
         else:
-            raw = _open_mne(path)
+            raw, duplicates = _open_mne(path)
             data, names, types, rate, ann = _from_mne(raw, name)
+            names = [duplicates.get(n, n) for n in names]  # MNE's running numbers undone: say it
             fmt = path.suffix.lstrip(".").lower()
     if ch_names is not None and fmt == "mne":
         raise EEGInputError(f"{name}: ch_names applies to tables only; use rename= for MNE objects")
     return _build(name, data, names, types, float(rate), ann, subject, rename or {},
-                  drop_bad, {"format": fmt})
+                  drop_bad, strict, {"format": fmt})
 
 
 def _check_file(path: Path) -> None:
@@ -150,14 +157,55 @@ def _check_file(path: Path) -> None:
         raise EEGInputError(f"{path}: is a directory, not a recording; name a file inside it")
     if path.stat().st_size == 0:
         raise EEGInputError(f"{path}: the file is empty (0 bytes); re-download or re-export it")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        raise EEGInputError(f"{path}: cannot be opened ({err.strerror or err}); check the file's "
+                            "permissions") from None
 
 
-def _open_mne(path: Path) -> mne.io.BaseRaw:
-    """Open lazily with MNE; a header that disagrees with the file size means a truncated file."""
+def _check_edf_header(path: Path) -> None:
+    """Faults of an EDF/BDF header that MNE reads past (a record duration of 0 becomes 1 s, so the
+    rate comes out wrong) or reports obscurely (samples per record of 0)."""
+    with open(path, "rb") as f:
+        head = f.read(256)
+        try:
+            n_signals = int(head[252:256])
+        except ValueError:
+            return  # not a header we can parse: MNE says what it makes of it
+        if not 0 < n_signals < 100_000:
+            return
+        block = f.read(n_signals * 256)
+    if len(block) < n_signals * 256:
+        raise EEGInputError(f"{path}: truncated: the header describes {n_signals} signals but ends early; "
+                            "re-download or re-export it")
+    try:
+        labels = [block[i * 16:(i + 1) * 16].decode("latin-1").strip() for i in range(n_signals)]
+        base = n_signals * 216  # label, transducer, unit, 4 ranges, prefiltering precede the counts
+        counts = [block[base + i * 8:base + (i + 1) * 8].decode("latin-1").strip() for i in range(n_signals)]
+        duration = float(head[244:252])
+    except ValueError:
+        return  # not a header we can parse: MNE says what it makes of it
+    signals = [(lab, c) for lab, c in zip(labels, counts) if lab not in ("EDF Annotations", "BDF Annotations")]
+    if signals and not duration > 0:
+        raise EEGInputError(f"{path}: the header's data-record duration is {head[244:252].decode('latin-1').strip()!r} "
+                            "s, so the sampling rate is unknown; repair the header or re-export the file")
+    bad = [lab for lab, c in signals if not (c.isdigit() and int(c) > 0)]
+    if bad:
+        raise EEGInputError(f"{path}: the header gives {', '.join(map(repr, bad))} no samples per data record "
+                            "(0 or missing); the header is damaged: repair it or re-export the file")
+
+
+def _open_mne(path: Path) -> tuple[mne.io.BaseRaw, dict[str, str]]:
+    """Open lazily with MNE; a header that disagrees with the file size means a truncated file.
+    Returns the raw and {MNE's renamed channel ("EEG Fp1-0"): the name the file repeats}."""
     lower = path.name.lower()
     if not lower.endswith(MNE_SUFFIXES):
         raise EEGInputError(f"{path}: unrecognised file type; expected one of "
                             f"{', '.join(MNE_SUFFIXES + TEXT_SUFFIXES)} or .npz")
+    if lower.endswith((".edf", ".bdf")):
+        _check_edf_header(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -166,14 +214,19 @@ def _open_mne(path: Path) -> mne.io.BaseRaw:
             msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise EEGInputError(f"{path}: cannot be read as {path.suffix.lstrip('.').upper()} "
                                 f"({msg}); the file is damaged or not of that format") from None
+    repeated: set[str] = set()
     for w in caught:
         if "does not match the file size" in str(w.message):
             raise EEGInputError(f"{path}: truncated: the header promises more data records than "
                                 "the file holds; re-download or re-export it")
+        found = re.search(r"found duplicates for: (\{.*?\})", str(w.message))
+        if found:
+            repeated |= ast.literal_eval(found.group(1))
     if not raw.ch_names:
         raise EEGInputError(f"{path}: holds no signal channels (an annotation-only file such as a "
                             "hypnogram?); read the recording it annotates")
-    return raw
+    duplicates = {n: orig for n in raw.ch_names for orig in repeated if re.fullmatch(re.escape(orig) + r"-\d+", n)}
+    return raw, duplicates
 
 
 def _from_mne(inst, name: str):
@@ -277,13 +330,20 @@ def _not_number(s: str) -> bool:
         return True
 
 
-def _build(name, data, names, types, sfreq, ann, subject, rename, drop_bad, meta) -> Recording:
+def _build(name, data, names, types, sfreq, ann, subject, rename, drop_bad, strict, meta) -> Recording:
     """Keep the EEG electrodes, check them, and say what was set aside and why."""
     if not sfreq > 0:
         raise EEGInputError(f"{name}: sampling rate {sfreq} Hz is not positive; pass the right sfreq")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated and any(classify(rename.get(n, n)).kind == "eeg" for n in repeated):
+        raise EEGInputError(f"{name}: channel name(s) {', '.join(map(repr, repeated))} appear more than once, so "
+                            "which signal is which electrode cannot be told; rename the duplicates in the file")
     set_aside: dict[str, str] = {}
     keep, electrodes, unknown = [], [], []
     for i, (raw_name, mne_type) in enumerate(zip(names, types)):
+        if raw_name in repeated:  # a repeated non-EEG name (two "ECG" channels): neither is used
+            set_aside[raw_name] = "duplicate name"
+            continue
         ch = classify(rename.get(raw_name, raw_name))
         if mne_type not in ("eeg", "misc") and ch.kind in ("eeg", "unknown"):
             set_aside[raw_name] = mne_type  # the file itself typed it (FIF, BrainVision, EEGLAB)
@@ -294,12 +354,11 @@ def _build(name, data, names, types, sfreq, ann, subject, rename, drop_bad, meta
             unknown.append(raw_name)
         else:
             set_aside[raw_name] = ch.kind
-    if unknown:
-        if not drop_bad:
-            raise EEGInputError(
-                f"{name}: unknown electrode name(s) {', '.join(map(repr, unknown))}; rename them to "
-                "10-05 names (rename=/card 'rename') or set them aside with drop_bad=True / --drop-bad")
-        set_aside.update({u: "unknown" for u in unknown})
+    if unknown and strict:
+        raise EEGInputError(
+            f"{name}: unknown electrode name(s) {_listed(unknown)}; rename them to 10-05 names "
+            "(rename=/card 'rename') or read without strict to set them aside")
+    set_aside.update({u: "unknown" for u in unknown})
     seen: dict[str, str] = {}
     for i, e in zip(keep, electrodes):
         if e in seen:
@@ -328,8 +387,15 @@ def _build(name, data, names, types, sfreq, ann, subject, rename, drop_bad, meta
         good = [j for j in range(len(keep)) if j not in bad]
         signals, keep, electrodes = signals[good], [keep[j] for j in good], [electrodes[j] for j in good]
     if not keep:
-        raise EEGInputError(f"{name}: no usable EEG channels (set aside: "
-                            f"{', '.join(f'{k} ({v})' for k, v in set_aside.items()) or 'none'})")
+        raise EEGInputError(f"{name}: no known EEG electrode among {len(names)} channel(s) (set aside: "
+                            f"{_listed([f'{k} ({v})' for k, v in set_aside.items()], quote=False) or 'none'}); "
+                            "rename the electrodes to 10-05 names (rename=/card 'rename')")
     return Recording(signals=np.ascontiguousarray(signals), electrodes=electrodes, sfreq=sfreq,
                      raw_names=[names[i] for i in keep], events=ann, set_aside=set_aside,
                      subject=subject, source=name, meta=meta)
+
+
+def _listed(items, quote: bool = True, most: int = 8) -> str:
+    """The first ``most`` items, then how many more (a 256-channel cap stays one readable line)."""
+    shown = [repr(i) if quote else str(i) for i in items[:most]]
+    return ", ".join(shown) + (f" and {len(items) - most} more" if len(items) > most else "")

@@ -41,18 +41,20 @@ def _fingerprint(card: Card, cfg: Preprocess) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def find_files(card: Card, source: Path) -> list[Path]:
+def find_files(card: Card, source: Path) -> tuple[list[Path], list[Path]]:
+    """The recordings the card's pattern matches, and the folders it matches too (said, not read)."""
     if not source.is_dir():
         raise EEGInputError(f"{source}: no such dataset folder; pass the folder you downloaded "
                             f"{card.name} into")
     pattern = card.files.get("glob", "**/*")
     exclude = card.files.get("exclude")
-    files = sorted(p for p in source.glob(pattern) if p.is_file() and not p.name.startswith(".")
-                   and not (exclude and re.search(exclude, p.name)))
+    matched = sorted(p for p in source.glob(pattern) if not p.name.startswith(".")
+                     and not (exclude and re.search(exclude, p.name)))
+    files = [p for p in matched if p.is_file()]
     if not files:
         raise EEGInputError(f"{source}: no files matching {pattern!r} for card {card.name}; "
                             "is this the dataset's folder?")
-    return files
+    return files, [p for p in matched if p.is_dir() and card.files.get("glob")]
 
 
 def _prepare_one(card_path: str, source: str, rel: str, shard_base: str, cfg: Preprocess) -> dict:
@@ -108,7 +110,7 @@ def prepare(card: Card | str, source, out, cfg: Preprocess = Preprocess(), worke
     if not card.prepare:
         raise EEGInputError(f"card {card.name}: cannot be prepared yet: {card.why_not}")
     source, out = Path(source), Path(out)
-    files = find_files(card, source)
+    files, folders = find_files(card, source)
     shards_dir = out / "shards"
     fp = _fingerprint(card, cfg)
     _check_out(out, card, fp, overwrite)
@@ -185,7 +187,9 @@ def prepare(card: Card | str, source, out, cfg: Preprocess = Preprocess(), worke
         "electrodes": sorted({e for mo in montages for e in mo}, key=ID.get),
         "montages": montages, "subjects": subjects, "splits": splits, "counts": counts,
         "n_samples": int(sum(m["n"] for m in ordered)), "shards": ordered,
-        "skipped": errors, "source": str(source.resolve()),
+        "skipped": {**errors, **{str(f.relative_to(source)): f"a folder whose name matches {card.files['glob']!r}, "
+                                                           "not a recording file; not read" for f in folders}},
+        "source": str(source.resolve()),
     }
     atomic_write(out / "index.json", lambda t: t.write_text(json.dumps(index, indent=1)))
     return Store(out)

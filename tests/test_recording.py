@@ -4,6 +4,7 @@ import mne
 import numpy as np
 import pytest
 
+from eegpt.cli import main
 from eegpt.recording import read
 from eegpt.errors import EEGInputError
 from eegpt.synth import write_recording
@@ -116,13 +117,69 @@ def test_truncated_edf(tmp_path):
         read(path)
 
 
-def test_unknown_electrodes_are_reported_not_guessed(tmp_path):
-    path, _ = _edf(tmp_path, names=("Fp1", "X7", "Cz", "Q2"))
-    with pytest.raises(EEGInputError, match="unknown electrode name.*'X7', 'Q2'"):
+def test_unknown_channels_are_set_aside_not_guessed(tmp_path):
+    # a BioSemi-like file: EEG electrodes beside external channels that are no electrode we know
+    path, x = _edf(tmp_path, names=("Fp1", "EXG1", "Cz", "HL"))
+    rec = read(path)
+    assert rec.electrodes == ["Fp1", "Cz"] and rec.set_aside == {"EXG1": "unknown", "HL": "unknown"}
+    assert np.allclose(rec.signals, x[[0, 2]], atol=0.05)  # the electrodes' own signals, in order
+    with pytest.raises(EEGInputError, match="unknown electrode name.*'EXG1', 'HL'.*without strict"):
+        read(path, strict=True)
+    assert read(path, rename={"EXG1": "C3", "HL": "C4"}).electrodes == ["Fp1", "C3", "Cz", "C4"]
+    # a cap of numbered channels: nothing known is left, and the line stays short
+    many = tmp_path / "numbered.npz"
+    np.savez(many, data=np.random.default_rng(0).standard_normal((40, 500)), ch_names=np.array([f"E{i}" for i in range(1, 41)]),
+             sfreq=100.0)
+    with pytest.raises(EEGInputError, match=r"no known EEG electrode among 40 channel\(s\).*E8 \(unknown\) and 32 more"):
+        read(many)
+
+
+def _patched(path, at, value: bytes):
+    data = bytearray(path.read_bytes())
+    data[at:at + len(value)] = value
+    path.write_bytes(bytes(data))
+
+
+def test_edf_header_faults_are_named(tmp_path, capsys):
+    # 4 signals + the annotation signal: the per-signal fields start at byte 256
+    path, _ = _edf(tmp_path, sfreq=250.0, name="dur0.edf")
+    _patched(path, 244, b"0       ")
+    with pytest.raises(EEGInputError, match="data-record duration is '0' s"):
         read(path)
-    rec = read(path, drop_bad=True)
-    assert rec.electrodes == ["Fp1", "Cz"] and rec.set_aside == {"X7": "unknown", "Q2": "unknown"}
-    assert read(path, rename={"X7": "C3", "Q2": "C4"}).electrodes == ["Fp1", "C3", "Cz", "C4"]
+    assert main(["inspect", str(path)]) == 2 and "data-record duration" in capsys.readouterr().err
+    path, _ = _edf(tmp_path, name="spr0.edf")
+    n = int(path.read_bytes()[252:256])
+    _patched(path, 256 + n * 216 + 8, b"0       ")  # the second signal's samples per record
+    with pytest.raises(EEGInputError, match="gives 'Fp2' no samples per data record"):
+        read(path)
+    path, _ = _edf(tmp_path, name="dup.edf")
+    _patched(path, 256, b"EEG Fp1         EEG Fp1         ")
+    with pytest.raises(EEGInputError, match="'EEG Fp1' appear more than once"):
+        read(path)
+    path, _ = _edf(tmp_path, names=("ECG", "EOG", "Cz", "C4"), name="dup-ecg.edf")
+    _patched(path, 256, b"ECG             ECG             ")
+    assert read(path).set_aside == {"ECG": "duplicate name"}  # two non-EEG channels of one name: neither used
+    path, _ = _edf(tmp_path, name="cut.edf")
+    path.write_bytes(path.read_bytes()[:400])
+    with pytest.raises(EEGInputError, match="truncated: the header describes 5 signals but ends early"):
+        read(path)
+
+
+def test_unreadable_file_says_why(tmp_path, monkeypatch):
+    import builtins
+
+    import eegpt.recording as recording
+
+    path, _ = _edf(tmp_path)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(recording, "open", denied, raising=False)  # root reads any file: simulate it
+    with pytest.raises(EEGInputError, match=r"cannot be opened \(Permission denied\); check the file's permissions"):
+        read(path)
+    monkeypatch.setattr(recording, "open", builtins.open, raising=False)
+    assert read(path).electrodes == ["Fp1", "Fp2", "C3", "C4"]
 
 
 def test_nan_and_flat_channels(tmp_path):
@@ -142,5 +199,5 @@ def test_duplicate_electrodes_and_no_eeg(tmp_path):
     with pytest.raises(EEGInputError, match="both electrode T7"):
         read(tmp_path / "dup.npz")
     np.savez(tmp_path / "ecg.npz", data=x, ch_names=np.array(["ECG", "EOG"]), sfreq=100.0)
-    with pytest.raises(EEGInputError, match="no usable EEG channels"):
+    with pytest.raises(EEGInputError, match="no known EEG electrode among 2 channel"):
         read(tmp_path / "ecg.npz")

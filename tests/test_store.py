@@ -100,8 +100,10 @@ def test_bad_recordings_are_listed_and_can_be_skipped(corpus, tmp_path):
     bad.write_bytes(bad.read_bytes()[:5000])
     with pytest.raises(EEGInputError, match=r"1 of 2 recordings .*sub-002_task-CM_eeg.edf: truncated"):
         prepare("synthetic-cm", src.parent, tmp_path / "st", workers=1, progress=False)
+    (src / "sub-003_old_eeg.edf").mkdir()  # a folder the card's pattern matches: said, not silently passed
     store = prepare("synthetic-cm", src.parent, tmp_path / "st", workers=1, skip_bad=True, progress=False)
     assert store.index["subjects"] == ["001"] and "CM/sub-002_task-CM_eeg.edf" in store.index["skipped"]
+    assert "a folder whose name matches" in store.index["skipped"]["CM/sub-003_old_eeg.edf"]
 
 
 def test_prepare_refuses_what_it_cannot_do(tmp_path):
