@@ -30,7 +30,7 @@ import scipy.signal
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 BANDS = {"delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0),
@@ -50,6 +50,19 @@ def erp_bins(x_WxExS: np.ndarray, sfreq: float, bin_s: float = 0.05) -> np.ndarr
     width = max(1, int(round(bin_s * sfreq)))
     n = x_WxExS.shape[-1] // width
     return x_WxExS[..., : n * width].reshape(*x_WxExS.shape[:-1], n, width).mean(-1).reshape(len(x_WxExS), -1)
+
+
+class _Columns(BaseEstimator, TransformerMixin):
+    """The columns ``keep`` of a design matrix (all with None): a view combination as a setting
+    ``select_on_val`` can choose."""
+    def __init__(self, keep=None):
+        self.keep = keep
+
+    def fit(self, x, y=None):
+        return self
+
+    def transform(self, x):
+        return x if self.keep is None else x[:, self.keep]
 
 
 class _Features(BaseEstimator, TransformerMixin):
@@ -234,8 +247,6 @@ def linear_readout(teg_params: dict, heads: list[str], stores: list, cache: dict
     import itertools
 
     import jax.numpy as jnp
-    from sklearn.metrics import balanced_accuracy_score
-    from sklearn.model_selection import cross_val_score
 
     from teg.model import VOCAB_SIZE as VOCAB
 
@@ -243,6 +254,10 @@ def linear_readout(teg_params: dict, heads: list[str], stores: list, cache: dict
     starts = np.cumsum([0] + [w for _, w in views])
     each = [[i] for i in range(len(views))] + ([list(range(len(views)))] if len(views) > 1 else [])
     every = [list(c) for r in range(1, len(views) + 1) for c in itertools.combinations(range(len(views)), r)]
+
+    def view_cols(cand):
+        return np.concatenate([np.arange(starts[i], starts[i + 1]) for i in cand])
+
     chosen = {}
     mean, std = np.asarray(norm["mean"]), np.asarray(norm["std"])
     for name, s, pos in zip(heads, stores, train_pos):
@@ -263,29 +278,20 @@ def linear_readout(teg_params: dict, heads: list[str], stores: list, cache: dict
         scale = x_train.reshape(len(pos), len(used), width).std(0) + 1e-6  # [electrode, column]
         x_train = x_train / scale.reshape(-1)
         x_val = design(val, all_cols) / scale.reshape(-1) if len(val) else None
-        y_train, groups = s.labels[pos], s.subject_of[pos]
-        folds = None if len(val) else inner_folds(groups)
-        # without validation windows each candidate costs a cross-validation: fewer candidates
+        # the views are a setting like C, chosen the way the peers' settings are; without validation
+        # windows each candidate costs a cross-validation, so fewer candidates
         candidates = every if len(val) and search == "combinations" else each
-        best = None
-        for cand in candidates if len(val) or folds is not None else [list(range(len(views)))]:
-            cols = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in cand])
-            keep = (np.arange(len(used))[:, None] * width + cols[None]).reshape(-1)
-            for cc in GRID["band_power"]["logisticregression__C"] if len(val) or folds is not None else [0.1]:
-                model = LogisticRegression(max_iter=3000, C=cc, class_weight="balanced")
-                if len(val):
-                    score = balanced_accuracy_score(s.labels[val], model.fit(x_train[:, keep], y_train)
-                                                    .predict(x_val[:, keep]))
-                elif folds is not None:
-                    score = cross_val_score(model, x_train[:, keep], y_train, groups=groups, cv=folds,
-                                            scoring="balanced_accuracy").mean()
-                else:
-                    score = 0.0
-                if best is None or score > best[0]:
-                    best = (score, model, cols, cc, "+".join(views[i][0] for i in cand), keep)
-        _, model, cols, cc, view, keep = best
-        if not hasattr(model, "classes_"):  # chosen by cross-validation: refit on every training window
-            model.fit(x_train[:, keep], y_train)
+        keeps = [(np.arange(len(used))[:, None] * width + view_cols(cand)[None]).reshape(-1) for cand in candidates]
+        pipe, picked = select_on_val(
+            lambda: Pipeline([("columns", _Columns()),
+                              ("logisticregression", LogisticRegression(max_iter=3000, C=0.1, class_weight="balanced"))]),
+            {"columns__keep": keeps, **GRID["band_power"]}, x_train, s.labels[pos], x_val,
+            s.labels[val] if len(val) else None, s.subject_of[pos])
+        cand = candidates[next(i for i, k in enumerate(keeps) if np.array_equal(k, picked["columns__keep"]))] \
+            if picked else list(range(len(views)))
+        cols, cc = view_cols(cand), picked.get("logisticregression__C", 0.1)
+        view, model = "+".join(views[i][0] for i in cand), pipe[-1]
+        folds = None if len(val) else inner_folds(s.subject_of[pos])
         n_classes = len(s.classes)
         coef = np.zeros((n_classes, len(used) * len(cols)), np.float32)
         bias = np.full(n_classes, -10.0, np.float32)  # classes absent from training stay unlikely

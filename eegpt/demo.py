@@ -117,10 +117,12 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
                         patience=plan.patience, graph_layers=plan.graph_layers, seed=seed, nodes=plan.nodes,
                         readout=plan.readout, readout_init=plan.readout_init,
                         readout_search=plan.readout_search)
-    tuned = finetune(workdir / "ete", list(stores.values()), workdir / "finetune", ft, progress=progress, track=False)
+    features = {}  # every window's ETE features, encoded once by fine-tuning and read by the stages below
+    tuned = finetune(workdir / "ete", list(stores.values()), workdir / "finetune", ft, progress=progress, track=False,
+                     features_out=features)
     stage("finetune")
     say("[4/6] scoring held-out subjects beside the classical baselines", flush=True)
-    scored = evaluate(workdir / "finetune", list(stores.values()), "test")
+    scored = evaluate(workdir / "finetune", list(stores.values()), "test", features=features)
     tasks = {}
     for t, s in stores.items():
         baselines = {}
@@ -138,7 +140,7 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
                     "baselines": baselines}
     stage("evaluate")
     say("[5/6] embedding the test windows and drawing their t-SNE", flush=True)
-    embed(workdir / "finetune", list(stores.values()), workdir / "embeddings.npz", split="test")
+    embed(workdir / "finetune", list(stores.values()), workdir / "embeddings.npz", split="test", features=features)
     clusters = tsne(workdir / "embeddings.npz", workdir / "tsne.png", seed=seed)
     stage("tsne")
     say(f"[6/6] training the copilot ({plan.copilot_steps} steps) and answering for a held-out recording", flush=True)
@@ -147,7 +149,7 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
     from eegpt.copilot.decoder import CopilotTrainConfig, train
 
     if not (workdir / "copilot" / "config.json").exists():
-        bank = eeg_bank(load(workdir / "finetune"), list(stores.values()))
+        bank = eeg_bank(load(workdir / "finetune"), list(stores.values()), features=features)
         train(workdir / "copilot", CopilotTrainConfig(steps=plan.copilot_steps, seed=seed), eeg_bank=bank,
               progress=progress)
     with atomic_dir(workdir / "model") as tmp:  # one self-contained model directory: model + decoder

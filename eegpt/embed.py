@@ -43,8 +43,9 @@ def _pretrained_encoder(ete_dir, batch_size: int = 32):
     return features
 
 
-def embed(model_dir, stores, out, split: str | None = None) -> dict:
-    """Write the embeddings of every window of ``stores`` (or of ``split``) to ``out`` (.npz)."""
+def embed(model_dir, stores, out, split: str | None = None, features: dict | None = None) -> dict:
+    """Write the embeddings of every window of ``stores`` (or of ``split``) to ``out`` (.npz);
+    ``features``: a fine-tuned model's frozen ETE features of the stores, already encoded."""
     model_dir, out = Path(model_dir), Path(out)
     stores = open_stores(stores)
     finetuned = None
@@ -67,7 +68,7 @@ def embed(model_dir, stores, out, split: str | None = None) -> dict:
         if len(pos) == 0:
             raise EEGInputError(f"{s.path}: no windows in split {split!r}")
         if finetuned is not None:
-            r = finetuned.run(s, split)
+            r = finetuned.run(s, split, cached=(features or {}).get(s.name))
             feats, pooled = r["features"], r["pooled"]
         else:
             feats, pooled = encoder(s, split), None

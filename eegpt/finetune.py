@@ -209,10 +209,14 @@ def _provenance(ete_dir, ete_cfg: PretrainConfig, stores: list[Store], train_pos
 
 
 def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *, progress: bool = True,
-             track: bool = True) -> dict:
+             track: bool = True, features_out: dict | None = None) -> dict:
     """Fine-tune (or resume) in ``workdir`` on the training windows of ``stores``, selecting on
     their validation windows; writes ``workdir/finetune.json`` and the model directory
     ``workdir/model`` (the parameters kept by selection), and returns the summary.
+
+    ``features_out``: with a frozen ETE, filled with ``{store name: every window's encoded
+    features}`` (``Model.cache``), so a caller that then scores, embeds or describes the same
+    stores (the demo) need not run the encoder over them again.
 
     The step is jitted once with the state donated, on a ``data`` x ``fsdp`` mesh (``ft.mesh``);
     each host feeds its own rows of every batch, drawn from its own share of the training windows.
@@ -272,6 +276,8 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
                                      layout=mcfg.layout, mix="batch", shard_index=0, shard_count=1))
     else:  # frozen: every window's features once, then the graph trains on them alone
         cache = {s.name: model.cache(s, ete_params) for s in stores}
+        if features_out is not None:
+            features_out.update(cache)
         norm = feature_norm((cache[s.name][k][p] for k in ("features", "electrodes", "mask"))
                             for s, p in zip(stores, all_train))
         data_it = None
@@ -398,14 +404,15 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     return summary
 
 
-def evaluate(workdir, stores, split: str = "test", plots: bool = True) -> dict:
-    """Metrics of a fine-tuned model on each store's ``split``; confusion plots beside the model."""
+def evaluate(workdir, stores, split: str = "test", plots: bool = True, features: dict | None = None) -> dict:
+    """Metrics of a fine-tuned model on each store's ``split``; confusion plots beside the model.
+    ``features``: the frozen ETE's features of the stores (``finetune``'s ``features_out``)."""
     from eegpt.metrics import plot_confusion
 
     model = load(workdir)
     out = {}
     for s in open_stores(stores):
-        r = model.evaluate(s, split)
+        r = model.evaluate(s, split, cached=(features or {}).get(s.name))
         r["task"], r["classes"], r["split"] = s.task, s.classes, split
         out[s.name] = r
         if plots:

@@ -8,6 +8,7 @@
     python experiments/ablations.py graph-start                --workdir runs/ablations
     python experiments/ablations.py graph-input                --workdir runs/ablations
     python experiments/ablations.py laplacian                  --workdir runs/ablations
+    python experiments/ablations.py linear-start               --workdir runs/ablations
 
 Every arm uses the demo's recipe (``eegpt demo --quick``: 14 synthetic subjects, base preset,
 400 pretraining steps, 1,000 fine-tuning steps of a one-layer graph) unless told otherwise, and the same train /
@@ -33,6 +34,12 @@ corpus stays the same). What differs between arms:
   with or without a fourth view per electrode: the five log band powers of its surface Laplacian
   (its signal minus the mean of its four nearest electrodes, ``eegpt.model.laplacian``) — the local
   contrast CSP finds with spatial filters.
+- ``linear-start``: one pretrained ETE; the demo's graph input and linear start with the
+  absolute views only (ETE + bands + ERP + Laplacian bands), with the relative views beside them
+  (``rel``, ``laprel``: each band's log share of the electrode's total power, raw and Laplacian),
+  and with every combination of views tried on validation instead of each view alone and all
+  together (``--readout-search``). The two other changes of that step (Welch band powers, unit-
+  variance readout columns) are built in and not ablated here.
 - ``electrode-vs-multichannel``: the ETE reads each electrode alone, or all electrodes of a
   window per token (the multichannel AR of EEGPT-style models), with batches holding about the
   same EEG per step (256 electrode sequences or 8 windows); both pretrained and fine-tuned
@@ -118,6 +125,15 @@ def arms(name: str, workdir: Path, stores: dict, seed: int, args) -> dict:
         return {view: tuned(ete, stores, ALL, run / view.replace(" ", ""), dataclasses.replace(ft, nodes=nodes, **start))
                 for view, nodes in (("ETE + bands + ERP", "ete+bands+erp"),
                                     ("ETE + bands + ERP + Laplacian", "ete+bands+erp+lap"))}
+    if name == "linear-start":
+        ete = pretrained(workdir, stores, ALL, args.pretrain_steps, seed)
+        start = dict(readout="classical", readout_init="lr")
+        return {arm: tuned(ete, stores, ALL, run / key, dataclasses.replace(ft, nodes=nodes, readout_search=search,
+                                                                            **start))
+                for arm, key, nodes, search in (
+                    ("absolute views", "absolute", "ete+bands+erp+lap", "each"),
+                    ("+ relative views", "relative", "ete+bands+rel+erp+lap+laprel", "each"),
+                    ("+ every combination", "combinations", "ete+bands+rel+erp+lap+laprel", "combinations"))}
     if name == "electrode-vs-multichannel":
         return {mode: tuned(pretrained(workdir, stores, SAME_WINDOW, args.pretrain_steps, seed, mode=mode),
                             stores, SAME_WINDOW, run / mode, ft) for mode in ("electrode", "multichannel")}
@@ -125,7 +141,7 @@ def arms(name: str, workdir: Path, stores: dict, seed: int, args) -> dict:
 
 
 ABLATIONS = ("joint-vs-single", "ar-vs-mae", "frozen-vs-trainable", "electrode-vs-multichannel", "graph-start",
-             "graph-input", "laplacian")
+             "graph-input", "laplacian", "linear-start")
 
 
 def summarise(per_seed: list[dict]) -> dict:

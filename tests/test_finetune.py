@@ -32,8 +32,9 @@ def test_frozen_joint_finetuning_resumes_and_evaluates(stores, tiny_ete, tmp_pat
     assert out["steps_run"] == 4 and [h["step"] for h in out["history"]] == [2, 4]
     assert set(out["history"][-1]["val_balanced_accuracy"]) == {"synthetic-mw", "synthetic-cm"}
     assert out["sampling_weights"]["synthetic-cm"] > 0 and out["selected_on"] == "val"
+    features = {}
     again = finetune(tiny_ete, parts, tmp_path / "ft", FinetuneConfig(**{**ft.__dict__, "steps": 6}),
-                     progress=False, track=False)
+                     progress=False, track=False, features_out=features)
     assert again["resumed_from"] == 4 and [h["step"] for h in again["history"]] == [2, 4, 6]
     model = load(tmp_path / "ft")
     _, ete_params, _ = load_ete(tiny_ete)
@@ -48,6 +49,12 @@ def test_frozen_joint_finetuning_resumes_and_evaluates(stores, tiny_ete, tmp_pat
         assert np.sum(r["confusion"]) == r["n"] and (tmp_path / "ft" / f"confusion-{name}-test.png").exists()
     run = model.run(stores["cm"], "test")
     assert np.allclose(run["probs"].sum(1), 1.0, atol=1e-5) and run["pooled"].shape[0] == run["probs"].shape[0]
+    # the features fine-tuning encoded once score exactly as encoding the windows again
+    assert set(features) == {"synthetic-mw", "synthetic-cm"} and len(features["synthetic-cm"]["features"]) == len(stores["cm"])
+    reused = model.run(stores["cm"], "test", cached=features["synthetic-cm"])
+    assert np.allclose(reused["probs"], run["probs"], atol=1e-5) and np.allclose(reused["pooled"], run["pooled"], atol=1e-4)
+    assert evaluate(tmp_path / "ft", parts, "test", plots=False, features=features)["synthetic-mw"]["balanced_accuracy"] \
+        == res["synthetic-mw"]["balanced_accuracy"]
 
 
 def test_trainable_ete_moves_the_encoder(stores, tiny_ete, tmp_path):

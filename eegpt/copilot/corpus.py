@@ -149,12 +149,13 @@ def encode_prompt(tok, case: Case, hide_class: bool = False, wave_text: bool = F
     return [tok.token_to_id(f) for f in fields] + tok.encode(" " + case.question).ids + [ANSWER]
 
 
-def eeg_bank(finetuned, stores, split: str = "train", wavelet: int = 0) -> dict:
+def eeg_bank(finetuned, stores, split: str = "train", wavelet: int = 0, features: dict | None = None) -> dict:
     """{(task, label): pooled graph embeddings} of ``split`` windows, for training the prefix; with
-    ``wavelet`` > 0, {(task, label): (pooled, wavelet summaries)} of the same windows."""
+    ``wavelet`` > 0, {(task, label): (pooled, wavelet summaries)} of the same windows.
+    ``features``: the frozen ETE's features of the stores, already encoded (``Model.cache``)."""
     bank: dict = {}
     for s in stores:
-        r = finetuned.run(s, split)
+        r = finetuned.run(s, split, cached=(features or {}).get(s.name))
         waves = [wavelet_summary(s[int(i)].x, wavelet) for i in r["positions"]] if wavelet else None
         for lab in np.unique(r["labels"]):
             pick = np.flatnonzero(r["labels"] == lab)
