@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from eegpt import TASKS
+from eegpt.datasets import READERS
 from eegpt.errors import EEGInputError, TrainingError
 from eegpt.options import add_config, check_output, config_class, config_from
 
@@ -19,7 +20,7 @@ from eegpt.options import add_config, check_output, config_class, config_from
 def _cmd_inspect(args) -> None:
     from eegpt.recording import read
 
-    rec = read(args.file, sfreq=args.sfreq, drop_bad=args.drop_bad, strict=args.strict,
+    rec = read(args.file, sfreq=args.sfreq, drop_bad=args.drop_bad, strict=args.strict, distributed=args.format,
                ch_names=args.ch_names.split(",") if args.ch_names else None)
     if args.json:
         print(json.dumps(rec.summary(), indent=2))
@@ -296,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="set flat and non-finite channels aside instead of refusing the file")
     s.add_argument("--strict", action="store_true",
                    help="refuse a file with a channel that is no known electrode (by default it is set aside)")
+    s.add_argument("--format", choices=sorted(READERS),
+                   help="a dataset's own file layout (DEAP pickles, SEED-IV / Cho 2017 / BCI IV-1 .mat)")
     s.set_defaults(fn=_cmd_inspect)
 
     s = sub.add_parser("synth", help="write the synthetic five-task corpus as EDF + events.tsv")

@@ -101,7 +101,7 @@ class Recording:
 
 def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = None,
          subject: str | None = None, rename: dict[str, str] | None = None,
-         drop_bad: bool = False, strict: bool = False) -> Recording:
+         drop_bad: bool = False, strict: bool = False, distributed: str | None = None) -> Recording:
     """Read a recording from a file or an MNE object.
 
     Parameters
@@ -119,6 +119,9 @@ def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = Non
     drop_bad : set flat and non-finite channels aside instead of refusing the recording.
     strict : refuse a recording with a channel that is neither a known electrode nor recognised
         as non-EEG (by default such channels are set aside as "unknown").
+    distributed : read a dataset's own file layout (``deap-python``, ``seed-iv-mat``,
+        ``cho2017-mat``, ``bciciv1-mat``; see :mod:`eegpt.datasets`): its trials end to end,
+        each marked by an event naming its class.
 
     Raises
     ------
@@ -136,7 +139,12 @@ def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = Non
         name = str(path)
         _check_file(path)
         lower = path.name.lower()
-        if lower.endswith(TEXT_SUFFIXES) or lower.endswith(".npz"):
+        if distributed is not None:
+            from eegpt.datasets import read_distributed
+
+            data, names, types, rate, ann = read_distributed(distributed, path)
+            fmt = distributed
+        elif lower.endswith(TEXT_SUFFIXES) or lower.endswith(".npz"):
             data, names, types, rate, ann = _read_table(path, sfreq, ch_names)
             fmt = lower.split(".")[-2] if lower.endswith(".gz") else lower.rsplit(".", 1)[-1]
         else:

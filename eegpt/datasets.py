@@ -1,0 +1,174 @@
+"""The files of public datasets as their authors distribute them, read into one recording each.
+
+Several benchmarks ship arrays of trials rather than continuous recordings a reader like MNE
+opens: DEAP's Python pickles, SEED-IV's MATLAB files, Cho 2017's and BCI Competition IV-1's MATLAB
+structures. A card names the reader with ``[read] format = "..."``; the reader returns the file's
+trials laid end to end, each trial marked by an event named after its class, so the card's
+``events`` label adapter and the windowing of :mod:`eegpt.cards` apply as they do to an EDF+
+file. Electrode names come from the file where it holds them, else from the dataset's documented
+channel order (below, with its source). Anything in a file that disagrees with the layout
+described here (a missing key, another shape, a label outside the scale) is refused with one line
+naming the file, never read wrong.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from pathlib import Path
+
+import numpy as np
+
+from eegpt.errors import EEGInputError
+
+# DEAP's "data_preprocessed_python" (Koelstra et al. 2012, the dataset's own description):
+# 32 EEG channels in the Geneva order, then 8 peripheral channels; 128 Hz; each trial is 3 s of
+# pre-trial baseline followed by the 60-s music video.
+DEAP_CHANNELS = ["Fp1", "AF3", "F3", "F7", "FC5", "FC1", "C3", "T7", "CP5", "CP1", "P3", "P7", "PO3", "O1",
+                 "Oz", "Pz", "Fp2", "AF4", "Fz", "F4", "F8", "FC6", "FC2", "Cz", "C4", "T8", "CP6", "CP2",
+                 "P4", "P8", "PO4", "O2", "hEOG", "vEOG", "zEMG", "tEMG", "GSR", "Respiration belt",
+                 "Plethysmograph", "Temperature"]
+DEAP_SFREQ, DEAP_BASELINE_S = 128.0, 3.0
+
+# SEED-IV's "eeg_raw_data/<session>/<subject>_<date>.mat" (the dataset's ReadMe and channel-order
+# sheet): 24 trials per session as "<initials>_eeg1" ... "_eeg24", [62, samples] at 200 Hz; the
+# emotion of each trial is fixed per session (0 neutral, 1 sad, 2 fear, 3 happy).
+SEED_CHANNELS = ["Fp1", "Fpz", "Fp2", "AF3", "AF4", "F7", "F5", "F3", "F1", "Fz", "F2", "F4", "F6", "F8", "FT7",
+                 "FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "FT8", "T7", "C5", "C3", "C1", "Cz", "C2", "C4",
+                 "C6", "T8", "TP7", "CP5", "CP3", "CP1", "CPz", "CP2", "CP4", "CP6", "TP8", "P7", "P5", "P3", "P1",
+                 "Pz", "P2", "P4", "P6", "P8", "PO7", "PO5", "PO3", "POz", "PO4", "PO6", "PO8", "CB1", "O1", "Oz",
+                 "O2", "CB2"]
+SEED_IV_SFREQ = 200.0
+SEED_IV_EMOTIONS = ["neutral", "sad", "fear", "happy"]
+SEED_IV_SESSIONS = {"1": [1, 2, 3, 0, 2, 0, 0, 1, 0, 1, 2, 1, 1, 1, 2, 3, 2, 2, 3, 3, 0, 3, 0, 3],
+                    "2": [2, 1, 3, 0, 0, 2, 0, 2, 3, 3, 2, 3, 2, 0, 1, 1, 2, 1, 0, 3, 0, 1, 3, 1],
+                    "3": [1, 2, 2, 1, 3, 3, 3, 1, 1, 2, 1, 0, 2, 3, 3, 0, 2, 3, 0, 0, 2, 0, 1, 0]}
+
+# Cho et al. 2017 (GigaDB 100295) "sNN.mat": struct "eeg" with imagery_left / imagery_right
+# [68, samples] (64 EEG in the BioSemi order below, then 4 EMG), imagery_event (1 at each cue)
+# and srate (512); 3 s of imagery follow each cue. The channel order is MOABB's Cho2017 reader's.
+CHO_CHANNELS = ["Fp1", "AF7", "AF3", "F1", "F3", "F5", "F7", "FT7", "FC5", "FC3", "FC1", "C1", "C3", "C5", "T7",
+                "TP7", "CP5", "CP3", "CP1", "P1", "P3", "P5", "P7", "P9", "PO7", "PO3", "O1", "Iz", "Oz", "POz",
+                "Pz", "CPz", "Fpz", "Fp2", "AF8", "AF4", "AFz", "Fz", "F2", "F4", "F6", "F8", "FT8", "FC6", "FC4",
+                "FC2", "FCz", "Cz", "C2", "C4", "C6", "T8", "TP8", "CP6", "CP4", "CP2", "P2", "P4", "P6", "P8",
+                "P10", "PO8", "PO4", "O2", "EMG1", "EMG2", "EMG3", "EMG4"]
+CHO_IMAGERY_S = 3.0
+
+# BCI Competition IV-1 "BCICIV_calib_ds1X.mat" (the competition's description): cnt [samples, 59]
+# int16 in 0.1 µV, mrk.pos (cue samples) and mrk.y (-1 / 1: nfo.classes[0] / [1]), nfo.fs,
+# nfo.clab (electrode names); 4 s of imagery follow each cue.
+BCICIV1_IMAGERY_S = 4.0
+
+
+def read_distributed(fmt: str, path: Path):
+    """(data [C, T] µV, channel names, MNE channel types, rate, events) of one file of ``fmt``."""
+    import mne
+
+    if fmt not in READERS:
+        raise EEGInputError(f"{path}: unknown read.format {fmt!r}; choose from {', '.join(READERS)}")
+    try:
+        data, names, sfreq, trials = READERS[fmt](path)
+    except EEGInputError:
+        raise
+    except (KeyError, IndexError, AttributeError, TypeError, ValueError) as err:
+        raise EEGInputError(f"{path}: not laid out as a {fmt} file ({type(err).__name__}: {err}); "
+                            "is this the dataset's file as distributed?") from None
+    onsets, durations, labels = zip(*trials) if trials else ((), (), ())
+    return (np.asarray(data, np.float64), list(names), ["misc"] * len(names), float(sfreq),
+            mne.Annotations(list(onsets), list(durations), list(labels)))
+
+
+def _laid_end_to_end(arrays, sfreq, spans):
+    """Trials [C, S_k] joined in time, and each trial's (onset + start, length, label) event."""
+    trials, at = [], 0
+    for x, (start_s, length_s, label) in zip(arrays, spans):
+        trials.append((at / sfreq + start_s, length_s, label))
+        at += x.shape[1]
+    return np.concatenate(arrays, axis=1), trials
+
+
+def _deap(path: Path):
+    try:
+        with open(path, "rb") as f:
+            obj = pickle.load(f, encoding="latin1")  # pickled by Python 2
+    except (pickle.UnpicklingError, EOFError, UnicodeDecodeError) as err:
+        raise EEGInputError(f"{path}: cannot be read as a DEAP Python pickle ({err})") from None
+    data, ratings = np.asarray(obj["data"], np.float64), np.asarray(obj["labels"], np.float64)
+    if data.ndim != 3 or data.shape[1] != len(DEAP_CHANNELS) or ratings.shape != (data.shape[0], 4):
+        raise ValueError(f"data {data.shape} and labels {ratings.shape}, expected [trials, 40, samples] and "
+                         "[trials, 4]")
+    if ((ratings < 1) | (ratings > 9)).any():
+        raise ValueError("ratings outside DEAP's 1-9 scale")
+    trial_s = data.shape[2] / DEAP_SFREQ
+    # valence (column 0) and arousal (1): high above the scale's midpoint 5
+    quadrant = [("HV" if v > 5 else "LV") + ("HA" if a > 5 else "LA") for v, a in ratings[:, :2]]
+    joined, trials = _laid_end_to_end(list(data), DEAP_SFREQ,
+                                      [(DEAP_BASELINE_S, trial_s - DEAP_BASELINE_S, q) for q in quadrant])
+    return joined, DEAP_CHANNELS, DEAP_SFREQ, trials
+
+
+def _loadmat(path: Path) -> dict:
+    from scipy.io import loadmat
+
+    try:
+        return loadmat(path, squeeze_me=True, struct_as_record=False)
+    except NotImplementedError:
+        raise EEGInputError(f"{path}: a MATLAB v7.3 (HDF5) file; save it as v7 or earlier") from None
+    except Exception as err:  # scipy raises several types for a damaged file
+        raise EEGInputError(f"{path}: cannot be read as a MATLAB file ({err})") from None
+
+
+def _seed_iv(path: Path):
+    session = path.parent.name
+    if session not in SEED_IV_SESSIONS:
+        raise EEGInputError(f"{path}: SEED-IV files sit in their session's folder 1, 2 or 3 (this one is in "
+                            f"{session!r}), which fixes each trial's emotion; keep the dataset's layout")
+    mat = _loadmat(path)
+    found = {int(m.group(1)): k for k in mat if (m := re.fullmatch(r"[A-Za-z]+_eeg(\d+)", k))}
+    labels = SEED_IV_SESSIONS[session]
+    if sorted(found) != list(range(1, len(labels) + 1)):
+        raise ValueError(f"trials {sorted(found)} where session {session} has 1-{len(labels)}")
+    arrays = [np.atleast_2d(np.asarray(mat[found[k]], np.float64)) for k in sorted(found)]
+    if any(a.shape[0] != len(SEED_CHANNELS) for a in arrays):
+        raise ValueError(f"trials of {sorted({a.shape[0] for a in arrays})} channels, expected {len(SEED_CHANNELS)}")
+    joined, trials = _laid_end_to_end(arrays, SEED_IV_SFREQ, [(0.0, a.shape[1] / SEED_IV_SFREQ, SEED_IV_EMOTIONS[lab])
+                                                              for a, lab in zip(arrays, labels)])
+    return joined, SEED_CHANNELS, SEED_IV_SFREQ, trials
+
+
+def _cho2017(path: Path):
+    eeg = _loadmat(path)["eeg"]
+    sfreq = float(eeg.srate)
+    parts, trials, at = [], [], 0
+    for label, key in (("left_hand", "imagery_left"), ("right_hand", "imagery_right")):
+        x = np.asarray(getattr(eeg, key), np.float64)
+        cues = np.flatnonzero(np.asarray(eeg.imagery_event).ravel() > 0)
+        if x.shape[0] != len(CHO_CHANNELS) or len(np.asarray(eeg.imagery_event).ravel()) != x.shape[1]:
+            raise ValueError(f"{key} {x.shape} and imagery_event of {np.asarray(eeg.imagery_event).size} samples, "
+                             f"expected [{len(CHO_CHANNELS)}, samples] and one flag per sample")
+        parts.append(x - x.mean(axis=1, keepdims=True))  # the amplifier's offset, as MOABB removes it
+        trials += [((at + c) / sfreq, CHO_IMAGERY_S, label) for c in cues]
+        at += x.shape[1]
+    return np.concatenate(parts, axis=1), CHO_CHANNELS, sfreq, trials
+
+
+def _bciciv1(path: Path):
+    mat = _loadmat(path)
+    if "mrk" not in mat:
+        raise EEGInputError(f"{path}: no 'mrk' (cue positions and classes): an evaluation file, whose labels the "
+                            "competition published separately; prepare the calibration files (BCICIV_calib_*)")
+    nfo, mrk = mat["nfo"], mat["mrk"]
+    cnt = np.asarray(mat["cnt"], np.float64) * 0.1  # int16 in 0.1 µV
+    names, sfreq = [str(c) for c in np.atleast_1d(nfo.clab)], float(nfo.fs)
+    classes = [str(c) for c in np.atleast_1d(nfo.classes)]
+    pos, y = np.atleast_1d(mrk.pos).astype(int), np.atleast_1d(mrk.y).astype(int)
+    if cnt.ndim != 2 or cnt.shape[1] != len(names) or len(pos) != len(y) or len(classes) != 2 \
+            or not set(y) <= {-1, 1}:
+        raise ValueError(f"cnt {cnt.shape} for {len(names)} names, {len(pos)} cues, {len(y)} labels, classes "
+                         f"{classes}")
+    # mrk.pos counts samples from 1 (MATLAB)
+    trials = [((p - 1) / sfreq, BCICIV1_IMAGERY_S, classes[0 if k == -1 else 1]) for p, k in zip(pos, y)]
+    return cnt.T, names, sfreq, trials
+
+
+READERS = {"deap-python": _deap, "seed-iv-mat": _seed_iv, "cho2017-mat": _cho2017, "bciciv1-mat": _bciciv1}

@@ -1,0 +1,118 @@
+"""The benchmark datasets whose files MNE does not open, built small in the structure their
+authors distribute (same keys, shapes, dtypes and label layout) and prepared end to end."""
+
+import pickle
+
+import numpy as np
+import pytest
+from scipy.io import savemat
+
+from eegpt.cli import main
+from eegpt.datasets import CHO_CHANNELS, DEAP_CHANNELS, SEED_CHANNELS, SEED_IV_SESSIONS
+from eegpt.errors import EEGInputError
+from eegpt.recording import read
+from eegpt.store import prepare
+
+RNG = np.random.default_rng(0)
+
+
+def _deap(path, ratings, seconds=11):
+    """data_preprocessed_python/sXX.dat: {'data': [trials, 40, samples] at 128 Hz, 'labels': [trials, 4]}."""
+    data = 20 * RNG.standard_normal((len(ratings), 40, int(128 * seconds)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump({"data": data, "labels": np.asarray(ratings, float)}, f, protocol=2)
+    return data
+
+
+def test_deap_pickles_become_quadrant_labelled_trials(tmp_path):
+    ratings = [[7, 7, 5, 5], [7.5, 2, 5, 5], [2, 6, 5, 5], [1, 1, 5, 5]]  # HVHA, HVLA, LVHA, LVLA
+    data = _deap(tmp_path / "deap" / "data_preprocessed_python" / "s01.dat", ratings)
+    _deap(tmp_path / "deap" / "data_preprocessed_python" / "s27.dat", ratings[::-1])
+    rec = read(tmp_path / "deap" / "data_preprocessed_python" / "s01.dat", distributed="deap-python")
+    assert rec.electrodes == DEAP_CHANNELS[:32] and rec.sfreq == 128.0
+    assert set(rec.set_aside) == set(DEAP_CHANNELS[32:])  # EOG, EMG, GSR, ... never reach the model
+    assert list(rec.events.description) == ["HVHA", "HVLA", "LVHA", "LVLA"]
+    assert np.allclose(rec.events.onset, [3, 14, 25, 36]) and np.allclose(rec.events.duration, 8)
+    n = data.shape[2]
+    assert np.allclose(rec.signals[:, 2 * n:3 * n], data[2, :32], atol=1e-3)  # trial 3 where its event says
+    store = prepare("deap", tmp_path / "deap", tmp_path / "st", workers=1, progress=False)
+    assert store.index["subjects"] == ["01", "27"] and store.index["splits"] == {"01": "train", "27": "test"}
+    # 8 s after each 3-s baseline: two 4-s windows per trial, every quadrant alike
+    assert store.index["counts"]["train"] == {"HVHA": 2, "HVLA": 2, "LVHA": 2, "LVLA": 2}
+    with open(tmp_path / "bad.dat", "wb") as f:
+        pickle.dump({"data": np.zeros((2, 32, 100)), "labels": np.ones((2, 4))}, f)
+    with pytest.raises(EEGInputError, match=r"bad.dat: not laid out as a deap-python file .*\[trials, 40, samples\]"):
+        read(tmp_path / "bad.dat", distributed="deap-python")
+    (tmp_path / "junk.dat").write_bytes(b"not a pickle at all")
+    with pytest.raises(EEGInputError, match="junk.dat: cannot be read as a DEAP Python pickle"):
+        read(tmp_path / "junk.dat", distributed="deap-python")
+
+
+def test_seed_iv_sessions_fix_each_trials_emotion(tmp_path):
+    """eeg_raw_data/<session>/<subject>_<date>.mat with <initials>_eeg1 ... _eeg24, [62, samples] at 200 Hz."""
+    lengths = RNG.integers(800, 1300, 24)
+    for session in ("1", "3"):
+        folder = tmp_path / "seed_iv" / "eeg_raw_data" / session
+        folder.mkdir(parents=True)
+        savemat(folder / "2_20150915.mat", {f"ab_eeg{k + 1}": RNG.standard_normal((62, n)) for k, n in enumerate(lengths)})
+    rec = read(tmp_path / "seed_iv" / "eeg_raw_data" / "3" / "2_20150915.mat", distributed="seed-iv-mat")
+    assert rec.electrodes == SEED_CHANNELS and rec.sfreq == 200.0
+    names = ["neutral", "sad", "fear", "happy"]
+    assert list(rec.events.description) == [names[k] for k in SEED_IV_SESSIONS["3"]]
+    assert np.allclose(rec.events.onset, np.concatenate([[0], np.cumsum(lengths[:-1])]) / 200.0)
+    store = prepare("seed-iv", tmp_path / "seed_iv", tmp_path / "st", workers=1, progress=False)
+    assert store.index["subjects"] == ["2"] and len(store.index["shards"]) == 2
+    per_trial = lengths // 800  # 4-s windows at 200 Hz: one per trial of 800-1,299 samples
+    expected = {c: 0 for c in names}
+    for session in ("1", "3"):
+        for k, n in zip(SEED_IV_SESSIONS[session], per_trial):
+            expected[names[k]] += int(n)
+    assert store.index["counts"]["train"] == expected
+    moved = tmp_path / "flat" / "2_20150915.mat"
+    moved.parent.mkdir()
+    moved.write_bytes((tmp_path / "seed_iv" / "eeg_raw_data" / "1" / "2_20150915.mat").read_bytes())
+    with pytest.raises(EEGInputError, match="in their session's folder 1, 2 or 3"):
+        read(moved, distributed="seed-iv-mat")
+
+
+def test_cho2017_imagery_trials_from_each_cue(tmp_path):
+    """sNN.mat: struct eeg with imagery_left / imagery_right [68, samples], imagery_event, srate."""
+    n, cues = 512 * 20, [512 * 2, 512 * 9, 512 * 16]
+    event = np.zeros(n)
+    event[cues] = 1
+    left, right = RNG.standard_normal((68, n)) + 100.0, RNG.standard_normal((68, n)) - 50.0
+    folder = tmp_path / "cho"
+    folder.mkdir()
+    savemat(folder / "s03.mat", {"eeg": {"imagery_left": left, "imagery_right": right, "imagery_event": event,
+                                         "srate": 512, "n_imagery_trials": 3}})
+    rec = read(folder / "s03.mat", distributed="cho2017-mat")
+    assert rec.electrodes == CHO_CHANNELS[:64] and set(rec.set_aside) == {"EMG1", "EMG2", "EMG3", "EMG4"}
+    assert list(rec.events.description) == ["left_hand"] * 3 + ["right_hand"] * 3
+    assert np.allclose(rec.events.onset, [2, 9, 16, 22, 29, 36]) and np.allclose(rec.events.duration, 3)
+    assert abs(rec.signals[:, :n].mean()) < 0.05 and abs(rec.signals[:, n:].mean()) < 0.05  # offsets removed
+    store = prepare("mibci", folder, tmp_path / "st", workers=1, progress=False)
+    assert store.index["counts"]["train"] == {"left_hand": 3, "right_hand": 3} and store.index["window_s"] == 3.0
+
+
+def test_bci_competition_iv_1_calibration_files(tmp_path, capsys):
+    """BCICIV_calib_ds1X.mat: cnt [samples, 59] int16 (0.1 uV), mrk.pos / mrk.y, nfo.fs / clab / classes."""
+    clab = ["AF3", "AF4", "F5", "F3", "F1", "Fz", "F2", "F4", "F6", "FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6",
+            "CFC7", "CFC5", "CFC3", "CFC1", "CFC2", "CFC4", "CFC6", "CFC8", "T7", "C5", "C3", "C1", "Cz", "C2", "C4",
+            "C6", "T8", "CCP7", "CCP5", "CCP3", "CCP1", "CCP2", "CCP4", "CCP6", "CCP8", "CP5", "CP3", "CP1", "CPz",
+            "CP2", "CP4", "CP6", "P5", "P3", "P1", "Pz", "P2", "P4", "P6", "PO1", "PO2", "O1", "O2"]
+    cnt = (RNG.standard_normal((100 * 60, 59)) * 300).astype(np.int16)
+    pos, y = np.array([201, 1001, 2001, 3001]), np.array([-1, 1, 1, -1])
+    folder = tmp_path / "bciciv1"
+    folder.mkdir()
+    nfo = {"fs": 100, "clab": np.array(clab, dtype=object), "classes": np.array(["left", "foot"], dtype=object)}
+    savemat(folder / "BCICIV_calib_ds1a.mat", {"cnt": cnt, "mrk": {"pos": pos, "y": y}, "nfo": nfo})
+    rec = read(folder / "BCICIV_calib_ds1a.mat", distributed="bciciv1-mat")
+    assert len(rec.electrodes) == 59 and not rec.set_aside and rec.sfreq == 100.0  # BBCI names (CFC5 = FCC5) known
+    assert rec.raw_names[:2] == ["AF3", "AF4"] and np.allclose(rec.signals[0], cnt[:, 0] * 0.1, atol=1e-3)
+    assert list(rec.events.description) == ["left", "foot", "foot", "left"] and np.allclose(rec.events.onset, [2, 10, 20, 30])
+    store = prepare("bciciv-1", folder, tmp_path / "st", workers=1, progress=False)
+    assert store.index["counts"]["train"] == {"left": 2, "right": 0, "foot": 2}
+    savemat(tmp_path / "BCICIV_eval_ds1a.mat", {"cnt": cnt, "nfo": nfo})
+    assert main(["inspect", str(tmp_path / "BCICIV_eval_ds1a.mat"), "--format", "bciciv1-mat"]) == 2
+    assert "an evaluation file" in capsys.readouterr().err
