@@ -38,7 +38,7 @@ def test_synth_prepare_inspect(tmp_path, capsys):
     (None, ["inspect", "{d}/missing.edf"], "missing.edf: no such file"),
     (lambda d: (d / "empty.edf").write_bytes(b""), ["inspect", "{d}/empty.edf"], "empty.edf: the file is empty"),
     (lambda d: (d / "junk.edf").write_bytes(b"0" * 3000), ["inspect", "{d}/junk.edf"], "cannot be read as EDF"),
-    (None, ["prepare", "deap", "--source", "{d}", "--out", "{d}/s"], "card deap: cannot be prepared yet"),
+    (None, ["prepare", "faced", "--source", "{d}", "--out", "{d}/s"], "card faced: cannot be prepared yet"),
     (None, ["prepare", "eegmat", "--source", "{d}/none", "--out", "{d}/s"], "no such dataset folder"),
     (None, ["synth", "--out", "{d}/c", "--tasks", "XX"], "--tasks: unknown task(s) XX"),
 ])

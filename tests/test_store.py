@@ -108,7 +108,7 @@ def test_bad_recordings_are_listed_and_can_be_skipped(corpus, tmp_path):
 
 def test_prepare_refuses_what_it_cannot_do(tmp_path):
     with pytest.raises(EEGInputError, match="cannot be prepared yet"):
-        prepare("deap", tmp_path, tmp_path / "x")
+        prepare("faced", tmp_path, tmp_path / "x")
     with pytest.raises(EEGInputError, match="no such dataset card"):
         prepare("nope", tmp_path, tmp_path / "x")
     with pytest.raises(EEGInputError, match="no files matching"):
