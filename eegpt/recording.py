@@ -205,7 +205,7 @@ def _check_edf_header(path: Path) -> None:
                             "(0 or missing); the header is damaged: repair it or re-export the file")
 
 
-def _open_mne(path: Path) -> tuple[mne.io.BaseRaw, dict[str, str]]:
+def _open_mne(path: Path) -> tuple[mne.io.BaseRaw | mne.BaseEpochs, dict[str, str]]:
     """Open lazily with MNE; a header that disagrees with the file size means a truncated file.
     Returns the raw and {MNE's renamed channel ("EEG Fp1-0"): the name the file repeats}."""
     lower = path.name.lower()
@@ -217,7 +217,13 @@ def _open_mne(path: Path) -> tuple[mne.io.BaseRaw, dict[str, str]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            raw = mne.io.read_raw(path, preload=False, verbose="warning")
+            try:
+                raw = mne.io.read_raw(path, preload=False, verbose="warning")
+            except TypeError as err:
+                if not (lower.endswith(".set") and "number of trials" in str(err)):
+                    raise
+                # an EEGLAB epoch file: its epochs end to end, each marked by its condition
+                raw = mne.read_epochs_eeglab(path, verbose="warning")
         except Exception as err:  # MNE raises many types for a damaged file; all mean the same
             msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise EEGInputError(f"{path}: cannot be read as {path.suffix.lstrip('.').upper()} "

@@ -68,6 +68,18 @@ def test_edf_roundtrip_and_mne_objects(tmp_path):
     assert rec_e.signals.shape == (4, 5 * 400) and len(rec_e.events) == 5
 
 
+def test_eeglab_epoch_files_are_read_epoch_by_epoch(tmp_path):
+    x = np.random.default_rng(1).standard_normal((4, 3, 300)) * 1e-5
+    events = np.c_[np.arange(4) * 300, np.zeros(4, int), [1, 2, 2, 1]]
+    epochs = mne.EpochsArray(x, mne.create_info(["Fp1", "Cz", "EXG1"], 150.0, "eeg"), events, tmin=-0.2,
+                             event_id={"face": 1, "house": 2}, verbose="error")
+    epochs.export(tmp_path / "ep.set", verbose="error")  # MNE's EEGLAB exporter (eeglabio)
+    rec = read(tmp_path / "ep.set")
+    assert rec.electrodes == ["Fp1", "Cz"] and rec.set_aside == {"EXG1": "unknown"}
+    assert list(rec.events.description) == ["face", "house", "house", "face"] and np.allclose(rec.events.onset, [0, 2, 4, 6])
+    assert np.allclose(rec.signals[1, 300:600], x[1, 1] * 1e6, atol=1e-2)  # the second epoch where its event is
+
+
 def test_typed_channels_from_the_file_are_set_aside(tmp_path):
     info = mne.create_info(["Fz", "Cz", "VEOG", "EXG1"], 100.0, ["eeg", "eeg", "eog", "emg"])
     raw = mne.io.RawArray(np.random.default_rng(0).standard_normal((4, 500)) * 1e-5, info, verbose="error")
