@@ -298,6 +298,15 @@ def _read_table(path: Path, sfreq, ch_names):
     try:
         with opener(path, "rt") as f:
             first = f.readline()
+        if first.startswith("%"):
+            return _read_openbci(path, opener, ch_names)
+        if "TimeStamp" in first and "RAW_" in first:
+            return _read_mind_monitor(path, opener)
+    except (OSError, UnicodeDecodeError, EOFError) as err:
+        raise EEGInputError(f"{path}: cannot be read as a table ({err})") from None
+    try:
+        with opener(path, "rt") as f:
+            first = f.readline()
             if delim == "," and "," not in first:
                 delim = None  # whitespace-separated .txt (e.g. STEW)
             header = [h.strip() for h in first.strip().split(delim)]
@@ -334,6 +343,66 @@ def _read_table(path: Path, sfreq, ch_names):
     ann = mne.Annotations(np.asarray(onsets)[order], np.zeros(len(order)), np.asarray(descs, dtype=object)[order])
     types = ["stim" if k == "stim" else "eeg" for k in kinds]
     return data, names, types, rate, ann
+
+
+def _read_openbci(path: Path, opener, ch_names):
+    """OpenBCI GUI recordings (``OpenBCI-RAW-*.txt``): ``%`` header lines with the channel count and
+    rate (250 Hz Cyton, 125 Hz Cyton + Daisy), then samples, µV, with a header row (GUI v5/v6) or
+    without (legacy). The GUI does not record where the electrodes were, so its channels are
+    ``EXG Channel 0``... until ``ch_names`` (or ``rename``) names them."""
+    import csv
+
+    with opener(path, "rt", newline="") as f:
+        lines = f.read().splitlines()
+    meta = dict(re.findall(r"^%[ \t]*([^=\n]+?)[ \t]*=[ \t]*(.+?)[ \t]*$", "\n".join(l for l in lines if l.startswith("%")), re.M))
+    try:
+        n_ch = int(meta["Number of channels"])
+        rate = float(re.match(r"[\d.]+", meta["Sample Rate"]).group())
+    except (KeyError, ValueError, AttributeError):
+        raise EEGInputError(f"{path}: an OpenBCI file without '%Number of channels' and '%Sample Rate' "
+                            "header lines; is it complete?") from None
+    rows = [r for r in csv.reader(l for l in lines if l.strip() and not l.startswith("%"))]
+    if rows and _not_number(rows[0][1].strip() if len(rows[0]) > 1 else ""):
+        rows = rows[1:]  # GUI v5/v6 header row: Sample Index, EXG Channel 0, ...
+    try:
+        data = np.array([[float(v) for v in r[1:1 + n_ch]] for r in rows], np.float64).T
+    except ValueError as err:
+        raise EEGInputError(f"{path}: a sample row is not numeric ({err}); is the file complete?") from None
+    if data.ndim != 2 or data.shape[0] != n_ch:
+        raise EEGInputError(f"{path}: no samples of the {n_ch} channels the header announces")
+    names = list(ch_names) if ch_names else [f"EXG Channel {k}" for k in range(n_ch)]
+    if len(names) != n_ch:
+        raise EEGInputError(f"{path}: {len(names)} channel names for {n_ch} OpenBCI channels")
+    return data, names, ["eeg"] * n_ch, rate, mne.Annotations([], [], [])
+
+
+def _read_mind_monitor(path: Path, opener):
+    """Mind Monitor CSV (Muse): ``TimeStamp`` as text, ``RAW_TP9`` ... µV at 256 Hz, and marker rows
+    whose ``Elements`` column holds an event (``/muse/elements/blink``...) with no samples."""
+    import csv
+
+    with opener(path, "rt", newline="") as f:
+        rows = list(csv.DictReader(f))
+    raw_cols = [c for c in (rows[0].keys() if rows else []) if c.startswith("RAW_")]
+    samples = [r for r in rows if all((r.get(c) or "").strip() for c in raw_cols)]
+    if len(samples) < 2:
+        raise EEGInputError(f"{path}: a Mind Monitor file without raw samples; record with the "
+                            "recording interval set to 'Constant' so RAW_ columns are written")
+    try:
+        t = np.array([np.datetime64(r["TimeStamp"].strip().replace(" ", "T")) for r in samples])
+        data = np.array([[float(r[c]) for c in raw_cols] for r in samples], np.float64).T
+    except ValueError as err:
+        raise EEGInputError(f"{path}: a TimeStamp or RAW_ value is not readable ({err})") from None
+    seconds = (t - t[0]) / np.timedelta64(1, "ns") * 1e-9
+    if not seconds[-1] > 0:
+        raise EEGInputError(f"{path}: timestamps do not increase")
+    rate = (len(seconds) - 1) / seconds[-1]
+    rate = float(round(rate)) if abs(rate - round(rate)) < 0.01 * rate else round(rate, 3)
+    marks = [(np.datetime64(r["TimeStamp"].strip().replace(" ", "T")), r["Elements"].strip())
+             for r in rows if (r.get("Elements") or "").strip()]
+    ann = mne.Annotations([float((m - t[0]) / np.timedelta64(1, "ns") * 1e-9) for m, _ in marks],
+                          [0.0] * len(marks), [d for _, d in marks])
+    return data, [c[len("RAW_"):] for c in raw_cols], ["eeg"] * len(raw_cols), rate, ann
 
 
 def _not_number(s: str) -> bool:

@@ -68,6 +68,53 @@ def test_edf_roundtrip_and_mne_objects(tmp_path):
     assert rec_e.signals.shape == (4, 5 * 400) and len(rec_e.events) == 5
 
 
+def _openbci(path, x, rate, header_row=True):
+    n = x.shape[0]
+    lines = ["%OpenBCI Raw EEG Data", f"%Number of channels = {n}", f"%Sample Rate = {rate:g} Hz",
+             "%Board = OpenBCI_GUI$BoardCytonSerial"]
+    if header_row:  # GUI v5/v6
+        lines.append(", ".join(["Sample Index"] + [f"EXG Channel {k}" for k in range(n)]
+                               + ["Accel Channel 0", "Timestamp", "Timestamp (Formatted)"]))
+    for i in range(x.shape[1]):
+        lines.append(", ".join([str(i % 256)] + [f"{v:.3f}" for v in x[:, i]] + ["0.0", f"{1614556800 + i / rate:.3f}",
+                                                                             "2021-03-01 00:00:00.000"]))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_openbci_gui_text_files(tmp_path):
+    x = np.random.default_rng(2).standard_normal((8, 500)) * 20
+    _openbci(tmp_path / "OpenBCI-RAW-v5.txt", x, 250)
+    names = ["Fp1", "Fp2", "C3", "C4", "P7", "P8", "O1", "O2"]
+    rec = read(tmp_path / "OpenBCI-RAW-v5.txt", ch_names=names)
+    assert rec.electrodes == names and rec.sfreq == 250.0 and np.allclose(rec.signals, x, atol=1e-3)
+    # without names the GUI's own labels say nothing about placement: a clear line, not a guess
+    with pytest.raises(EEGInputError, match="no known EEG electrode among 8 channel.*EXG Channel 0 \\(unknown\\)"):
+        read(tmp_path / "OpenBCI-RAW-v5.txt")
+    daisy = np.random.default_rng(3).standard_normal((16, 250)) * 20
+    _openbci(tmp_path / "OpenBCI-RAW-legacy.txt", daisy, 125, header_row=False)  # Cyton + Daisy, legacy layout
+    rec = read(tmp_path / "OpenBCI-RAW-legacy.txt", rename={f"EXG Channel {k}": n for k, n in enumerate(
+        ["Fp1", "Fp2", "F7", "F3", "F4", "F8", "T7", "C3", "Cz", "C4", "T8", "P7", "P3", "P4", "P8", "O1"])})
+    assert len(rec.electrodes) == 16 and rec.sfreq == 125.0 and np.allclose(rec.signals, daisy, atol=1e-3)
+
+
+def test_mind_monitor_csv(tmp_path):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((4, 512)) * 30 + 800
+    t0 = np.datetime64("2021-03-01T10:00:00.000")
+    head = "TimeStamp,Delta_TP9,RAW_TP9,RAW_AF7,RAW_AF8,RAW_TP10,AUX_RIGHT,HeadBandOn,Battery,Elements"
+    lines = [head]
+    for i in range(512):
+        stamp = str(t0 + np.timedelta64(int(i * 1e6 / 256), "us")).replace("T", " ")
+        lines.append(f"{stamp},0.5," + ",".join(f"{v:.3f}" for v in x[:, i]) + ",800.0,1,90,")
+        if i == 256:  # a marker row: the event, no samples
+            lines.append(f"{stamp},,,,,,,,,/muse/elements/blink")
+    (tmp_path / "mindMonitor_2021-03-01.csv").write_text("\n".join(lines) + "\n")
+    rec = read(tmp_path / "mindMonitor_2021-03-01.csv")
+    assert rec.electrodes == ["TP9", "AF7", "AF8", "TP10"] and rec.sfreq == 256.0
+    assert np.allclose(rec.signals, x, atol=1e-3)
+    assert list(rec.events.description) == ["/muse/elements/blink"] and abs(rec.events.onset[0] - 1.0) < 0.01
+
+
 def test_eeglab_epoch_files_are_read_epoch_by_epoch(tmp_path):
     x = np.random.default_rng(1).standard_normal((4, 3, 300)) * 1e-5
     events = np.c_[np.arange(4) * 300, np.zeros(4, int), [1, 2, 2, 1]]
