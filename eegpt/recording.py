@@ -137,7 +137,7 @@ def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = Non
     else:
         path = Path(source)
         name = str(path)
-        _check_file(path)
+        check_file(path)
         lower = path.name.lower()
         if distributed is not None:
             from eegpt.datasets import read_distributed
@@ -158,7 +158,7 @@ def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = Non
                   drop_bad, strict, {"format": fmt})
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path) -> None:
     if not path.exists():
         raise EEGInputError(f"{path}: no such file; check the path")
     if path.is_dir():

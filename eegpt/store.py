@@ -27,7 +27,7 @@ import numpy as np
 from eegpt.cards import Card, load_card, split_of, subject_of, windows
 from eegpt.electrodes import ID
 from eegpt.preprocess import Preprocess, preprocess
-from eegpt.recording import read
+from eegpt.recording import check_file, read
 from eegpt.errors import EEGInputError, atomic_write
 
 FORMAT_VERSION = 1
@@ -41,11 +41,27 @@ def _fingerprint(card: Card, cfg: Preprocess) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+BIDS_EXTENSIONS = (".edf", ".bdf", ".vhdr", ".set", ".fif")
+
+
 def find_files(card: Card, source: Path) -> tuple[list[Path], list[Path]]:
     """The recordings the card's pattern matches, and the folders it matches too (said, not read)."""
     if not source.is_dir():
         raise EEGInputError(f"{source}: no such dataset folder; pass the folder you downloaded "
                             f"{card.name} into")
+    if card.files.get("layout") == "bids":  # OpenNeuro's layout: the task's EEG files, found by mne-bids
+        from mne_bids import find_matching_paths
+
+        if not (source / "dataset_description.json").exists():
+            raise EEGInputError(f"{source}: not a BIDS dataset's root (no dataset_description.json) for card "
+                                f"{card.name}; pass the folder that holds it and sub-*/")
+        found = find_matching_paths(source, tasks=card.files.get("task"), datatypes="eeg", suffixes="eeg",
+                                    extensions=list(BIDS_EXTENSIONS))
+        files = sorted(Path(bp.fpath) for bp in found)
+        if not files:
+            raise EEGInputError(f"{source}: no BIDS EEG recordings of task {card.files.get('task')!r} for card "
+                                f"{card.name}; is this the dataset's root (with participants.tsv and sub-*/)?")
+        return files, []
     pattern = card.files.get("glob", "**/*")
     exclude = card.files.get("exclude")
     matched = sorted(p for p in source.glob(pattern) if not p.name.startswith(".")
@@ -63,9 +79,23 @@ def _prepare_one(card_path: str, source: str, rel: str, shard_base: str, cfg: Pr
 
     card = load_card(card_path)
     path = Path(source) / rel
-    rec = read(path, subject=subject_of(card, rel), sfreq=card.read.get("sfreq"),
-               ch_names=card.read.get("ch_names"), rename=card.read.get("rename"),
-               drop_bad=bool(card.read.get("drop_bad", False)), distributed=card.read.get("format"))
+    if card.files.get("layout") == "bids":  # channel types from channels.tsv, events from events.tsv
+        from mne_bids import get_bids_path_from_fname, read_raw_bids
+
+        bids_path = get_bids_path_from_fname(path)
+        bids_path.root = Path(source)
+        check_file(path)
+        try:
+            raw = read_raw_bids(bids_path, verbose="error")
+        except Exception as err:  # mne-bids and MNE raise many types for a damaged file or sidecar
+            raise EEGInputError(f"{path}: cannot be read as BIDS ({str(err).strip().splitlines()[0]}); check the "
+                                "file and its sidecars (channels.tsv, events.tsv)") from None
+        rec = read(raw, subject=bids_path.subject, rename=card.read.get("rename"))
+        rec.source = str(path)
+    else:
+        rec = read(path, subject=subject_of(card, rel), sfreq=card.read.get("sfreq"),
+                   ch_names=card.read.get("ch_names"), rename=card.read.get("rename"),
+                   drop_bad=bool(card.read.get("drop_bad", False)), distributed=card.read.get("format"))
     rec = preprocess(rec, cfg)
     x, labels = windows(card, rec, path)
     shard = Path(shard_base + ".arrayrecord")

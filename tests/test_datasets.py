@@ -116,3 +116,55 @@ def test_bci_competition_iv_1_calibration_files(tmp_path, capsys):
     savemat(tmp_path / "BCICIV_eval_ds1a.mat", {"cnt": cnt, "nfo": nfo})
     assert main(["inspect", str(tmp_path / "BCICIV_eval_ds1a.mat"), "--format", "bciciv1-mat"]) == 2
     assert "an evaluation file" in capsys.readouterr().err
+
+
+def test_a_bids_dataset_prepares_from_a_card(tmp_path, capsys):
+    """The layout OpenNeuro serves, written by mne-bids: types from channels.tsv, labels from events.tsv."""
+    import mne
+    from mne_bids import BIDSPath, write_raw_bids
+
+    root = tmp_path / "ds"
+    for sub in ("01", "02"):
+        info = mne.create_info(["Fp1", "Cz", "O1", "GSR", "EXG1"], 128.0, ["eeg", "eeg", "eeg", "gsr", "eeg"])
+        raw = mne.io.RawArray(RNG.standard_normal((5, 128 * 30)) * 1e-5, info, verbose=False)
+        raw.set_annotations(mne.Annotations([2, 10, 18], [4, 4, 4], ["face", "house", "face"]))
+        write_raw_bids(raw, BIDSPath(subject=sub, task="faces", datatype="eeg", root=root), format="EDF",
+                       allow_preload=True, verbose=False)
+    card = tmp_path / "faces.toml"
+    card.write_text('''name = "faces"
+title = "A BIDS face/house dataset"
+task = "CM"
+classes = ["face", "house"]
+channels = "3 EEG"
+sfreq = "128 Hz"
+source = "OpenNeuro-style BIDS"
+licence = "CC0"
+
+[split]
+train = "01"
+test = "02"
+
+[files]
+layout = "bids"
+task = "faces"
+
+[labels]
+adapter = "events"
+map = { face = "face", house = "house" }
+
+[window]
+length_s = 2.0
+''')
+    assert main(["prepare", str(card), "--source", str(root), "--out", str(tmp_path / "st"), "--workers", "1",
+                 "--quiet"]) == 0
+    from eegpt.store import Store
+
+    index = Store(tmp_path / "st").index
+    assert index["subjects"] == ["01", "02"] and index["splits"] == {"01": "train", "02": "test"}
+    assert index["counts"]["train"] == {"face": 4, "house": 2}  # two 2-s windows per 4-s event
+    assert index["shards"][0]["set_aside"] == {"GSR": "gsr", "EXG1": "unknown"}
+    with pytest.raises(EEGInputError, match="not a BIDS dataset's root"):
+        prepare(str(card), tmp_path, tmp_path / "st2", workers=1, progress=False)
+    card.write_text(card.read_text().replace('task = "faces"', 'task = "houses"'))
+    with pytest.raises(EEGInputError, match="no BIDS EEG recordings of task 'houses'"):
+        prepare(str(card), root, tmp_path / "st3", workers=1, progress=False)
