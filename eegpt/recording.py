@@ -144,6 +144,9 @@ def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = Non
 
             data, names, types, rate, ann = read_distributed(distributed, path)
             fmt = distributed
+        elif lower.endswith((".xdf", ".xdfz")):
+            data, names, types, rate, ann = _read_xdf(path)
+            fmt = "xdf"
         elif lower.endswith(TEXT_SUFFIXES) or lower.endswith(".npz"):
             data, names, types, rate, ann = _read_table(path, sfreq, ch_names)
             fmt = lower.split(".")[-2] if lower.endswith(".gz") else lower.rsplit(".", 1)[-1]
@@ -343,6 +346,48 @@ def _read_table(path: Path, sfreq, ch_names):
     ann = mne.Annotations(np.asarray(onsets)[order], np.zeros(len(order)), np.asarray(descs, dtype=object)[order])
     types = ["stim" if k == "stim" else "eeg" for k in kinds]
     return data, names, types, rate, ann
+
+
+def _read_xdf(path: Path):
+    """An XDF file (Lab Streaming Layer's recorder): its EEG stream (type "EEG", else the regular
+    stream with the most channels), labels and units from the stream's description, the nominal
+    rate, and every marker stream's strings as events on the EEG stream's clock."""
+    import pyxdf
+
+    try:
+        streams, _ = pyxdf.load_xdf(str(path), dejitter_timestamps=False)
+    except Exception as err:  # pyxdf raises several types for a damaged file
+        raise EEGInputError(f"{path}: cannot be read as XDF ({err}); the file is damaged or not XDF") from None
+
+    def info(s, key, default=""):
+        v = s["info"].get(key, [default])
+        return v[0] if isinstance(v, list) and v else default
+
+    regular = [s for s in streams if float(info(s, "nominal_srate", 0) or 0) > 0 and len(s["time_stamps"])]
+    eeg = [s for s in regular if str(info(s, "type")).lower() == "eeg"] or \
+        sorted(regular, key=lambda s: -int(info(s, "channel_count", 0)))
+    if not eeg:
+        raise EEGInputError(f"{path}: no EEG stream with samples among {len(streams)} stream(s)")
+    s = eeg[0]
+    x = np.asarray(s["time_series"], np.float64).T
+    desc = (s["info"].get("desc") or [None])[0] or {}
+    chans = ((desc.get("channels") or [{}])[0] or {}).get("channel", []) if isinstance(desc, dict) else []
+    names = [str((c.get("label") or [""])[0]) for c in chans] if len(chans) == x.shape[0] else []
+    if not names or not all(names):
+        raise EEGInputError(f"{path}: stream {info(s, 'name')!r} has no channel labels in its description; "
+                            "name the channels in the recording software")
+    units = [str((c.get("unit") or ["microvolts"])[0]).lower() for c in chans]
+    scale = np.array([1e6 if u in ("v", "volt", "volts") else 1e3 if u in ("mv", "millivolts") else 1.0 for u in units])
+    t0 = float(s["time_stamps"][0])
+    onsets, descs = [], []
+    for m in streams:
+        if m is s or float(info(m, "nominal_srate", 0) or 0) > 0:
+            continue
+        for t, v in zip(m["time_stamps"], m["time_series"]):
+            onsets.append(float(t) - t0)
+            descs.append(str(v[0]) if len(v) else "")
+    return x * scale[:, None], names, ["eeg"] * len(names), float(info(s, "nominal_srate")), \
+        mne.Annotations(onsets, [0.0] * len(onsets), descs)
 
 
 def _read_openbci(path: Path, opener, ch_names):

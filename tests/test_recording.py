@@ -115,6 +115,47 @@ def test_mind_monitor_csv(tmp_path):
     assert list(rec.events.description) == ["/muse/elements/blink"] and abs(rec.events.onset[0] - 1.0) < 0.01
 
 
+def _xdf(path, x, rate, labels, unit, markers):
+    """A minimal XDF file as Lab Streaming Layer's recorder writes one: an EEG stream of float32
+    samples and a string marker stream (chunks per the XDF specification)."""
+    import struct
+
+    def chunk(tag, content):
+        body = struct.pack("<H", tag) + content
+        return struct.pack("<BI", 4, len(body)) + body
+
+    def varlen(n):
+        return struct.pack("<BI", 4, n)
+
+    chans = "".join(f"<channel><label>{c}</label><unit>{unit}</unit></channel>" for c in labels)
+    eeg = (f"<?xml version='1.0'?><info><name>amp</name><type>EEG</type><channel_count>{len(labels)}</channel_count>"
+           f"<nominal_srate>{rate}</nominal_srate><channel_format>float32</channel_format>"
+           f"<desc><channels>{chans}</channels></desc></info>")
+    mrk = ("<?xml version='1.0'?><info><name>events</name><type>Markers</type><channel_count>1</channel_count>"
+           "<nominal_srate>0</nominal_srate><channel_format>string</channel_format></info>")
+    out = b"XDF:" + chunk(1, b"<?xml version='1.0'?><info><version>1.0</version></info>")
+    out += chunk(2, struct.pack("<I", 1) + eeg.encode()) + chunk(2, struct.pack("<I", 2) + mrk.encode())
+    t0 = 1000.0
+    samples = b"".join(b"\x08" + struct.pack("<d", t0 + i / rate) + struct.pack(f"<{len(labels)}f", *x[:, i])
+                       for i in range(x.shape[1]))
+    out += chunk(3, struct.pack("<I", 1) + varlen(x.shape[1]) + samples)
+    marks = b"".join(b"\x08" + struct.pack("<d", t0 + t) + varlen(len(m)) + m.encode() for t, m in markers)
+    out += chunk(3, struct.pack("<I", 2) + varlen(len(markers)) + marks)
+    path.write_bytes(out)
+
+
+def test_xdf_lab_streaming_layer_recordings(tmp_path):
+    x = np.random.default_rng(5).standard_normal((3, 600)).astype(np.float32) * 2e-5
+    _xdf(tmp_path / "rec.xdf", x, 200, ["Fp1", "Cz", "ECG"], "volts", [(1.0, "face"), (2.5, "house")])
+    rec = read(tmp_path / "rec.xdf")
+    assert rec.electrodes == ["Fp1", "Cz"] and rec.set_aside == {"ECG": "ecg"} and rec.sfreq == 200.0
+    assert np.allclose(rec.signals, x[:2] * 1e6, atol=1e-3)  # volts in the stream's description -> µV
+    assert list(rec.events.description) == ["face", "house"] and np.allclose(rec.events.onset, [1.0, 2.5])
+    (tmp_path / "cut.xdf").write_bytes((tmp_path / "rec.xdf").read_bytes()[:300])
+    with pytest.raises(EEGInputError, match="cut.xdf: "):
+        read(tmp_path / "cut.xdf")
+
+
 def test_eeglab_epoch_files_are_read_epoch_by_epoch(tmp_path):
     x = np.random.default_rng(1).standard_normal((4, 3, 300)) * 1e-5
     events = np.c_[np.arange(4) * 300, np.zeros(4, int), [1, 2, 2, 1]]
