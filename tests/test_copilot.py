@@ -185,3 +185,14 @@ def test_wavelet_summary_has_a_fixed_length_and_feeds_prefix_and_prompt(tok, cor
     # padded (all-zero) channels do not count in the wavelet prefix's mean
     np.testing.assert_allclose(model.logits(*x, wave=jnp.asarray(padded)),
                                model.logits(*x, wave=jnp.asarray(s)[None]), atol=1e-5)
+
+
+def test_every_cards_classes_have_clinical_text():
+    """The copilot's corpus draws from every card's classes: a card with a class the knowledge base
+    cannot describe would stop the copilot's training (and the demo) with a KeyError."""
+    import eegpt.copilot.knowledge as kb
+    from eegpt.copilot.corpus import label_sets
+
+    missing = {name: [c for c in classes if c not in kb.CLASSES[task]]
+               for task, sets in label_sets().items() for name, classes in sets}
+    assert not {k: v for k, v in missing.items() if v}

@@ -112,7 +112,7 @@ def test_bci_competition_iv_1_calibration_files(tmp_path, capsys):
     assert rec.raw_names[:2] == ["AF3", "AF4"] and np.allclose(rec.signals[0], cnt[:, 0] * 0.1, atol=1e-3)
     assert list(rec.events.description) == ["left", "foot", "foot", "left"] and np.allclose(rec.events.onset, [2, 10, 20, 30])
     store = prepare("bciciv-1", folder, tmp_path / "st", workers=1, progress=False)
-    assert store.index["counts"]["train"] == {"left": 2, "right": 0, "foot": 2}
+    assert store.index["counts"]["train"] == {"left_hand": 2, "right_hand": 0, "feet": 2}
     savemat(tmp_path / "BCICIV_eval_ds1a.mat", {"cnt": cnt, "nfo": nfo})
     assert main(["inspect", str(tmp_path / "BCICIV_eval_ds1a.mat"), "--format", "bciciv1-mat"]) == 2
     assert "an evaluation file" in capsys.readouterr().err
