@@ -21,6 +21,7 @@ def _cmd_inspect(args) -> None:
     from eegpt.recording import read
 
     rec = read(args.file, sfreq=args.sfreq, drop_bad=args.drop_bad, strict=args.strict, distributed=args.format,
+               montage=args.montage,
                ch_names=args.ch_names.split(",") if args.ch_names else None)
     if args.json:
         print(json.dumps(rec.summary(), indent=2))
@@ -299,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse a file with a channel that is no known electrode (by default it is set aside)")
     s.add_argument("--format", choices=sorted(READERS),
                    help="a dataset's own file layout (DEAP pickles, SEED-IV / Cho 2017 / BCI IV-1 .mat)")
+    s.add_argument("--montage", metavar="NAME|FILE",
+                   help="positions for numbered channels: an MNE standard montage (GSN-HydroCel-129) or a file")
     s.set_defaults(fn=_cmd_inspect)
 
     s = sub.add_parser("synth", help="write the synthetic five-task corpus as EDF + events.tsv")

@@ -187,3 +187,78 @@ def positions() -> np.ndarray:
 def position(name: str) -> np.ndarray:
     """3-D position of one canonical electrode."""
     return positions()[ID[name]]
+
+
+# ----------------------------------------------------------------------------- caps outside the vocabulary
+
+MAX_POSITION_DEGREES = 10.0
+"""How far (angle seen from the head's centre) a positioned channel may sit from the 10-10 electrode
+it is read as: about 1.7 cm on an adult head, a third of the 10-10 spacing."""
+
+_TEN_10 = re.compile(r"(Fp|AF|F|FT|FC|T|C|TP|CP|P|PO|O|I)(\d+|z)")
+
+
+def _directions(xyz: np.ndarray) -> np.ndarray:
+    """Unit vectors from the centre of the sphere that fits the positions best (least squares):
+    caps and head models differ in size and origin, not in where on the head an electrode sits."""
+    a = np.c_[2 * xyz, np.ones(len(xyz))]
+    centre = np.linalg.lstsq(a, (xyz ** 2).sum(1), rcond=None)[0][:3]
+    d = xyz - centre
+    return d / np.linalg.norm(d, axis=1, keepdims=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _scalp() -> dict[str, np.ndarray]:
+    """Direction of every single (not bipolar) electrode of the vocabulary, the centre fitted on the
+    10-05 scalp electrodes (the ear and mastoid references left out of the fit)."""
+    scalp = [i for i, n in enumerate(NAMES) if "-" not in n and n not in REFERENCE_ELECTRODES]
+    every = [i for i, n in enumerate(NAMES) if "-" not in n]
+    xyz = positions().astype(np.float64)
+    a = np.c_[2 * xyz[scalp], np.ones(len(scalp))]
+    centre = np.linalg.lstsq(a, (xyz[scalp] ** 2).sum(1), rcond=None)[0][:3]
+    d = xyz[every] - centre
+    return {NAMES[i]: v / np.linalg.norm(v) for i, v in zip(every, d)}
+
+
+@functools.lru_cache(maxsize=1)
+def _ten_10() -> tuple[tuple[str, ...], np.ndarray]:
+    """The 10-10 electrodes of the vocabulary and their directions."""
+    names = tuple(n for n in _scalp() if _TEN_10.fullmatch(n))
+    return names, np.array([_scalp()[n] for n in names])
+
+
+def misplaced(xyz: dict[str, np.ndarray], named: dict[str, str], max_degrees: float = 30.0) -> set[str]:
+    """Channels whose name is an electrode of the vocabulary but whose position in the file is more
+    than ``max_degrees`` from it: a BioSemi cap's ``A1`` sits near the vertex, not on the left ear."""
+    names = [n for n, p in xyz.items() if p is not None and np.all(np.isfinite(p)) and np.any(p)]
+    if len(names) < 8:
+        return set()
+    d = dict(zip(names, _directions(np.array([xyz[n] for n in names], np.float64))))
+    return {raw for raw, e in named.items() if raw in d and e in _scalp()
+            and np.degrees(np.arccos(np.clip(d[raw] @ _scalp()[e], -1.0, 1.0))) > max_degrees}
+
+
+def by_position(xyz: dict[str, np.ndarray], which, taken=frozenset(),
+                max_degrees: float = MAX_POSITION_DEGREES) -> dict[str, tuple[str, float]]:
+    """Channels ``which`` known only by their 3-D positions (a BioSemi ``A1``…``D32`` or EGI ``E1``…
+    cap, any frame) read as the nearest 10-10 electrode within ``max_degrees``, each electrode at
+    most once (the closest channel wins) and none already ``taken`` by a named channel. ``xyz``
+    holds every positioned channel of the recording (8 or more are needed to find the head's
+    centre). Returns ``{channel: (electrode, degrees)}``; the others stay unmapped."""
+    names = [n for n, p in xyz.items() if p is not None and np.all(np.isfinite(p)) and np.any(p)]
+    if len(names) < 8:
+        return {}
+    d = _directions(np.array([xyz[n] for n in names], np.float64))
+    rows = [i for i, n in enumerate(names) if n in set(which)]
+    targets, t = _ten_10()
+    angle = np.degrees(np.arccos(np.clip(d[rows] @ t.T, -1.0, 1.0)))  # [channel, electrode]
+    out, used = {}, set(taken)
+    for flat in np.argsort(angle, axis=None):
+        i, j = divmod(int(flat), len(targets))
+        if angle[i, j] > max_degrees:
+            break
+        if names[rows[i]] in out or targets[j] in used:
+            continue
+        out[names[rows[i]]] = (targets[j], round(float(angle[i, j]), 1))
+        used.add(targets[j])
+    return out

@@ -19,7 +19,7 @@ from pathlib import Path
 import mne
 import numpy as np
 
-from eegpt.electrodes import classify
+from eegpt.electrodes import MAX_POSITION_DEGREES, by_position, classify, misplaced
 from eegpt.errors import EEGInputError
 
 TEXT_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
@@ -77,6 +77,7 @@ class Recording:
             "unit": self.unit,
             "events": [{"onset": round(float(a["onset"]), 6), "duration": round(float(a["duration"]), 6),
                         "description": str(a["description"])} for a in self.events],
+            "by_position": dict(self.meta.get("by_position", {})),  # raw name -> degrees from its electrode
             "meta": {k: v for k, v in self.meta.items() if isinstance(v, (str, int, float, bool, type(None)))},
         }
 
@@ -87,7 +88,9 @@ class Recording:
         lines = [f"file        {info['source']}  ({info['meta'].get('format', '?')})",
                  f"rate        {info['sfreq']:g} Hz, {info['n_samples']} samples, {info['duration_s']:.2f} s",
                  f"electrodes  {len(self.electrodes)}"]
-        lines += [f"  {raw!r:>16} -> {name}" for raw, name in zip(self.raw_names, self.electrodes)]
+        placed = info["by_position"]
+        lines += [f"  {raw!r:>16} -> {name}" + (f"  (by position, {placed[raw]:g} degrees away)" if raw in placed else "")
+                  for raw, name in zip(self.raw_names, self.electrodes)]
         if self.set_aside:
             lines.append(f"set aside   {len(self.set_aside)}")
             lines += [f"  {raw!r:>16}    {why}" for raw, why in self.set_aside.items()]
@@ -101,7 +104,8 @@ class Recording:
 
 def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = None,
          subject: str | None = None, rename: dict[str, str] | None = None,
-         drop_bad: bool = False, strict: bool = False, distributed: str | None = None) -> Recording:
+         drop_bad: bool = False, strict: bool = False, distributed: str | None = None,
+         montage: str | None = None) -> Recording:
     """Read a recording from a file or an MNE object.
 
     Parameters
@@ -119,6 +123,12 @@ def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = Non
     drop_bad : set flat and non-finite channels aside instead of refusing the recording.
     strict : refuse a recording with a channel that is neither a known electrode nor recognised
         as non-EEG (by default such channels are set aside as "unknown").
+    montage : an MNE standard montage's name (``biosemi128``, ``GSN-HydroCel-129``) or a montage
+        file MNE reads (``.elc``, ``.sfp``, ``.loc``, ...), for channels named by number: their
+        positions, by name. Positions the file holds (EEGLAB ``chanlocs``, FIF digitisation,
+        BrainVision coordinates) are used without it. A channel that is no known electrode but has a
+        position is read as the nearest 10-10 electrode within
+        :data:`eegpt.electrodes.MAX_POSITION_DEGREES` (``by_position``).
     distributed : read a dataset's own file layout (``deap-python``, ``seed-iv-mat``,
         ``cho2017-mat``, ``bciciv1-mat``; see :mod:`eegpt.datasets`): its trials end to end,
         each marked by an event naming its class.
@@ -130,9 +140,11 @@ def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = Non
         or malformed file, duplicate channel names or electrodes, NaN/Inf samples, flat channels,
         unknown electrode names (``strict``), or a recording without a known EEG electrode.
     """
+    positions: dict = {}
     if isinstance(source, (mne.io.BaseRaw, mne.BaseEpochs)):
         name = getattr(source, "filenames", [None])[0] or f"<{type(source).__name__}>"
         data, names, types, rate, ann = _from_mne(source, str(name))
+        positions = _positions_of(source)
         fmt = "mne"
     else:
         path = Path(source)
@@ -153,12 +165,78 @@ def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = Non
         else:
             raw, duplicates = _open_mne(path)
             data, names, types, rate, ann = _from_mne(raw, name)
+            positions = _positions_of(raw)
             names = [duplicates.get(n, n) for n in names]  # MNE's running numbers undone: say it
             fmt = path.suffix.lstrip(".").lower()
+    meta = {"format": fmt}
+    if montage is not None:
+        positions = {**positions, **_montage_positions(montage, names, name)}
+    elif not positions:
+        cap, cap_rename, cap_positions = recognised_cap(names)
+        if cap:
+            rename = {**cap_rename, **(rename or {})}
+            positions, meta["cap"] = cap_positions, f"{cap} (recognised by its channel names)"
     if ch_names is not None and fmt == "mne":
         raise EEGInputError(f"{name}: ch_names applies to tables only; use rename= for MNE objects")
     return _build(name, data, names, types, float(rate), ann, subject, rename or {},
-                  drop_bad, strict, {"format": fmt})
+                  drop_bad, strict, meta, positions)
+
+
+def recognised_cap(names: list[str]) -> tuple[str | None, dict[str, str], dict]:
+    """A cap whose channels are numbered the vendor's way, recognised by its names: BioSemi
+    (``A1``…``A32``, ``B1``…: 32 and 64 channels are renamed to the 10-20 names of MNE's
+    ``biosemi32/64`` in the vendor's order; 128 to 256 are positioned by ``biosemi128/160/256``)
+    or EGI (``E1``…: positioned by the ``GSN-HydroCel`` montage of that size). Returns (montage,
+    rename, positions), or (None, {}, {})."""
+    biosemi = [n for n in names if re.fullmatch(r"[A-H]([1-9]|[12]\d|3[0-2])", n)]
+    egi = [int(n[1:]) for n in names if re.fullmatch(r"E\d{1,3}", n)]
+    letters = sorted({n[0] for n in biosemi})
+    if len(biosemi) >= 16 and letters == [chr(65 + k) for k in range(len(letters))]:  # A, B, ...: BioSemi's banks
+        size = 32 * len(letters)
+        montage = {32: "biosemi32", 64: "biosemi64", 128: "biosemi128", 160: "biosemi160", 256: "biosemi256"}.get(size)
+        if montage is None:
+            return None, {}, {}
+        m = mne.channels.make_standard_montage(montage)
+        if size <= 64:  # the vendor's order of the 10-20 names: A1 is Fp1, ..., B32 is O2
+            vendor = [f"{chr(65 + k // 32)}{k % 32 + 1}" for k in range(size)]
+            return montage, {v: t for v, t in zip(vendor, m.ch_names) if v in biosemi}, {}
+        pos = m.get_positions()["ch_pos"]
+        return montage, {}, {n: pos[n] for n in biosemi if n in pos}
+    if len(egi) >= 16:
+        top = max(egi)
+        montage = next((f"GSN-HydroCel-{k}" for k, lim in ((32, 32), ("65_1.0", 65), (129, 129), (257, 257))
+                        if top <= lim), None)
+        if montage is None:
+            return None, {}, {}
+        pos = mne.channels.make_standard_montage(montage).get_positions()["ch_pos"]
+        return montage, {}, {n: pos[n] for n in names if n in pos}
+    return None, {}, {}
+
+
+def _positions_of(inst) -> dict:
+    """The 3-D positions a file holds, by channel name (none when it has no montage)."""
+    found = inst.get_montage()
+    return dict(found.get_positions()["ch_pos"]) if found is not None else {}
+
+
+def _montage_positions(montage: str, names: list[str], name: str) -> dict:
+    """Positions of the recording's channels from a standard montage's name or a montage file."""
+    try:
+        if Path(montage).suffix:
+            m = mne.channels.read_custom_montage(montage)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                m = mne.channels.make_standard_montage(montage)
+    except (ValueError, OSError, RuntimeError) as err:
+        raise EEGInputError(f"{name}: --montage {montage}: {str(err).splitlines()[0]} (a standard montage's "
+                            "name, as mne.channels.get_builtin_montages() lists, or a montage file)") from None
+    pos = m.get_positions()["ch_pos"]
+    found = {n: pos[n] for n in names if n in pos}
+    if not found:
+        raise EEGInputError(f"{name}: --montage {montage} positions none of the recording's channels "
+                            f"({_listed(names)}); is it the cap this recording used?")
+    return found
 
 
 def check_file(path: Path) -> None:
@@ -458,7 +536,7 @@ def _not_number(s: str) -> bool:
         return True
 
 
-def _build(name, data, names, types, sfreq, ann, subject, rename, drop_bad, strict, meta) -> Recording:
+def _build(name, data, names, types, sfreq, ann, subject, rename, drop_bad, strict, meta, positions=None) -> Recording:
     """Keep the EEG electrodes, check them, and say what was set aside and why."""
     if not sfreq > 0:
         raise EEGInputError(f"{name}: sampling rate {sfreq} Hz is not positive; pass the right sfreq")
@@ -482,11 +560,27 @@ def _build(name, data, names, types, sfreq, ann, subject, rename, drop_bad, stri
             unknown.append(raw_name)
         else:
             set_aside[raw_name] = ch.kind
+    wrong = misplaced(positions or {}, {names[i]: e for i, e in zip(keep, electrodes)})
+    if wrong:  # the file's positions say these names are a cap's numbering, not the electrodes they spell
+        unknown += [names[i] for i in keep if names[i] in wrong]
+        keep, electrodes = [i for i in keep if names[i] not in wrong], \
+            [e for i, e in zip(keep, electrodes) if names[i] not in wrong]
+    placed = by_position(positions or {}, unknown, taken=set(electrodes)) if unknown else {}
+    if placed:  # a cap outside the vocabulary, read by where its electrodes sit
+        for i, raw_name in enumerate(names):
+            if raw_name in placed:
+                keep.append(i)
+                electrodes.append(placed[raw_name][0])
+        order = np.argsort(keep, kind="stable")
+        keep, electrodes = [keep[j] for j in order], [electrodes[j] for j in order]
+        unknown = [u for u in unknown if u not in placed]
+        meta = {**meta, "by_position": {raw: deg for raw, (_, deg) in placed.items()}}
     if unknown and strict:
         raise EEGInputError(
             f"{name}: unknown electrode name(s) {_listed(unknown)}; rename them to 10-05 names "
             "(rename=/card 'rename') or read without strict to set them aside")
-    set_aside.update({u: "unknown" for u in unknown})
+    set_aside.update({u: "unknown" if (positions or {}).get(u) is None else
+                      f"no free 10-10 electrode within {MAX_POSITION_DEGREES:g} degrees" for u in unknown})
     seen: dict[str, str] = {}
     for i, e in zip(keep, electrodes):
         if e in seen:
@@ -517,7 +611,8 @@ def _build(name, data, names, types, sfreq, ann, subject, rename, drop_bad, stri
     if not keep:
         raise EEGInputError(f"{name}: no known EEG electrode among {len(names)} channel(s) (set aside: "
                             f"{_listed([f'{k} ({v})' for k, v in set_aside.items()], quote=False) or 'none'}); "
-                            "rename the electrodes to 10-05 names (rename=/card 'rename')")
+                            "rename the electrodes to 10-05 names (rename=/card 'rename') or, for a cap of "
+                            "numbered channels, give its montage (--montage NAME|FILE)")
     return Recording(signals=np.ascontiguousarray(signals), electrodes=electrodes, sfreq=sfreq,
                      raw_names=[names[i] for i in keep], events=ann, set_aside=set_aside,
                      subject=subject, source=name, meta=meta)

@@ -156,6 +156,51 @@ def test_xdf_lab_streaming_layer_recordings(tmp_path):
         read(tmp_path / "cut.xdf")
 
 
+def test_caps_of_numbered_channels_are_read_by_position(tmp_path, capsys):
+    from eegpt.datasets import CHO_CHANNELS
+
+    rng = np.random.default_rng(6)
+    # BioSemi 64 as ActiView names it (A1..B32): the vendor's order of the 10-20 names
+    vendor = [f"{chr(65 + k // 32)}{k % 32 + 1}" for k in range(64)]
+    np.savez(tmp_path / "bs64.npz", data=rng.standard_normal((64, 300)), ch_names=np.array(vendor), sfreq=256.0)
+    rec = read(tmp_path / "bs64.npz")
+    assert rec.electrodes == CHO_CHANNELS[:64] and rec.meta["cap"].startswith("biosemi64")
+    # BioSemi 128 with the positions in the file: A1 sits at the vertex, so it is Cz, not the left ear
+    bs128 = mne.channels.make_standard_montage("biosemi128")
+    raw = mne.io.RawArray(rng.standard_normal((128, 300)) * 1e-5, mne.create_info(bs128.ch_names, 256.0, "eeg"),
+                          verbose=False)
+    raw.set_montage(bs128)
+    raw.save(tmp_path / "bs128_raw.fif", verbose=False)
+    rec = read(tmp_path / "bs128_raw.fif")
+    placed = rec.summary()["by_position"]
+    assert dict(zip(rec.raw_names, rec.electrodes))["A1"] == "Cz" and "A1" in placed
+    assert len(set(rec.electrodes)) == len(rec.electrodes) >= 64 and max(placed.values()) <= 10.0
+    assert set(rec.raw_names) | set(rec.set_aside) == set(bs128.ch_names)  # the rest said, not dropped silently
+    assert main(["inspect", str(tmp_path / "bs128_raw.fif")]) == 0 and "'A1' -> Cz  (by position" in capsys.readouterr().out
+    # EGI's numbering, positioned by MNE's HydroCel montage of that size
+    egi = [f"E{k}" for k in range(1, 129)] + ["Cz"]
+    np.savez(tmp_path / "egi.npz", data=rng.standard_normal((129, 300)), ch_names=np.array(egi), sfreq=250.0)
+    rec = read(tmp_path / "egi.npz")
+    assert rec.meta["cap"].startswith("GSN-HydroCel-129") and len(set(rec.electrodes)) == len(rec.electrodes) >= 64
+    # a cap of arbitrary names, its positions in a montage file of another size and origin
+    ref = mne.channels.make_standard_montage("colin27_1020").get_positions()["ch_pos"]
+    picked = ["Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "T7", "C3", "Cz", "C4", "T8", "P7", "P3", "Pz", "P4", "P8",
+              "O1", "O2"]
+    lines = [f"ch{k + 1} {x:.5f} {y:.5f} {z:.5f}" for k, (x, y, z) in enumerate(1.15 * np.array([ref[n] for n in picked])
+                                                                             + [0.01, -0.02, 0.03])]
+    (tmp_path / "cap.sfp").write_text("\n".join(lines) + "\n")
+    numbered = [f"ch{k + 1}" for k in range(len(picked))]
+    np.savez(tmp_path / "numbered.npz", data=rng.standard_normal((len(picked), 300)), ch_names=np.array(numbered),
+             sfreq=250.0)
+    with pytest.raises(EEGInputError, match=r"no known EEG electrode.*--montage NAME\|FILE"):
+        read(tmp_path / "numbered.npz")
+    assert read(tmp_path / "numbered.npz", montage=str(tmp_path / "cap.sfp")).electrodes == picked
+    with pytest.raises(EEGInputError, match="--montage biosemi64 positions none of the recording's channels"):
+        read(tmp_path / "numbered.npz", montage="biosemi64")
+    with pytest.raises(EEGInputError, match="--montage no-such-cap: "):
+        read(tmp_path / "numbered.npz", montage="no-such-cap")
+
+
 def test_eeglab_epoch_files_are_read_epoch_by_epoch(tmp_path):
     x = np.random.default_rng(1).standard_normal((4, 3, 300)) * 1e-5
     events = np.c_[np.arange(4) * 300, np.zeros(4, int), [1, 2, 2, 1]]
