@@ -198,6 +198,11 @@ it is read as: about 1.7 cm on an adult head, a third of the 10-10 spacing."""
 _TEN_10 = re.compile(r"(Fp|AF|F|FT|FC|T|C|TP|CP|P|PO|O|I)(\d+|z)")
 
 
+def has_position(p) -> bool:
+    """A usable 3-D position (files write NaN or the origin for channels without one)."""
+    return p is not None and bool(np.all(np.isfinite(p))) and bool(np.any(p))
+
+
 def _directions(xyz: np.ndarray) -> np.ndarray:
     """Unit vectors from the centre of the sphere that fits the positions best (least squares):
     caps and head models differ in size and origin, not in where on the head an electrode sits."""
@@ -227,15 +232,29 @@ def _ten_10() -> tuple[tuple[str, ...], np.ndarray]:
     return names, np.array([_scalp()[n] for n in names])
 
 
-def misplaced(xyz: dict[str, np.ndarray], named: dict[str, str], max_degrees: float = 30.0) -> set[str]:
-    """Channels whose name is an electrode of the vocabulary but whose position in the file is more
-    than ``max_degrees`` from it: a BioSemi cap's ``A1`` sits near the vertex, not on the left ear."""
-    names = [n for n, p in xyz.items() if p is not None and np.all(np.isfinite(p)) and np.any(p)]
+def _angles_to_names(xyz: dict[str, np.ndarray], named: dict[str, str]) -> dict[str, float]:
+    """Degrees between each positioned, named channel and the electrode its name spells."""
+    names = [n for n, p in xyz.items() if has_position(p)]
     if len(names) < 8:
-        return set()
+        return {}
     d = dict(zip(names, _directions(np.array([xyz[n] for n in names], np.float64))))
-    return {raw for raw, e in named.items() if raw in d and e in _scalp()
-            and np.degrees(np.arccos(np.clip(d[raw] @ _scalp()[e], -1.0, 1.0))) > max_degrees}
+    return {raw: float(np.degrees(np.arccos(np.clip(d[raw] @ _scalp()[e], -1.0, 1.0))))
+            for raw, e in named.items() if raw in d and e in _scalp()}
+
+
+def misplaced(xyz: dict[str, np.ndarray], named: dict[str, str], max_degrees: float = 30.0) -> set[str]:
+    """Channels named as an ear or mastoid reference (A1, A2, M1, M2) whose position in the file is
+    more than ``max_degrees`` from it: a BioSemi cap's ``A1`` sits near the vertex, not on the ear."""
+    angles = _angles_to_names(xyz, {r: e for r, e in named.items() if e in REFERENCE_ELECTRODES})
+    return {raw for raw, a in angles.items() if a > max_degrees}
+
+
+def frame_agrees(xyz: dict[str, np.ndarray], named: dict[str, str], max_median: float = 15.0) -> bool:
+    """Whether a file's positions agree with its electrode names (the median named electrode within
+    ``max_median`` degrees of its name's place); True when too few are named and positioned to tell.
+    Positions in another frame (axes swapped) must not place the other channels."""
+    angles = _angles_to_names(xyz, {r: e for r, e in named.items() if e not in REFERENCE_ELECTRODES})
+    return len(angles) < 8 or float(np.median(list(angles.values()))) <= max_median
 
 
 def by_position(xyz: dict[str, np.ndarray], which, taken=frozenset(),
@@ -245,7 +264,7 @@ def by_position(xyz: dict[str, np.ndarray], which, taken=frozenset(),
     most once (the closest channel wins) and none already ``taken`` by a named channel. ``xyz``
     holds every positioned channel of the recording (8 or more are needed to find the head's
     centre). Returns ``{channel: (electrode, degrees)}``; the others stay unmapped."""
-    names = [n for n, p in xyz.items() if p is not None and np.all(np.isfinite(p)) and np.any(p)]
+    names = [n for n, p in xyz.items() if has_position(p)]
     if len(names) < 8:
         return {}
     d = _directions(np.array([xyz[n] for n in names], np.float64))

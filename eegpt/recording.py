@@ -19,7 +19,7 @@ from pathlib import Path
 import mne
 import numpy as np
 
-from eegpt.electrodes import MAX_POSITION_DEGREES, by_position, classify, misplaced
+from eegpt.electrodes import MAX_POSITION_DEGREES, by_position, classify, frame_agrees, has_position, misplaced
 from eegpt.errors import EEGInputError
 
 TEXT_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
@@ -565,6 +565,9 @@ def _build(name, data, names, types, sfreq, ann, subject, rename, drop_bad, stri
         unknown += [names[i] for i in keep if names[i] in wrong]
         keep, electrodes = [i for i in keep if names[i] not in wrong], \
             [e for i, e in zip(keep, electrodes) if names[i] not in wrong]
+    if positions and not frame_agrees(positions, {names[i]: e for i, e in zip(keep, electrodes)}):
+        meta = {**meta, "positions": "ignored: they disagree with the channel names (another coordinate frame?)"}
+        positions = {}
     placed = by_position(positions or {}, unknown, taken=set(electrodes)) if unknown else {}
     if placed:  # a cap outside the vocabulary, read by where its electrodes sit
         for i, raw_name in enumerate(names):
@@ -579,7 +582,7 @@ def _build(name, data, names, types, sfreq, ann, subject, rename, drop_bad, stri
         raise EEGInputError(
             f"{name}: unknown electrode name(s) {_listed(unknown)}; rename them to 10-05 names "
             "(rename=/card 'rename') or read without strict to set them aside")
-    set_aside.update({u: "unknown" if (positions or {}).get(u) is None else
+    set_aside.update({u: "unknown" if not has_position((positions or {}).get(u)) else
                       f"no free 10-10 electrode within {MAX_POSITION_DEGREES:g} degrees" for u in unknown})
     seen: dict[str, str] = {}
     for i, e in zip(keep, electrodes):

@@ -195,6 +195,14 @@ def test_caps_of_numbered_channels_are_read_by_position(tmp_path, capsys):
     with pytest.raises(EEGInputError, match=r"no known EEG electrode.*--montage NAME\|FILE"):
         read(tmp_path / "numbered.npz")
     assert read(tmp_path / "numbered.npz", montage=str(tmp_path / "cap.sfp")).electrodes == picked
+    # positions in another frame (x and y swapped) disagree with the names: the names win, nothing is placed
+    swapped = mne.channels.make_dig_montage(
+        {n: np.array([ref[n][1], ref[n][0], ref[n][2]]) for n in picked} | {"X9": ref["Oz"][[1, 0, 2]]}, coord_frame="head")
+    raw = mne.io.RawArray(rng.standard_normal((len(picked) + 1, 300)) * 1e-5,
+                          mne.create_info(picked + ["X9"], 250.0, "eeg"), verbose=False)
+    raw.set_montage(swapped)
+    rec = read(raw)
+    assert rec.electrodes == picked and rec.set_aside == {"X9": "unknown"} and "ignored" in rec.meta["positions"]
     with pytest.raises(EEGInputError, match="--montage biosemi64 positions none of the recording's channels"):
         read(tmp_path / "numbered.npz", montage="biosemi64")
     with pytest.raises(EEGInputError, match="--montage no-such-cap: "):
@@ -273,9 +281,9 @@ def test_unknown_channels_are_set_aside_not_guessed(tmp_path):
     assert read(path, rename={"EXG1": "C3", "HL": "C4"}).electrodes == ["Fp1", "C3", "Cz", "C4"]
     # a cap of numbered channels: nothing known is left, and the line stays short
     many = tmp_path / "numbered.npz"
-    np.savez(many, data=np.random.default_rng(0).standard_normal((40, 500)), ch_names=np.array([f"E{i}" for i in range(1, 41)]),
+    np.savez(many, data=np.random.default_rng(0).standard_normal((40, 500)), ch_names=np.array([f"ch{i}" for i in range(1, 41)]),
              sfreq=100.0)
-    with pytest.raises(EEGInputError, match=r"no known EEG electrode among 40 channel\(s\).*E8 \(unknown\) and 32 more"):
+    with pytest.raises(EEGInputError, match=r"no known EEG electrode among 40 channel\(s\).*ch8 \(unknown\) and 32 more"):
         read(many)
 
 
