@@ -23,7 +23,8 @@ from eegpt.electrodes import MAX_POSITION_DEGREES, by_position, classify, frame_
 from eegpt.errors import EEGInputError
 
 TEXT_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
-MNE_SUFFIXES = (".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".set", ".vhdr", ".cnt", ".mff")
+MNE_SUFFIXES = (".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".set", ".vhdr", ".cnt", ".mff", ".lay", ".cdt",
+                ".eeg")  # .lay Persyst, .cdt Curry, .eeg Nihon Kohden (BrainVision's .eeg opens by its .vhdr)
 
 
 @dataclass
@@ -243,6 +244,8 @@ def check_file(path: Path) -> None:
     if not path.exists():
         raise EEGInputError(f"{path}: no such file; check the path")
     if path.is_dir():
+        if path.suffix.lower() == ".mff":  # EGI's format is a folder
+            return
         raise EEGInputError(f"{path}: is a directory, not a recording; name a file inside it")
     if path.stat().st_size == 0:
         raise EEGInputError(f"{path}: the file is empty (0 bytes); re-download or re-export it")
@@ -295,6 +298,8 @@ def _open_mne(path: Path) -> tuple[mne.io.BaseRaw | mne.BaseEpochs, dict[str, st
                             f"{', '.join(MNE_SUFFIXES + TEXT_SUFFIXES)} or .npz")
     if lower.endswith((".edf", ".bdf")):
         _check_edf_header(path)
+    if lower.endswith(".eeg") and path.with_suffix(".vhdr").exists():
+        raise EEGInputError(f"{path}: a BrainVision data file; read its header {path.with_suffix('.vhdr').name}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

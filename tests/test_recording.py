@@ -209,6 +209,22 @@ def test_caps_of_numbered_channels_are_read_by_position(tmp_path, capsys):
         read(tmp_path / "numbered.npz", montage="no-such-cap")
 
 
+def test_persyst_lay_files(tmp_path):
+    x = (np.random.default_rng(7).standard_normal((1000, 3)) * 100).astype("<i2")  # interleaved int16
+    x.tofile(tmp_path / "rec.dat")
+    (tmp_path / "rec.lay").write_text(
+        "[FileInfo]\nFile=rec.dat\nFileType=Interleaved\nSamplingRate=256\nHeaderLength=0\nCalibration=0.1\n"
+        "WaveformCount=3\nDataType=0\n[ChannelMap]\nFp1=1\nCz=2\nEKG=3\n[Patient]\nFirst=A\nLast=B\nSex=Female\n"
+        "TestDate=01/02/2020\nTestTime=10:11:12\nBirthDate=03/04/1980\nHand=Right\n[Comments]\n")
+    rec = read(tmp_path / "rec.lay")
+    assert rec.electrodes == ["Fp1", "Cz"] and rec.set_aside == {"EKG": "ecg"} and rec.sfreq == 256.0
+    assert np.allclose(rec.signals, x[:, :2].T * 0.1, atol=1e-4)
+    (tmp_path / "bv.vhdr").write_text("Brain Vision Data Exchange Header File Version 1.0\n")
+    (tmp_path / "bv.eeg").write_bytes(b"\0" * 64)
+    with pytest.raises(EEGInputError, match="a BrainVision data file; read its header bv.vhdr"):
+        read(tmp_path / "bv.eeg")
+
+
 def test_eeglab_epoch_files_are_read_epoch_by_epoch(tmp_path):
     x = np.random.default_rng(1).standard_normal((4, 3, 300)) * 1e-5
     events = np.c_[np.arange(4) * 300, np.zeros(4, int), [1, 2, 2, 1]]
