@@ -310,6 +310,10 @@ def _open_mne(path: Path) -> tuple[mne.io.BaseRaw | mne.BaseEpochs, dict[str, st
                     raise
                 # an EEGLAB epoch file: its epochs end to end, each marked by its condition
                 raw = mne.read_epochs_eeglab(path, verbose="warning")
+            except Exception:
+                if not lower.endswith(".cnt"):
+                    raise
+                raw = _other_cnt(path)
         except Exception as err:  # MNE raises many types for a damaged file; all mean the same
             msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise EEGInputError(f"{path}: cannot be read as {path.suffix.lstrip('.').upper()} "
@@ -327,6 +331,18 @@ def _open_mne(path: Path) -> tuple[mne.io.BaseRaw | mne.BaseEpochs, dict[str, st
                             "hypnogram?); read the recording it annotates")
     duplicates = {n: orig for n in raw.ch_names for orig in repeated if re.fullmatch(re.escape(orig) + r"-\d+", n)}
     return raw, duplicates
+
+
+def _other_cnt(path: Path):
+    """A ``.cnt`` MNE's default Neuroscan reading refused: Neuroscan with 16-bit samples (which MNE
+    reads only when told), else ANT Neuro's eego format (MNE's reader, with the antio package)."""
+    try:
+        return mne.io.read_raw_cnt(path, data_format="int16", preload=False, verbose="warning")
+    except Exception as neuroscan:
+        try:
+            return mne.io.read_raw_ant(path, preload=False, verbose="warning")
+        except ImportError:
+            raise neuroscan from None  # antio absent: the Neuroscan error is the one to show
 
 
 def _from_mne(inst, name: str):

@@ -225,6 +225,45 @@ def test_persyst_lay_files(tmp_path):
         read(tmp_path / "bv.eeg")
 
 
+def test_cnt_files_are_tried_as_16_bit_neuroscan_then_ant(tmp_path, monkeypatch):
+    path = tmp_path / "r.cnt"
+    path.write_bytes(b"\0" * 900)
+    tried = []
+    raw = mne.io.RawArray(np.random.default_rng(8).standard_normal((2, 200)) * 1e-5, mne.create_info(["C3", "C4"], 100.0, "eeg"),
+                          verbose=False)
+
+    def default(*a, **k):
+        raise ValueError("could not determine the data format")
+
+    def neuroscan(p, data_format="auto", **k):
+        tried.append(data_format)
+        if data_format != "int16":
+            raise ValueError("no")
+        return raw
+
+    monkeypatch.setattr(mne.io, "read_raw", default)
+    monkeypatch.setattr(mne.io, "read_raw_cnt", neuroscan)
+    assert read(path).electrodes == ["C3", "C4"] and tried == ["int16"]
+
+    def neither(p, data_format="auto", **k):
+        raise ValueError("not Neuroscan")
+
+    def ant(p, **k):
+        tried.append("ant")
+        return raw
+
+    monkeypatch.setattr(mne.io, "read_raw_cnt", neither)
+    monkeypatch.setattr(mne.io, "read_raw_ant", ant)
+    assert read(path).electrodes == ["C3", "C4"] and tried[-1] == "ant"
+
+    def no_antio(p, **k):
+        raise ImportError("antio")
+
+    monkeypatch.setattr(mne.io, "read_raw_ant", no_antio)
+    with pytest.raises(EEGInputError, match=r"r.cnt: cannot be read as CNT \(not Neuroscan\)"):
+        read(path)
+
+
 def test_eeglab_epoch_files_are_read_epoch_by_epoch(tmp_path):
     x = np.random.default_rng(1).standard_normal((4, 3, 300)) * 1e-5
     events = np.c_[np.arange(4) * 300, np.zeros(4, int), [1, 2, 2, 1]]
