@@ -168,3 +168,43 @@ length_s = 2.0
     card.write_text(card.read_text().replace('task = "faces"', 'task = "houses"'))
     with pytest.raises(EEGInputError, match="no BIDS EEG recordings of task 'houses'"):
         prepare(str(card), root, tmp_path / "st3", workers=1, progress=False)
+
+
+def _hypnogram(path, stages):
+    """An annotation-only EDF+ as Sleep-EDF and HMC ship their scorings."""
+    import edfio
+
+    edfio.Edf(signals=[], annotations=[edfio.EdfAnnotation(o, d, s) for o, d, s in stages]).write(path)
+
+
+def test_sleep_edf_and_hmc_psg_with_paired_hypnograms(tmp_path):
+    from eegpt.synth import write_recording
+
+    folder = tmp_path / "sleep-cassette"
+    folder.mkdir()
+    names = ["EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal", "Resp oro-nasal", "EMG submental"]
+    write_recording(folder / "SC4001E0-PSG.edf", names, RNG.standard_normal((5, 100 * 300)) * 20, 100.0, [])
+    _hypnogram(folder / "SC4001EC-Hypnogram.edf", [(0, 60, "Sleep stage W"), (60, 90, "Sleep stage 2"),
+                                                   (150, 30, "Sleep stage R"), (180, 120, "Sleep stage ?")])
+    store = prepare("sleep-edf", tmp_path, tmp_path / "st", workers=1, progress=False)
+    assert store.index["electrodes"] == ["Fpz-Cz", "Pz-Oz"] and store.index["subjects"] == ["00"]
+    assert store.index["counts"]["train"] == {"W": 2, "N1": 0, "N2": 3, "N3": 0, "REM": 1}  # "?" is no stage
+    hmc = tmp_path / "hmc"
+    hmc.mkdir()
+    names = ["EEG F4-M1", "EEG C4-M1", "EEG O2-M1", "EEG C3-M2", "EMG chin", "EOG E1-M2", "ECG"]
+    write_recording(hmc / "SN001.edf", names, RNG.standard_normal((7, 256 * 150)) * 20, 256.0, [])
+    _hypnogram(hmc / "SN001_sleepscoring.edf", [(0, 30, "Lights off"), (0, 60, "Sleep stage W"),
+                                                (60, 30, "Sleep stage N1"), (90, 60, "Sleep stage N3")])
+    store = prepare("hmc", hmc, tmp_path / "st-hmc", workers=1, progress=False)
+    assert set(store.index["electrodes"]) == {"F4", "C4", "O2", "C3"}  # each referenced to the opposite mastoid
+    assert store.index["counts"]["train"] == {"W": 2, "N1": 1, "N2": 0, "N3": 2, "REM": 0}
+
+
+def test_stew_text_files(tmp_path):
+    folder = tmp_path / "stew"
+    folder.mkdir()
+    for sub, level in (("01", "lo"), ("01", "hi"), ("02", "lo")):
+        np.savetxt(folder / f"sub{sub}_{level}.txt", RNG.standard_normal((128 * 20, 14)) * 10 + 4000, fmt="%.4f")
+    store = prepare("stew", folder, tmp_path / "st", workers=1, progress=False)
+    assert len(store.index["electrodes"]) == 14 and store.index["subjects"] == ["01", "02"]
+    assert store.index["counts"]["train"] == {"low": 10, "high": 5}  # 20 s in 4-s windows
