@@ -136,6 +136,9 @@ def _cmd_evaluate(args) -> None:
     print_table(out["datasets"])
     if len(runs) == 1:
         print("confusion matrices: " + ", ".join(r["confusion_plot"] for r in per_run[0].values()))
+        print("coverage-accuracy curves: " + ", ".join(r["coverage_plot"] for r in per_run[0].values()))
+    print("ECE is of the temperature-scaled probabilities (each head's temperature fitted on its validation "
+          "windows); ECE (T = 1) before scaling")
 
 
 def _cmd_embed(args) -> None:

@@ -34,6 +34,7 @@ from eegpt import sharding, trainer
 from eegpt.baseline import linear_readout
 from eegpt.checkpoint import Checkpoints
 from eegpt.errors import EEGInputError, TrainingError, atomic_write, check_positive
+from eegpt.metrics import fit_temperature
 from eegpt.model import (EEGPT, EEGPTConfig, HeadSpec, abstract_module, cached_batch, forward,
                          SPECTRAL, graph_inputs, load, node_views, node_width, save)
 from eegpt.model import abstract_params as abstract_params_of
@@ -391,14 +392,20 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
         best, _ = best_ckpt.restore_state(None, {"params": abstract})
     finally:
         best_ckpt.close()
-    save(EEGPT(mcfg, best["params"]), workdir / "model")
+    kept = EEGPT(mcfg, best["params"])
+    temperatures = {}
+    for s in val_sets:  # one temperature per head, fitted on the validation windows the step was chosen on
+        r = kept.run(s, "val", cached=cache and cache[s.name])
+        temperatures[s.name] = round(fit_temperature(r["logits"], r["labels"]), 4)
+    save(kept.calibrated(temperatures), workdir / "model")
     history = run_meta["history"]
     summary = {**summary_base, "best_step": run_meta["best_step"],
                "best_val_mean": run_meta["best"] if val_sets else None,
                "selected_on": "val" if val_sets else "linear start (no validation windows)"
                if ft.readout_init == "lr" else "last step (no validation windows)",
                "steps_run": history[-1]["step"] if history else 0, "stopped_early": run_meta["stopped_early"],
-               "resumed_from": resumed_from, "seconds": round(time.perf_counter() - t0, 1), "history": history,
+               "resumed_from": resumed_from, "seconds": round(time.perf_counter() - t0, 1),
+               "temperature": temperatures or "1 (no validation windows to fit it on)", "history": history,
                "model": str((workdir / "model").resolve())}
     atomic_write(workdir / "finetune.json", lambda t: t.write_text(json.dumps(summary, indent=2) + "\n"))
     return summary
@@ -407,12 +414,17 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
 def evaluate(workdir, stores, split: str = "test", plots: bool = True, features: dict | None = None) -> dict:
     """Metrics of a fine-tuned model on each store's ``split``; confusion plots beside the model.
     ``features``: the frozen ETE's features of the stores (``finetune``'s ``features_out``)."""
-    from eegpt.metrics import plot_confusion
+    from eegpt.metrics import (classification, coverage_curve, expected_calibration_error, plot_confusion,
+                               plot_coverage)
 
     model = load(workdir)
     out = {}
     for s in open_stores(stores):
-        r = model.evaluate(s, split, cached=(features or {}).get(s.name))
+        run = model.run(s, split, cached=(features or {}).get(s.name))
+        r = classification(run["labels"], run["probs"], len(s.classes))
+        raw = jax.nn.softmax(run["logits"], -1)  # before temperature scaling
+        r["temperature"] = model.cfg.head(s.name).temperature
+        r["ece_uncalibrated"] = expected_calibration_error(run["labels"], raw)
         r["task"], r["classes"], r["split"] = s.task, s.classes, split
         out[s.name] = r
         if plots:
@@ -420,4 +432,8 @@ def evaluate(workdir, stores, split: str = "test", plots: bool = True, features:
             plot_confusion(r["confusion"], s.classes, path,
                            f"{s.name} ({split}): balanced accuracy {r['balanced_accuracy']:.3f}")
             r["confusion_plot"] = str(path)
+            path = Path(workdir) / f"coverage-{s.name}-{split}.png"
+            plot_coverage({"EEGPT": coverage_curve(run["labels"], run["probs"])}, path,
+                          f"{s.name} ({split}): abstaining below a confidence")
+            r["coverage_plot"] = str(path)
     return out

@@ -21,6 +21,50 @@ def expected_calibration_error(y_true, probs, bins: int = 10) -> float:
                      for b in range(bins) if (which == b).any()))
 
 
+def fit_temperature(logits, y_true) -> float:
+    """The temperature T minimising the negative log-likelihood of softmax(logits / T) on held-out
+    windows (Guo et al. 2017): one number per head, so the ranking — and the accuracy — is unchanged."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
+    logits, y = np.asarray(logits, np.float64), np.asarray(y_true)
+
+    def nll(log_t):
+        return -log_softmax(logits / np.exp(log_t), axis=1)[np.arange(len(y)), y].mean()
+
+    return float(np.exp(minimize_scalar(nll, bounds=(np.log(0.02), np.log(50.0)), method="bounded").x))
+
+
+def coverage_curve(y_true, probs) -> tuple[np.ndarray, np.ndarray]:
+    """(coverage, accuracy): keeping only the windows of highest confidence, the accuracy on the
+    share kept — what abstaining below a confidence threshold buys."""
+    probs, y = np.asarray(probs), np.asarray(y_true)
+    order = np.argsort(-probs.max(1), kind="stable")
+    correct = (probs.argmax(1) == y)[order]
+    kept = np.arange(1, len(y) + 1)
+    return kept / len(y), np.cumsum(correct) / kept
+
+
+def plot_coverage(curves: dict, path, title: str) -> None:
+    """Accuracy against coverage, one line per curve (``{label: (coverage, accuracy)}``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    for label, (cov, acc) in curves.items():
+        ax.plot(cov, acc, label=label)
+    ax.set_xlabel("coverage (share of windows answered)")
+    ax.set_ylabel("accuracy on the windows answered")
+    ax.set_xlim(0, 1)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def classification(y_true, probs, n_classes: int | None = None) -> dict:
     """Balanced accuracy, Cohen's kappa, weighted F1, ECE, the confusion matrix, and for two
     classes AUROC and AUC-PR (positive = class 1), from true labels and class probabilities."""
@@ -42,7 +86,7 @@ def classification(y_true, probs, n_classes: int | None = None) -> dict:
 def mean_std(runs: list[dict]) -> dict:
     """``{metric: {"mean", "std", "runs"}}`` over runs (seeds or folds) for the headline metrics."""
     out = {}
-    for key in HEADLINE:
+    for key in HEADLINE + ("ece_uncalibrated",):
         values = [r[key] for r in runs if key in r]
         if values:
             out[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "runs": values}
@@ -78,7 +122,8 @@ def plot_confusion(confusion, classes, path, title: str = "") -> None:
 
 def print_table(datasets: dict) -> None:
     """``eegpt evaluate``'s table: one row per dataset, mean ± std over runs where there are several."""
-    print(f"{'dataset':<22} {'task':<4} {'n':>6} {'bal. acc.':>15} {'kappa':>15} {'w. F1':>15} {'AUROC':>15} {'ECE':>15}")
+    print(f"{'dataset':<22} {'task':<4} {'n':>6} {'bal. acc.':>15} {'kappa':>15} {'w. F1':>15} {'AUROC':>15} {'ECE':>15} "
+          f"{'ECE (T = 1)':>15}")
     for name, r in datasets.items():
         def cell(key):
             v = r.get(key)
@@ -87,4 +132,4 @@ def print_table(datasets: dict) -> None:
             return f"{v['mean']:>7.3f} ± {v['std']:.3f}" if isinstance(v, dict) else f"{v:>15.3f}"
         n = r["n"] if "n" in r else r["per_run"][0]["n"]
         print(f"{name:<22} {r['task']:<4} {n:>6} {cell('balanced_accuracy')} {cell('cohen_kappa')} "
-              f"{cell('weighted_f1')} {cell('auroc')} {cell('ece')}")
+              f"{cell('weighted_f1')} {cell('auroc')} {cell('ece')} {cell('ece_uncalibrated')}")

@@ -48,6 +48,9 @@ class HeadSpec:
     window_samples: int             # at the recipe's rate
     stride_samples: int
     montages: tuple[tuple[str, ...], ...] = ()  # the electrode sets seen in training
+    # Temperature scaling (Guo et al. 2017): logits / temperature, fitted on the validation windows
+    # after selection (1.0: not calibrated, as a model without validation windows stays)
+    temperature: float = 1.0
 
     @property
     def sfreq(self) -> float:
@@ -380,18 +383,27 @@ class EEGPT:
         return {**out, "labels": store.labels[pos], "subjects": store.subject_of[pos], "positions": pos}
 
     def score(self, batches, head: str, params=None) -> dict:
-        """``head``'s class probabilities, pooled graph embeddings, standardised per-electrode
-        features and electrode masks of ``(graph batch, real samples)`` pairs, concatenated."""
+        """``head``'s class probabilities (temperature-scaled) and logits, pooled graph embeddings,
+        standardised per-electrode features and electrode masks of ``(graph batch, real samples)``
+        pairs, concatenated."""
         params = self.params if params is None else params
-        probs, pooled, feats, mask = [], [], [], []
+        temperature = self.cfg.head(head).temperature
+        probs, logit, pooled, feats, mask = [], [], [], [], []
         for batch, n in batches:
             p, f, logits = self._forward(params, batch)
-            probs.append(np.asarray(jax.nn.softmax(logits[head], -1))[:n])
+            logit.append(np.asarray(logits[head], np.float32)[:n])
+            probs.append(np.asarray(jax.nn.softmax(logits[head] / temperature, -1))[:n])
             pooled.append(np.asarray(p)[:n])
             feats.append(np.asarray(f)[:n])
             mask.append(batch["mask_BxE"][:n])
-        return {"probs": np.concatenate(probs), "pooled": np.concatenate(pooled), "features": np.concatenate(feats),
-                "mask": np.concatenate(mask)}
+        return {"probs": np.concatenate(probs), "logits": np.concatenate(logit), "pooled": np.concatenate(pooled),
+                "features": np.concatenate(feats), "mask": np.concatenate(mask)}
+
+    def calibrated(self, temperatures: dict[str, float]) -> "EEGPT":
+        """The same model with these heads' temperatures set."""
+        heads = tuple(dataclasses.replace(h, temperature=float(temperatures.get(h.name, h.temperature)))
+                      for h in self.cfg.heads)
+        return EEGPT(dataclasses.replace(self.cfg, heads=heads), self.params, self.batch_size)
 
     def evaluate(self, store, split: str = "test", params=None, cached: dict | None = None) -> dict:
         from eegpt.metrics import classification

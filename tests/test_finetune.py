@@ -8,6 +8,7 @@ from sklearn.metrics import balanced_accuracy_score
 from eegpt.cli import main
 from eegpt.embed import embed, tsne
 from eegpt.finetune import FinetuneConfig, evaluate, finetune, load_ete
+from eegpt.metrics import expected_calibration_error
 from eegpt.model import load
 from eegpt.train import PretrainConfig, pretrain
 from eegpt.errors import TrainingError
@@ -39,6 +40,9 @@ def test_frozen_joint_finetuning_resumes_and_evaluates(stores, tiny_ete, tmp_pat
     model = load(tmp_path / "ft")
     _, ete_params, _ = load_ete(tiny_ete)
     assert _leaves_equal(model.params["ete"], ete_params)  # frozen: the encoder is as pretrained
+    # each head's temperature was fitted on its validation windows and travels with the model
+    assert set(again["temperature"]) == {"synthetic-mw", "synthetic-cm"}
+    assert all(model.cfg.head(n).temperature == again["temperature"][n] > 0 for n in again["temperature"])
     res = evaluate(tmp_path / "ft", parts, "test")
     for name, s in (("synthetic-mw", stores["mw"]), ("synthetic-cm", stores["cm"])):
         r = res[name]
@@ -47,6 +51,10 @@ def test_frozen_joint_finetuning_resumes_and_evaluates(stores, tiny_ete, tmp_pat
         assert r["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(run["labels"], run["probs"].argmax(1)))
         assert {"cohen_kappa", "weighted_f1", "ece", "auroc", "auc_pr"} <= set(r)
         assert np.sum(r["confusion"]) == r["n"] and (tmp_path / "ft" / f"confusion-{name}-test.png").exists()
+        assert (tmp_path / "ft" / f"coverage-{name}-test.png").exists() and r["temperature"] == again["temperature"][name]
+        raw = jax.nn.softmax(run["logits"], -1)  # the uncalibrated ECE is the one of softmax(logits)
+        assert r["ece_uncalibrated"] == pytest.approx(expected_calibration_error(run["labels"], raw))
+        assert np.allclose(run["probs"], jax.nn.softmax(run["logits"] / r["temperature"], -1), atol=1e-5)
     run = model.run(stores["cm"], "test")
     assert np.allclose(run["probs"].sum(1), 1.0, atol=1e-5) and run["pooled"].shape[0] == run["probs"].shape[0]
     # the features fine-tuning encoded once score exactly as encoding the windows again

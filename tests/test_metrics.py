@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from eegpt.metrics import classification, expected_calibration_error, mean_std, plot_confusion
+from eegpt.metrics import (classification, coverage_curve, expected_calibration_error, fit_temperature, mean_std,
+                           plot_confusion)
 
 
 def test_perfect_and_chance_predictions():
@@ -38,3 +39,21 @@ def test_mean_std_over_runs_and_confusion_plot(tmp_path):
     assert "auroc" not in out
     plot_confusion([[3, 1], [0, 4]], ["a", "b"], tmp_path / "c.png", "t")
     assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_temperature_scaling_calibrates_held_out_windows():
+    from scipy.special import softmax
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 4000)
+    logits = rng.standard_normal((4000, 3))
+    logits[np.arange(4000), y] += 1.5
+    logits *= 4.0  # an overconfident model
+    t = fit_temperature(logits[:2000], y[:2000])  # fitted on "validation", judged on the other half
+    assert t > 1.5
+    before = expected_calibration_error(y[2000:], softmax(logits[2000:], 1))
+    after = expected_calibration_error(y[2000:], softmax(logits[2000:] / t, 1))
+    assert after < before / 3 and after < 0.04
+    assert (softmax(logits / t, 1).argmax(1) == logits.argmax(1)).all()  # the ranking is unchanged
+    coverage, accuracy = coverage_curve(y[2000:], softmax(logits[2000:] / t, 1))
+    assert coverage[-1] == 1.0 and accuracy[len(accuracy) // 5] > accuracy[-1] + 0.1  # abstaining buys accuracy
