@@ -267,6 +267,9 @@ def _cmd_predict(args) -> None:
     top = ", ".join(f"{k} {v:.2f}" for k, v in sorted(pred.summary.items(), key=lambda kv: -kv[1]))
     print(f"{Path(args.file).name}: {pred.task} via {pred.head}, {len(pred.probs)} windows of {pred.window_s:g} s")
     print(f"  {pred.label}  ({top})")
+    if pred.out_of_distribution:
+        print(f"  warning: {100 * pred.unfamiliar:.0f}% of the windows are unlike the data the model was trained on; "
+              "the reading above is not to be relied on")
     print(f"  {pred.trained_on}")
     for out in (args.json_out, args.csv, args.plot):
         if out:

@@ -35,8 +35,8 @@ from eegpt.baseline import linear_readout
 from eegpt.checkpoint import Checkpoints
 from eegpt.errors import EEGInputError, TrainingError, atomic_write, check_positive
 from eegpt.metrics import fit_temperature
-from eegpt.model import (EEGPT, EEGPTConfig, HeadSpec, abstract_module, cached_batch, forward,
-                         SPECTRAL, graph_inputs, load, node_views, node_width, save)
+from eegpt.model import (EEGPT, EEGPTConfig, HeadSpec, SPECTRAL, abstract_module, cached_batch, familiar_reference,
+                         forward, graph_inputs, load, node_views, node_width, save, window_profile)
 from eegpt.model import abstract_params as abstract_params_of
 from eegpt.pipeline import graph_batches
 from eegpt.presets import preset
@@ -397,6 +397,10 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     for s in val_sets:  # one temperature per head, fitted on the validation windows the step was chosen on
         r = kept.run(s, "val", cached=cache and cache[s.name])
         temperatures[s.name] = round(fit_temperature(r["logits"], r["labels"]), 4)
+    for s in stores:  # what the training data look like to the graph, for the out-of-distribution check
+        train = kept.run(s, "train", cached=cache and cache[s.name])
+        held = window_profile(kept.run(s, "val", cached=cache and cache[s.name])) if len(s.indices("val")) else None
+        kept.familiar[s.name] = familiar_reference(window_profile(train), train["subjects"], held, ft.seed)
     save(kept.calibrated(temperatures), workdir / "model")
     history = run_meta["history"]
     summary = {**summary_base, "best_step": run_meta["best_step"],

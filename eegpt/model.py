@@ -326,8 +326,11 @@ class EEGPT:
     ``params`` is ``{"ete", "teg", "norm"}`` as plain pytrees (``norm``: per-electrode mean and
     std of the ETE's features over the training windows)."""
 
-    def __init__(self, cfg: EEGPTConfig, params=None, batch_size: int = 32):
+    def __init__(self, cfg: EEGPTConfig, params=None, batch_size: int = 32, familiar: dict | None = None):
         self.cfg, self.params, self.batch_size = cfg, params, batch_size
+        # {head: (reference window profiles [N, F], distance threshold)}: what "like the training
+        # data" means for the out-of-distribution check (see ``familiar_reference``)
+        self.familiar = familiar or {}
         self.ete_graphdef, self.teg_graphdef, _ = abstract_params(cfg)
         self.heads = [h.name for h in cfg.heads]
         self._forward = jax.jit(lambda p, b: forward(self.ete_graphdef, self.teg_graphdef, p, b, cfg.band_sfreq,
@@ -403,13 +406,66 @@ class EEGPT:
         """The same model with these heads' temperatures set."""
         heads = tuple(dataclasses.replace(h, temperature=float(temperatures.get(h.name, h.temperature)))
                       for h in self.cfg.heads)
-        return EEGPT(dataclasses.replace(self.cfg, heads=heads), self.params, self.batch_size)
+        return EEGPT(dataclasses.replace(self.cfg, heads=heads), self.params, self.batch_size, self.familiar)
+
+    def unfamiliar(self, head: str, scored: dict) -> float | None:
+        """The share of ``scored`` windows (``score``'s output) lying farther from every reference
+        training window than 99 % of held-out windows did (None: the model has no reference)."""
+        if head not in self.familiar:
+            return None
+        ref, threshold = self.familiar[head]
+        return float((nearest_distance(window_profile(scored), ref) > threshold).mean())
 
     def evaluate(self, store, split: str = "test", params=None, cached: dict | None = None) -> dict:
         from eegpt.metrics import classification
 
         out = self.run(store, split, params, cached)
         return classification(out["labels"], out["probs"], len(store.classes))
+
+
+FAMILIAR_REFERENCE = 1024  # training windows kept per head as the reference
+
+
+def window_profile(scored: dict) -> np.ndarray:
+    """Each window's standardised node features averaged over its electrodes ([W, F]): what the
+    out-of-distribution check compares. The graph's input, not its pooled output, so the check does
+    not depend on how far the graph was trained (with the quick demo's model both separate real
+    EEGMAT from held-out synthetic windows; with a briefly trained one only the input does)."""
+    mask = np.asarray(scored["mask"], np.float32)[..., None]
+    return (np.asarray(scored["features"]) * mask).sum(1) / np.maximum(mask.sum(1), 1.0)
+
+
+def nearest_distance(queries, reference) -> np.ndarray:
+    """Each query's Euclidean distance to its nearest reference row ([Q, D], [R, D] -> [Q])."""
+    q, r = np.asarray(queries, np.float64), np.asarray(reference, np.float64)
+    d2 = (q ** 2).sum(1)[:, None] + (r ** 2).sum(1)[None] - 2.0 * q @ r.T
+    return np.sqrt(np.maximum(d2, 0.0)).min(1)
+
+
+def familiar_reference(train, subjects, held_out=None, seed: int = 0) -> tuple[np.ndarray, float]:
+    """(reference, threshold) for the out-of-distribution check: up to ``FAMILIAR_REFERENCE``
+    training windows' profiles (``window_profile``), and how far a *new subject's* windows lie from
+    them — the 99th percentile of each training subject's distance to the reference windows of the
+    other subjects (leave one subject out), pooled with the validation windows' (``held_out``)
+    distance to the whole reference. With a single training subject and no validation windows, a
+    fifth of the training windows is left out instead."""
+    rng = np.random.default_rng(seed)
+    train, subjects = np.asarray(train, np.float32), np.asarray(subjects)
+    ref = rng.choice(len(train), min(len(train), FAMILIAR_REFERENCE), replace=False)
+    distances = [nearest_distance(held_out, train[ref])] if held_out is not None and len(held_out) else []
+    groups = np.unique(subjects)
+    for g in groups if len(groups) > 1 else ():
+        others = ref[subjects[ref] != g]
+        if len(others):
+            distances.append(nearest_distance(train[subjects == g], train[others]))
+    if not distances:
+        if len(train) < 2:
+            return train, float("inf")  # nothing to hold out: every recording counts as familiar
+        order = rng.permutation(len(train))
+        cut = max(1, len(train) // 5)
+        ref = order[cut:][: FAMILIAR_REFERENCE]
+        distances.append(nearest_distance(train[order[:cut]], train[ref]))
+    return train[ref], float(np.quantile(np.concatenate(distances), 0.99))
 
 
 def cached_batch(cached: dict, store, positions, dataset: int = 0) -> dict:
@@ -445,6 +501,9 @@ def save(model: EEGPT, path) -> Path:
         (tmp / "config.json").write_text(json.dumps(model.cfg.to_json(), indent=2) + "\n")
         with ocp.StandardCheckpointer() as ckpt:
             ckpt.save(tmp / "params", jax.tree.map(np.asarray, model.params))
+        if model.familiar:
+            np.savez(tmp / "familiar.npz", **{f"{h}/reference": r for h, (r, _) in model.familiar.items()},
+                     **{f"{h}/threshold": np.float32(t) for h, (_, t) in model.familiar.items()})
     return path
 
 
@@ -474,4 +533,9 @@ def load(path, batch_size: int = 32) -> EEGPT:
     except (ValueError, KeyError, FileNotFoundError) as err:
         raise EEGInputError(f"{path}/params: damaged or does not match config.json "
                             f"({str(err).splitlines()[0][:120]}); copy the model again or retrain it") from None
-    return EEGPT(cfg, jax.tree.map(jnp.asarray, params), batch_size)
+    familiar = {}
+    if (path / "familiar.npz").exists():
+        with np.load(path / "familiar.npz") as z:
+            familiar = {h.name: (z[f"{h.name}/reference"], float(z[f"{h.name}/threshold"])) for h in cfg.heads
+                        if f"{h.name}/reference" in z}
+    return EEGPT(cfg, jax.tree.map(jnp.asarray, params), batch_size, familiar)

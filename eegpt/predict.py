@@ -27,6 +27,9 @@ from eegpt.preprocess import preprocess
 from eegpt.recording import Recording, read
 
 
+UNFAMILIAR_ABOVE = 0.5  # a recording most of whose windows are unlike the training data gets no reading
+
+
 @dataclass
 class Prediction:
     """What a model says about one recording.
@@ -41,6 +44,10 @@ class Prediction:
     pooled : [windows, D] the graph's pooled embedding of each window.
     trained_on : one sentence saying which data trained the model.
     synthetic : True when the model was trained on the synthetic corpus only.
+    unfamiliar : the share of windows unlike every training window (farther from the nearest one,
+        in the graph's input averaged over electrodes, than 99 % of held-out windows were); None for a model
+        saved without the reference. Above ``UNFAMILIAR_ABOVE`` the recording is out of
+        distribution and the copilot gives no reading.
     """
 
     source: str
@@ -53,6 +60,11 @@ class Prediction:
     pooled: np.ndarray
     trained_on: str
     synthetic: bool
+    unfamiliar: float | None = None
+
+    @property
+    def out_of_distribution(self) -> bool:
+        return self.unfamiliar is not None and self.unfamiliar > UNFAMILIAR_ABOVE
 
     @property
     def summary(self) -> dict[str, float]:
@@ -73,6 +85,7 @@ class Prediction:
         return {"source": self.source, "head": self.head, "task": self.task, "classes": list(self.classes),
                 "label": self.label, "summary": self.summary, "window_s": self.window_s,
                 "trained_on": self.trained_on, "synthetic": self.synthetic,
+                "unfamiliar": self.unfamiliar, "out_of_distribution": self.out_of_distribution,
                 "windows": [{"start_s": round(float(t), 4), "label": lab,
                              "probs": {c: round(float(p), 6) for c, p in zip(self.classes, row)}}
                             for t, lab, row in zip(self.starts_s, self.window_labels, self.probs)]}
@@ -196,7 +209,8 @@ def predict(model, x, *, task: str | None = None, head: str | None = None, secon
 
     scored = model.score(batches(), spec.name)
     return Prediction(rec.source, spec.name, spec.task, tuple(spec.classes), np.asarray(starts) / rec.sfreq,
-                      spec.window_s, scored["probs"], scored["pooled"], model.cfg.trained_on(), model.cfg.synthetic)
+                      spec.window_s, scored["probs"], scored["pooled"], model.cfg.trained_on(), model.cfg.synthetic,
+                      model.unfamiliar(spec.name, scored))
 
 
 def write_outputs(pred: Prediction, json_out=None, csv_out=None, plot_out=None) -> None:

@@ -72,3 +72,29 @@ def test_copilot_command_answers_for_a_file_and_refuses_bad_input(demo_run, tmp_
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and says in err, err
     assert not (tmp_path / "x.txt").exists()
+
+
+@pytest.mark.slow
+def test_a_recording_unlike_the_training_data_gets_no_reading(tmp_path, capsys):
+    """A synthetic-data model, asked about a real EEGMAT recording, says it is out of distribution
+    instead of answering; a held-out synthetic recording of the same task gets its reading."""
+    from conftest import shared
+    from eegpt.copilot import Copilot, emr
+    from eegpt.model import load
+    from eegpt.predict import predict
+
+    real = shared("MW", "eegmat", "Subject00_2.edf")
+    demo(tmp_path, plan=DemoPlan(subjects=6, preset="tiny", pretrain_steps=20, finetune_steps=20, eval_every=10,
+                                 copilot_steps=5, readout_search="each"), progress=False)
+    model = load(tmp_path / "model")
+    assert set(model.familiar) == {h.name for h in model.cfg.heads}
+    held_out = sorted((tmp_path / "corpus" / "MW").glob("sub-006_*_eeg.edf"))[0]  # a test subject
+    familiar, unlike = predict(model, held_out, task="MW"), predict(model, real, task="MW")
+    assert familiar.unfamiliar < 0.1 and not familiar.out_of_distribution
+    assert unlike.unfamiliar > 0.9 and unlike.to_dict()["out_of_distribution"]
+    asked = Copilot(tmp_path).ask(real, task="MW", question="Is the patient under mental workload?")
+    assert asked["out_of_distribution"] and "unlike the data the model was trained on" in asked["answer"]
+    assert not any(kb.classes_of("MW")[c].name in asked["answer"] for c in ("rest", "arithmetic"))
+    assert "not determined" in emr.markdown(asked["record"])
+    assert main(["predict", str(real), "--model", str(tmp_path), "--task", "MW"]) == 0
+    assert "unlike the data the model was trained on" in capsys.readouterr().out

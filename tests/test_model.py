@@ -493,3 +493,19 @@ def test_band_powers_are_welchs_as_the_band_power_baseline_reads_them(seconds):
     np.testing.assert_allclose(offset, offset.mean(), atol=2e-3)
     shares = np.exp(np.asarray(relative(jnp.asarray(got))))
     np.testing.assert_allclose(shares.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_the_familiar_reference_tells_a_new_subject_from_unlike_data():
+    from eegpt.model import familiar_reference, nearest_distance
+
+    rng = np.random.default_rng(0)
+    offsets = rng.normal(0, 1.0, (6, 8))  # each subject shifts the profile a little
+    subjects = np.repeat(np.arange(5), 80)
+    train = offsets[subjects] + rng.normal(0, 1.0, (400, 8))
+    ref, threshold = familiar_reference(train, subjects)
+    new_subject = offsets[5] + rng.normal(0, 1.0, (80, 8))
+    unlike = 6.0 + rng.normal(0, 1.0, (80, 8))  # another kind of data altogether
+    assert (nearest_distance(new_subject, ref) > threshold).mean() < 0.1
+    assert (nearest_distance(unlike, ref) > threshold).mean() > 0.9
+    one_subject_ref, t1 = familiar_reference(train[:80], np.zeros(80))  # no one to leave out: a fifth held out
+    assert len(one_subject_ref) == 64 and np.isfinite(t1)

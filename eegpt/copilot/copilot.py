@@ -87,13 +87,18 @@ class Copilot:
         question = question or kb.QUESTIONS["state"][pred.task][0]
         night = kb.night_report(pred.window_labels, pred.window_s) if pred.task == "SS" else None
         case = Case(pred.task, pred.label, pred.summary, question, age, sex, pred.pooled.mean(0))
-        out = answer(self.decoder, self.tok, case, night=night if kb.question_kind(question) == "night" else None)
+        if pred.out_of_distribution:  # no reading, rather than a confident one about unfamiliar EEG
+            out = {"text": kb.unfamiliar_answer(pred.task, pred.unfamiliar), "fallback": False}
+            night = None
+        else:
+            out = answer(self.decoder, self.tok, case, night=night if kb.question_kind(question) == "night" else None)
         text = out["text"] + (f" {pred.trained_on}" if pred.synthetic else "")
         t_dec = time.perf_counter()
         record = emr.Record(pred.task, pred.label, pred.summary, text, age, sex, pred.source, len(pred.probs),
-                            [night] if night else [], pred.trained_on)
+                            [night] if night else [], pred.trained_on, unfamiliar=pred.out_of_distribution)
         return {"task": pred.task, "head": pred.head, "label": pred.label, "probs": pred.summary,
                 "windows": len(pred.probs), "recording": pred.source, "question": question, "answer": text,
                 "fallback": out["fallback"], "trained_on": pred.trained_on, "synthetic": pred.synthetic,
+                "out_of_distribution": pred.out_of_distribution, "unfamiliar": pred.unfamiliar,
                 "record": record, "prediction": pred,
                 "seconds": {"predict": t_pred - t0, "decode": t_dec - t_pred}}

@@ -265,6 +265,13 @@ QUESTIONS = {
 NIGHT_QUESTIONS = ["Summarise the night.", "How did the patient sleep?"]
 
 
+def unfamiliar_answer(task: str, share: float) -> str:
+    """What the copilot says instead of a reading when a recording is unlike the training data."""
+    return (f"This recording is unlike the data the model was trained on: {100 * share:.0f}% of its windows lie "
+            f"outside the range of the training windows, so no {TASK_NAMES[task]} reading is given. Review the "
+            "recording by eye, or use a model trained on recordings like it.")
+
+
 def classes_of(task: str) -> dict[str, ClassText]:
     if task not in CLASSES:
         raise ValueError(f"unknown task {task!r}; one of {', '.join(CLASSES)}")
