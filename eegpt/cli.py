@@ -229,10 +229,12 @@ def _cmd_copilot(args) -> None:
         emr.write(r["record"], args.emr_out)
     if args.json:
         print(json.dumps({k: r[k] for k in ("task", "head", "label", "probs", "windows", "question", "answer",
-                                             "fallback", "trained_on", "synthetic")}, indent=2))
+                                             "fallback", "trained_on", "synthetic", "out_of_distribution",
+                                             "unfamiliar")}, indent=2))
         return
     top = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["probs"].items(), key=lambda kv: -kv[1])[:3])
-    print(f"{Path(args.file).name}: {r['task']} via {r['head']} over {r['windows']} windows ({top})")
+    print(f"{Path(args.file).name}: {r['task']} via {r['head']} over {r['windows']} windows ({top})"
+          + (f"; {100 * r['unfamiliar']:.0f}% of the windows unlike the training data" if r["out_of_distribution"] else ""))
     print(f"Q: {r['question']}\nA: {r['answer']}")
     if not r["synthetic"]:
         print(r["trained_on"])
