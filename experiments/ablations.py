@@ -9,6 +9,7 @@
     python experiments/ablations.py graph-input                --workdir runs/ablations
     python experiments/ablations.py laplacian                  --workdir runs/ablations
     python experiments/ablations.py linear-start               --workdir runs/ablations
+    python experiments/ablations.py gentle-graph               --workdir runs/ablations
 
 Every arm uses the demo's recipe (``eegpt demo --quick``: 14 synthetic subjects, base preset,
 400 pretraining steps, 1,000 fine-tuning steps of a one-layer graph) unless told otherwise, and the same train /
@@ -40,6 +41,11 @@ corpus stays the same). What differs between arms:
   and with every combination of views tried on validation instead of each view alone and all
   together (``--readout-search``). The two other changes of that step (Welch band powers, unit-
   variance readout columns) are built in and not ablated here.
+- ``gentle-graph``: one pretrained ETE; the quick demo's fine-tuning (learning rate 3e-3, the
+  readout trained too, evaluated every 200 steps, patience 2), or a gentler one that can add the
+  graph to the linear start without undoing it: the readout kept as fitted (``readout_lr=0``),
+  learning rate 3e-4, evaluated every 25 steps, patience 6. Both keep the step validation prefers,
+  the linear start included.
 - ``electrode-vs-multichannel``: the ETE reads each electrode alone, or all electrodes of a
   window per token (the multichannel AR of EEGPT-style models), with batches holding about the
   same EEG per step (256 electrode sequences or 8 windows); both pretrained and fine-tuned
@@ -134,6 +140,14 @@ def arms(name: str, workdir: Path, stores: dict, seed: int, args) -> dict:
                     ("absolute views", "absolute", "ete+bands+erp+lap", "each"),
                     ("+ relative views", "relative", "ete+bands+rel+erp+lap+laprel", "each"),
                     ("+ every combination", "combinations", "ete+bands+rel+erp+lap+laprel", "combinations"))}
+    if name == "gentle-graph":
+        ete = pretrained(workdir, stores, ALL, args.pretrain_steps, seed)
+        demo_ft = dataclasses.replace(ft, nodes=PLANS["quick"].nodes, readout="classical", readout_init="lr",
+                                      readout_search="each", eval_every=PLANS["quick"].eval_every,
+                                      patience=PLANS["quick"].patience)
+        return {"demo recipe": tuned(ete, stores, ALL, run / "demo", demo_ft),
+                "gentle graph": tuned(ete, stores, ALL, run / "gentle",
+                                      dataclasses.replace(demo_ft, lr=3e-4, readout_lr=0.0, eval_every=25, patience=6))}
     if name == "electrode-vs-multichannel":
         return {mode: tuned(pretrained(workdir, stores, SAME_WINDOW, args.pretrain_steps, seed, mode=mode),
                             stores, SAME_WINDOW, run / mode, ft) for mode in ("electrode", "multichannel")}
@@ -141,7 +155,7 @@ def arms(name: str, workdir: Path, stores: dict, seed: int, args) -> dict:
 
 
 ABLATIONS = ("joint-vs-single", "ar-vs-mae", "frozen-vs-trainable", "electrode-vs-multichannel", "graph-start",
-             "graph-input", "laplacian", "linear-start")
+             "graph-input", "laplacian", "linear-start", "gentle-graph")
 
 
 def summarise(per_seed: list[dict]) -> dict:
