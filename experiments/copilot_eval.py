@@ -3,7 +3,11 @@
     python experiments/copilot_eval.py [--model runs/demo-quick] [--cases 500] [--json]
 
 Held-out cases are drawn with another seed than the training corpus (new combinations of class,
-probabilities, demographics, question and phrasing; the knowledge texts are the same). Reports, for
+probabilities, demographics, question and phrasing; the knowledge texts are the same). Given a demo
+workdir (its model and stores), each case of a class the model has a head for carries the EEG
+prefix the copilot answers with in use: the graph's pooled embedding of a held-out (test) window of
+that class, drawn from the test subjects; the other cases (other cards' classes) get zeros, and the
+report says how many had EEG. Reports, for
 the product's answer (decoder + faithfulness guard), for the decoder alone and for the templated
 reference with another phrasing draw: ``label_faithfulness`` (share of answers naming the
 predicted class), ``contradictions`` (answers naming another class), ``uncertain_flagged`` (share of
@@ -35,6 +39,20 @@ def copilot_dir(given) -> Path:
     if (given / "tokenizer.json").exists():
         return given
     return model_dir(given) / "copilot"
+
+
+def held_out_bank(given) -> dict | None:
+    """{(task, label): pooled embeddings of the test windows}, from a demo workdir's model and
+    stores (None elsewhere: the cases then carry no EEG)."""
+    from eegpt.copilot.corpus import eeg_bank
+    from eegpt.model import load
+    from eegpt.store import Store
+
+    work = Path(given or "runs/demo-quick")
+    stores = [Store(p) for p in sorted((work / "stores").glob("*")) if (p / "index.json").exists()]
+    if not stores or not (work / "model" / "config.json").exists():
+        return None
+    return eeg_bank(load(work / "model"), stores, split="test")
 
 
 def similarity(candidates: list[str], references: list[str]) -> dict:
@@ -95,7 +113,10 @@ def main(argv=None) -> int:
     except EEGInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    r = {"model": args.model or "the demo's", **evaluate(model, tok, make_corpus(args.cases, args.seed))}
+    bank = held_out_bank(args.model)
+    cases = make_corpus(args.cases, args.seed, bank)
+    r = {"model": args.model or "the demo's", "cases_with_eeg": sum(c.eeg is not None for c in cases),
+         **evaluate(model, tok, cases)}
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
@@ -105,7 +126,7 @@ def main(argv=None) -> int:
     for row in ("answer", "decoder_alone", "templated_baseline"):
         print(f"{row:<20}" + "".join(f"{r[row][c]:>19.3f}" if isinstance(r[row][c], float) else f"{r[row][c]!s:>19}"
                                      for c in cols))
-    print(f"({r['cases']} held-out cases; decoder fell back to the template on {r['decoder_alone']['fallback_rate']:.1%}; "
+    print(f"({r['cases']} held-out cases, {r['cases_with_eeg']} with a held-out window's EEG prefix; decoder fell back to the template on {r['decoder_alone']['fallback_rate']:.1%}; "
           f"median {r['median_ms']:.1f} ms per answer; model {r['model']})")
     return 0
 
