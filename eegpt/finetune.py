@@ -400,7 +400,9 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     for s in stores:  # what the training data look like to the graph, for the out-of-distribution check
         train = kept.run(s, "train", cached=cache and cache[s.name])
         held = window_profile(kept.run(s, "val", cached=cache and cache[s.name])) if len(s.indices("val")) else None
-        kept.familiar[s.name] = familiar_reference(window_profile(train), train["subjects"], held, ft.seed)
+        reference = familiar_reference(window_profile(train), train["subjects"], held, ft.seed)
+        if reference is not None:
+            kept.familiar[s.name] = reference
     save(kept.calibrated(temperatures), workdir / "model")
     history = run_meta["history"]
     summary = {**summary_base, "best_step": run_meta["best_step"],

@@ -442,29 +442,27 @@ def nearest_distance(queries, reference) -> np.ndarray:
     return np.sqrt(np.maximum(d2, 0.0)).min(1)
 
 
-def familiar_reference(train, subjects, held_out=None, seed: int = 0) -> tuple[np.ndarray, float]:
+FAMILIAR_MIN_SUBJECTS = 3  # fewer training subjects cannot show how far a new subject's windows lie
+
+
+def familiar_reference(train, subjects, held_out=None, seed: int = 0) -> tuple[np.ndarray, float] | None:
     """(reference, threshold) for the out-of-distribution check: up to ``FAMILIAR_REFERENCE``
     training windows' profiles (``window_profile``), and how far a *new subject's* windows lie from
     them — the 99th percentile of each training subject's distance to the reference windows of the
     other subjects (leave one subject out), pooled with the validation windows' (``held_out``)
-    distance to the whole reference. With a single training subject and no validation windows, a
-    fifth of the training windows is left out instead."""
-    rng = np.random.default_rng(seed)
+    distance to the whole reference. None with fewer than ``FAMILIAR_MIN_SUBJECTS`` training
+    subjects: too few to tell a new subject from data of another kind, so no check is made."""
     train, subjects = np.asarray(train, np.float32), np.asarray(subjects)
+    groups = np.unique(subjects)
+    if len(groups) < FAMILIAR_MIN_SUBJECTS:
+        return None
+    rng = np.random.default_rng(seed)
     ref = rng.choice(len(train), min(len(train), FAMILIAR_REFERENCE), replace=False)
     distances = [nearest_distance(held_out, train[ref])] if held_out is not None and len(held_out) else []
-    groups = np.unique(subjects)
-    for g in groups if len(groups) > 1 else ():
+    for g in groups:
         others = ref[subjects[ref] != g]
         if len(others):
             distances.append(nearest_distance(train[subjects == g], train[others]))
-    if not distances:
-        if len(train) < 2:
-            return train, float("inf")  # nothing to hold out: every recording counts as familiar
-        order = rng.permutation(len(train))
-        cut = max(1, len(train) // 5)
-        ref = order[cut:][: FAMILIAR_REFERENCE]
-        distances.append(nearest_distance(train[order[:cut]], train[ref]))
     return train[ref], float(np.quantile(np.concatenate(distances), 0.99))
 
 
