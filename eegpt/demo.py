@@ -168,7 +168,9 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
               "clustering": clusters["clustering"],
               "model": str(workdir / "model"), "trained_on": answered["trained_on"],
               "copilot": {"recording": str(example), "question": answered["question"], "answer": answered["answer"],
-                          "probs": answered["probs"], "emr": [str(workdir / "emr.md"), str(workdir / "emr.json")]}}
+                          "probs": answered["probs"], "fallback": answered["fallback"],
+                          "out_of_distribution": answered["out_of_distribution"],
+                          "emr": [str(workdir / "emr.md"), str(workdir / "emr.json")]}}
     atomic_write(workdir / "report.json", lambda p: p.write_text(json.dumps(report, indent=2) + "\n"))
     return report
 

@@ -43,6 +43,7 @@ def test_a_miniature_demo_writes_the_report(demo_run):
     assert report["stage_seconds"].keys() == {"corpus and stores", "pretrain", "finetune", "evaluate", "tsne", "copilot"}
     # the demo ends with a copilot answer and an EMR for a held-out recording
     c = saved["copilot"]
+    assert isinstance(c["fallback"], bool) and c["out_of_distribution"] is False  # the guard's flag is reported
     label = max(c["probs"], key=c["probs"].get)
     assert kb.faithfulness(c["answer"], "ER", label, c["probs"]) ["names_prediction"]
     assert "## Diagnosis" in (tmp_path / "emr.md").read_text()
