@@ -203,26 +203,33 @@ def has_position(p) -> bool:
     return p is not None and bool(np.all(np.isfinite(p))) and bool(np.any(p))
 
 
-def _directions(xyz: np.ndarray) -> np.ndarray:
-    """Unit vectors from the centre of the sphere that fits the positions best (least squares):
-    caps and head models differ in size and origin, not in where on the head an electrode sits."""
-    a = np.c_[2 * xyz, np.ones(len(xyz))]
-    centre = np.linalg.lstsq(a, (xyz ** 2).sum(1), rcond=None)[0][:3]
+def _directions(xyz: np.ndarray, fit: np.ndarray | None = None) -> np.ndarray:
+    """Unit vectors from the centre of the sphere that fits the positions ``fit`` (default: ``xyz``)
+    best, by least squares: caps and head models differ in size and origin, not in where on the head
+    an electrode sits."""
+    fit = xyz if fit is None else fit
+    centre = np.linalg.lstsq(np.c_[2 * fit, np.ones(len(fit))], (fit ** 2).sum(1), rcond=None)[0][:3]
     d = xyz - centre
     return d / np.linalg.norm(d, axis=1, keepdims=True)
+
+
+def _positioned(xyz: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """{channel: direction} of the channels with a usable position; empty with fewer than 8, too few
+    to find the head's centre."""
+    names = [n for n, p in xyz.items() if has_position(p)]
+    if len(names) < 8:
+        return {}
+    return dict(zip(names, _directions(np.array([xyz[n] for n in names], np.float64))))
 
 
 @functools.lru_cache(maxsize=1)
 def _scalp() -> dict[str, np.ndarray]:
     """Direction of every single (not bipolar) electrode of the vocabulary, the centre fitted on the
     10-05 scalp electrodes (the ear and mastoid references left out of the fit)."""
-    scalp = [i for i, n in enumerate(NAMES) if "-" not in n and n not in REFERENCE_ELECTRODES]
     every = [i for i, n in enumerate(NAMES) if "-" not in n]
+    fit = [i for i in every if NAMES[i] not in REFERENCE_ELECTRODES]
     xyz = positions().astype(np.float64)
-    a = np.c_[2 * xyz[scalp], np.ones(len(scalp))]
-    centre = np.linalg.lstsq(a, (xyz[scalp] ** 2).sum(1), rcond=None)[0][:3]
-    d = xyz[every] - centre
-    return {NAMES[i]: v / np.linalg.norm(v) for i, v in zip(every, d)}
+    return dict(zip((NAMES[i] for i in every), _directions(xyz[every], xyz[fit])))
 
 
 @functools.lru_cache(maxsize=1)
@@ -234,10 +241,7 @@ def _ten_10() -> tuple[tuple[str, ...], np.ndarray]:
 
 def _angles_to_names(xyz: dict[str, np.ndarray], named: dict[str, str]) -> dict[str, float]:
     """Degrees between each positioned, named channel and the electrode its name spells."""
-    names = [n for n, p in xyz.items() if has_position(p)]
-    if len(names) < 8:
-        return {}
-    d = dict(zip(names, _directions(np.array([xyz[n] for n in names], np.float64))))
+    d = _positioned(xyz)
     return {raw: float(np.degrees(np.arccos(np.clip(d[raw] @ _scalp()[e], -1.0, 1.0))))
             for raw, e in named.items() if raw in d and e in _scalp()}
 
@@ -264,20 +268,19 @@ def by_position(xyz: dict[str, np.ndarray], which, taken=frozenset(),
     most once (the closest channel wins) and none already ``taken`` by a named channel. ``xyz``
     holds every positioned channel of the recording (8 or more are needed to find the head's
     centre). Returns ``{channel: (electrode, degrees)}``; the others stay unmapped."""
-    names = [n for n, p in xyz.items() if has_position(p)]
-    if len(names) < 8:
+    d = _positioned(xyz)
+    rows = [n for n in d if n in set(which)]
+    if not rows:
         return {}
-    d = _directions(np.array([xyz[n] for n in names], np.float64))
-    rows = [i for i, n in enumerate(names) if n in set(which)]
     targets, t = _ten_10()
-    angle = np.degrees(np.arccos(np.clip(d[rows] @ t.T, -1.0, 1.0)))  # [channel, electrode]
+    angle = np.degrees(np.arccos(np.clip(np.array([d[n] for n in rows]) @ t.T, -1.0, 1.0)))  # [channel, electrode]
     out, used = {}, set(taken)
     for flat in np.argsort(angle, axis=None):
         i, j = divmod(int(flat), len(targets))
         if angle[i, j] > max_degrees:
             break
-        if names[rows[i]] in out or targets[j] in used:
+        if rows[i] in out or targets[j] in used:
             continue
-        out[names[rows[i]]] = (targets[j], round(float(angle[i, j]), 1))
+        out[rows[i]] = (targets[j], round(float(angle[i, j]), 1))
         used.add(targets[j])
     return out

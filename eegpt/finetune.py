@@ -394,13 +394,15 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
         best_ckpt.close()
     kept = EEGPT(mcfg, best["params"])
     temperatures = {}
-    for s in val_sets:  # one temperature per head, fitted on the validation windows the step was chosen on
-        r = kept.run(s, "val", cached=cache and cache[s.name])
-        temperatures[s.name] = round(fit_temperature(r["logits"], r["labels"]), 4)
-    for s in stores:  # what the training data look like to the graph, for the out-of-distribution check
-        train = kept.run(s, "train", cached=cache and cache[s.name])
-        held = window_profile(kept.run(s, "val", cached=cache and cache[s.name])) if len(s.indices("val")) else None
-        reference = familiar_reference(window_profile(train), train["subjects"], held, ft.seed)
+    for s in stores:
+        cached = cache and cache[s.name]
+        val = kept.run(s, "val", cached=cached) if s in val_sets else None
+        if val is not None:  # one temperature per head, fitted on the validation windows the step was chosen on
+            temperatures[s.name] = round(fit_temperature(val["logits"], val["labels"]), 4)
+        # what the training data look like to the graph, for the out-of-distribution check
+        train = kept.run(s, "train", cached=cached)
+        reference = familiar_reference(window_profile(train), train["subjects"],
+                                       None if val is None else window_profile(val), ft.seed)
         if reference is not None:
             kept.familiar[s.name] = reference
     save(kept.calibrated(temperatures), workdir / "model")
