@@ -13,7 +13,7 @@ from pathlib import Path
 
 from eegpt import TASKS
 from eegpt.datasets import READERS
-from eegpt.errors import EEGInputError, TrainingError
+from eegpt.errors import EEGInputError, TrainingError, atomic_write
 from eegpt.options import add_config, check_output, config_class, config_from
 
 
@@ -155,8 +155,6 @@ def _cmd_probe(args) -> None:
     check_output(args.json_out, args.overwrite)
     r = probe(args.ete, args.data, folds=args.folds)
     if args.json_out:
-        from eegpt.errors import atomic_write
-
         atomic_write(args.json_out, lambda p: p.write_text(json.dumps(r, indent=2) + "\n"))
     print_probes(r)
     print(f"(balanced accuracy of linear probes, {args.folds}-fold cross-validation grouped by subject"
@@ -230,16 +228,60 @@ def _cmd_copilot(args) -> None:
     if args.json:
         print(json.dumps({k: r[k] for k in ("task", "head", "label", "probs", "windows", "question", "answer",
                                              "fallback", "trained_on", "synthetic", "out_of_distribution",
-                                             "unfamiliar")}, indent=2))
+                                             "unfamiliar", "uncertain", "answer_above")}, indent=2))
         return
     top = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["probs"].items(), key=lambda kv: -kv[1])[:3])
     print(f"{Path(args.file).name}: {r['task']} via {r['head']} over {r['windows']} windows ({top})"
-          + (f"; {100 * r['unfamiliar']:.0f}% of the windows unlike the training data" if r["out_of_distribution"] else ""))
+          + (f"; {100 * r['unfamiliar']:.0f}% of the windows unlike the training data" if r["out_of_distribution"] else "")
+          + (f"; below the {100 * r['answer_above']:.0f}% it answers at" if r["uncertain"] else ""))
     print(f"Q: {r['question']}\nA: {r['answer']}")
     if not r["synthetic"]:
         print(r["trained_on"])
     if args.emr_out:
         print(f"EMR -> {args.emr_out}")
+
+
+def _cmd_chat(args) -> None:
+    from eegpt.copilot import Copilot
+    from eegpt.copilot.dialogue import Conversation, Library
+
+    check_output(args.transcript, args.overwrite, "a transcript")
+    library = Library(args.docs)  # a bad --docs folder is refused before the model loads
+    talk = Conversation(Copilot(_model_or_default(args.model), args.copilot), args.file, task=args.task,
+                        age=args.age, sex=args.sex, seconds=args.seconds, library=library)
+    interactive = sys.stdin.isatty()
+    first = talk.ask(args.question)
+    print(f"{Path(args.file).name}: {first['task']} via {first['head']} over {first['windows']} windows")
+    print(f"Q: {first['question']}\nA: {first['answer']}")
+    if interactive:
+        print("(ask a follow-up question; an empty line, 'quit' or Ctrl-D ends)")
+    while True:
+        try:
+            question = input("Q: " if interactive else "").strip()
+        except EOFError:
+            break
+        if question.lower() in ("", "quit", "exit"):
+            break
+        if not interactive:
+            print(f"Q: {question}")
+        print(f"A: {talk.ask(question)['answer']}")
+    if args.transcript:
+        atomic_write(args.transcript, lambda t: t.write_text(json.dumps(talk.turns, indent=2) + "\n"))
+        print(f"transcript -> {args.transcript}")
+
+
+def _cmd_serve(args) -> None:
+    from eegpt.serve import serve
+
+    _, url = serve(_model_or_default(args.model), args.copilot, args.host, args.port, args.docs, args.recordings,
+                   block=False)
+    print(f"EEGPT copilot at {url} (Ctrl-C stops it)")
+    try:
+        import threading
+
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("stopped")
 
 
 def _model_or_default(given) -> Path:
@@ -436,6 +478,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seconds", type=float, help="answer about the first SECONDS of the recording only")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=_cmd_copilot)
+
+    s = sub.add_parser("chat", help="questions and follow-ups about a recording in the terminal, with cited passages")
+    s.add_argument("file")
+    s.add_argument("--model", help="a model directory or demo workdir (default: runs/demo, then runs/demo-quick)")
+    s.add_argument("--copilot", help="the decoder's directory (default: MODEL/copilot)")
+    s.add_argument("--task", choices=TASKS, help="which head answers (default: by the file's montage)")
+    s.add_argument("--age", type=int, help="years, 0-120")
+    s.add_argument("--sex", help="F, M, female or male")
+    s.add_argument("--question", help="the first question (default: the task's state question)")
+    s.add_argument("--docs", help="a folder of Markdown guidelines to retrieve and cite beside the knowledge base")
+    s.add_argument("--seconds", type=float, help="only the first SECONDS of the recording")
+    s.add_argument("--transcript", help="write the questions, answers and citations to this JSON file")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --transcript")
+    s.set_defaults(fn=_cmd_chat)
+
+    s = sub.add_parser("serve", help="the copilot as a local web page: traces, probabilities, answer, chat, EMR")
+    s.add_argument("--model", help="a model directory or demo workdir (default: runs/demo, then runs/demo-quick)")
+    s.add_argument("--copilot", help="the decoder's directory (default: MODEL/copilot)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=7860)
+    s.add_argument("--docs", help="a folder of Markdown guidelines the chat retrieves and cites")
+    s.add_argument("--recordings", help="a folder of recordings to pick from (besides uploading)")
+    s.set_defaults(fn=_cmd_serve)
 
     s = sub.add_parser("predict", help="a trained model's per-window probabilities and summary for a recording")
     s.add_argument("file")

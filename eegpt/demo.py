@@ -169,7 +169,7 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
               "model": str(workdir / "model"), "trained_on": answered["trained_on"],
               "copilot": {"recording": str(example), "question": answered["question"], "answer": answered["answer"],
                           "probs": answered["probs"], "fallback": answered["fallback"],
-                          "out_of_distribution": answered["out_of_distribution"],
+                          "out_of_distribution": answered["out_of_distribution"], "uncertain": answered["uncertain"],
                           "emr": [str(workdir / "emr.md"), str(workdir / "emr.json")]}}
     atomic_write(workdir / "report.json", lambda p: p.write_text(json.dumps(report, indent=2) + "\n"))
     return report

@@ -34,7 +34,7 @@ from eegpt import sharding, trainer
 from eegpt.baseline import linear_readout
 from eegpt.checkpoint import Checkpoints
 from eegpt.errors import EEGInputError, TrainingError, atomic_write, check_positive
-from eegpt.metrics import fit_temperature
+from eegpt.metrics import answer_threshold, fit_temperature
 from eegpt.model import (EEGPT, EEGPTConfig, HeadSpec, SPECTRAL, abstract_module, cached_batch, familiar_reference,
                          forward, graph_inputs, load, node_views, node_width, save, window_profile)
 from eegpt.model import abstract_params as abstract_params_of
@@ -76,6 +76,7 @@ class FinetuneConfig:
     readout_init: str = "zero"      # "zero", or "lr": fitted by logistic regression, the graph's output starting at 0
     readout_lr: float | None = None  # the readout's learning rate (none: --lr; 0: kept as it starts)
     readout_search: str = "combinations"  # views tried for the "lr" start: every combination, or "each" alone and all
+    answer_accuracy: float = 0.9    # the copilot answers where validation windows were this accurate (else: uncertain)
 
     def __post_init__(self):
         check_positive(self, "steps", "batch_size", "lr", "ete_lr", "clip", "temperature", "eval_every", "patience",
@@ -90,6 +91,8 @@ class FinetuneConfig:
                 self.readout == "none" or self.train_ete)):
             raise EEGInputError(f"--readout-init {self.readout_init}: choose zero, or lr with a --readout and a "
                                 "frozen ETE")
+        if not 0 < self.answer_accuracy <= 1:
+            raise EEGInputError(f"--answer-accuracy {self.answer_accuracy}: must be in (0, 1]")
         if self.readout_search not in ("combinations", "each"):
             raise EEGInputError(f"--readout-search {self.readout_search}: choose combinations or each")
         if self.pool not in ("attention", "mean") or self.gate_start not in ("random", "ones"):
@@ -393,19 +396,21 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     finally:
         best_ckpt.close()
     kept = EEGPT(mcfg, best["params"])
-    temperatures = {}
+    temperatures, answer_above = {}, {}
     for s in stores:
         cached = cache and cache[s.name]
         val = kept.run(s, "val", cached=cached) if s in val_sets else None
         if val is not None:  # one temperature per head, fitted on the validation windows the step was chosen on
             temperatures[s.name] = round(fit_temperature(val["logits"], val["labels"]), 4)
+            probs = jax.nn.softmax(val["logits"] / temperatures[s.name], -1)
+            answer_above[s.name] = round(answer_threshold(val["labels"], probs, ft.answer_accuracy), 4)
         # what the training data look like to the graph, for the out-of-distribution check
         train = kept.run(s, "train", cached=cached)
         reference = familiar_reference(window_profile(train), train["subjects"],
                                        None if val is None else window_profile(val), ft.seed)
         if reference is not None:
             kept.familiar[s.name] = reference
-    save(kept.calibrated(temperatures), workdir / "model")
+    save(kept.calibrated(temperatures, answer_above), workdir / "model")
     history = run_meta["history"]
     summary = {**summary_base, "best_step": run_meta["best_step"],
                "best_val_mean": run_meta["best"] if val_sets else None,
@@ -413,7 +418,8 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
                if ft.readout_init == "lr" else "last step (no validation windows)",
                "steps_run": history[-1]["step"] if history else 0, "stopped_early": run_meta["stopped_early"],
                "resumed_from": resumed_from, "seconds": round(time.perf_counter() - t0, 1),
-               "temperature": temperatures or "1 (no validation windows to fit it on)", "history": history,
+               "temperature": temperatures or "1 (no validation windows to fit it on)",
+               "answer_above": answer_above or "0 (no validation windows to choose it on)", "history": history,
                "model": str((workdir / "model").resolve())}
     atomic_write(workdir / "finetune.json", lambda t: t.write_text(json.dumps(summary, indent=2) + "\n"))
     return summary

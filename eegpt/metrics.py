@@ -45,6 +45,22 @@ def coverage_curve(y_true, probs) -> tuple[np.ndarray, np.ndarray]:
     return kept / len(y), np.cumsum(correct) / kept
 
 
+def answer_threshold(y_true, probs, target: float = 0.9, min_coverage: float = 0.05) -> float:
+    """The lowest confidence at which the windows answered (those at or above it) are still
+    ``target`` accurate: the widest coverage on ``coverage_curve`` whose accuracy reaches ``target``,
+    covering at least ``min_coverage`` of the windows. 0.0 when every window is that accurate
+    already; 1.0 (answer almost never) when no such share exists."""
+    probs = np.asarray(probs)
+    coverage, accuracy = coverage_curve(y_true, probs)
+    ok = np.flatnonzero((accuracy >= target) & (coverage >= min_coverage))
+    if not len(ok):
+        return 1.0
+    if ok[-1] == len(accuracy) - 1:
+        return 0.0
+    confidence = np.sort(probs.max(1))[::-1]
+    return float(confidence[ok[-1]])
+
+
 def plot_coverage(curves: dict, path, title: str) -> None:
     """Accuracy against coverage, one line per curve (``{label: (coverage, accuracy)}``)."""
     import matplotlib

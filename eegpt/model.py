@@ -51,6 +51,10 @@ class HeadSpec:
     # Temperature scaling (Guo et al. 2017): logits / temperature, fitted on the validation windows
     # after selection (1.0: not calibrated, as a model without validation windows stays)
     temperature: float = 1.0
+    # The copilot gives a reading only at or above this (calibrated) confidence and otherwise says the
+    # reading is uncertain: the level at which the validation windows answered were 90 % accurate
+    # (metrics.answer_threshold). 0.0: always answer, as a model without validation windows does.
+    answer_above: float = 0.0
 
     @property
     def sfreq(self) -> float:
@@ -402,9 +406,11 @@ class EEGPT:
         return {"probs": np.concatenate(probs), "logits": np.concatenate(logit), "pooled": np.concatenate(pooled),
                 "features": np.concatenate(feats), "mask": np.concatenate(mask)}
 
-    def calibrated(self, temperatures: dict[str, float]) -> "EEGPT":
-        """The same model with these heads' temperatures set."""
-        heads = tuple(dataclasses.replace(h, temperature=float(temperatures.get(h.name, h.temperature)))
+    def calibrated(self, temperatures: dict[str, float], answer_above: dict[str, float] | None = None) -> "EEGPT":
+        """The same model with these heads' temperatures (and answering thresholds) set."""
+        answer_above = answer_above or {}
+        heads = tuple(dataclasses.replace(h, temperature=float(temperatures.get(h.name, h.temperature)),
+                                          answer_above=float(answer_above.get(h.name, h.answer_above)))
                       for h in self.cfg.heads)
         return EEGPT(dataclasses.replace(self.cfg, heads=heads), self.params, self.batch_size, self.familiar)
 

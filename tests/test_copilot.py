@@ -196,3 +196,30 @@ def test_every_cards_classes_have_clinical_text():
     missing = {name: [c for c in classes if c not in kb.CLASSES[task]]
                for task, sets in label_sets().items() for name, classes in sets}
     assert not {k: v for k, v in missing.items() if v}
+
+
+def test_retrieval_cites_only_passages_that_keep_the_answer_faithful(tmp_path):
+    from eegpt.copilot.dialogue import Library
+    from eegpt.errors import EEGInputError
+
+    docs = tmp_path / "guidelines"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "ward.md").write_text("# Sleep hygiene\n\nKeep a regular bedtime and avoid caffeine after noon on the ward.\n\n"
+                                  "# Confidence\n\nA reading with low confidence is repeated the next morning.\n")
+    (docs / "sub" / "fear.md").write_text("# Anxiety\n\nIf the EEG shows fear, screen for anxiety with GAD-7 first.\n")
+    lib = Library(docs)
+    probs = {"joy": 0.7, "sadness": 0.1, "fear": 0.1, "neutral": 0.1}
+    cited = lib.search("What do you suggest?", "ER", probs, {"joy"}, "joy")
+    assert cited[0].source == "knowledge base: joy, advice"
+    assert lib.search("When is a low confidence reading repeated?", "ER", probs, {"joy"}, "joy")[0].source == "ward.md § Confidence"
+    # a guideline that names another class is never cited for a joy reading, but is for fear
+    anxious = "screen for anxiety GAD-7 fear"
+    assert all("fear.md" not in p.source for p in lib.search(anxious, "ER", probs, {"joy"}, "joy", k=20))
+    assert lib.search(anxious, "ER", probs, {"joy", "fear"}, "joy")[0].source == "sub/fear.md § Anxiety"
+    for p in lib.search(anxious, "ER", probs, {"joy"}, "joy", k=50):  # class passages only of the reading
+        assert p.label in (None, "joy") and not kb.named_classes(p.text, "ER", probs) - {"joy"}
+    for bad, says in ((tmp_path / "none", "must be a folder"), (tmp_path / "sub-empty", "no Markdown")):
+        if says == "no Markdown":
+            bad.mkdir()
+        with pytest.raises(EEGInputError, match=says):
+            Library(bad)

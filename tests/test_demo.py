@@ -76,6 +76,52 @@ def test_copilot_command_answers_for_a_file_and_refuses_bad_input(demo_run, tmp_
     assert not (tmp_path / "x.txt").exists()
 
 
+def test_chat_answers_follow_ups_with_citations_and_stays_faithful(demo_run, tmp_path, capsys, monkeypatch):
+    import io
+
+    model_dir, report = demo_run
+    edf = report["copilot"]["recording"]
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ward.md").write_text("# Review\n\nEvery assisted EEG reading is reviewed by the ward's neurologist.\n")
+    transcript = tmp_path / "talk.json"
+    monkeypatch.setattr("sys.stdin", io.StringIO("What do you suggest?\nWho reviews the reading?\nquit\nnever asked\n"))
+    assert main(["chat", edf, "--model", str(model_dir), "--docs", str(docs), "--transcript", str(transcript)]) == 0
+    out = capsys.readouterr().out
+    turns = json.loads(transcript.read_text())
+    assert [t["question"] for t in turns] == ["What is the patient's emotional state?", "What do you suggest?",
+                                              "Who reviews the reading?"]  # "quit" ended it
+    assert "never asked" not in out and "Sources:\n[1]" in out
+    assert any(c["source"] == "ward.md § Review" for c in turns[2]["citations"])
+    probs = report["copilot"]["probs"]
+    label = max(probs, key=probs.get)
+    for t in turns:  # every answer, cited passages included, names only what the reading allows
+        assert t["citations"] and all(f"[{c['n']}] {c['source']}" in t["answer"] for c in t["citations"])
+        assert not kb.faithfulness(t["answer"], "ER", label, probs)["contradiction"]
+    assert main(["chat", edf, "--model", str(model_dir), "--transcript", str(transcript)]) == 2  # not replaced
+    assert "exists" in capsys.readouterr().err
+
+
+def test_below_the_validated_confidence_the_copilot_gives_no_finding(demo_run):
+    from eegpt.copilot import Copilot, emr
+    from eegpt.model import load
+
+    model_dir, report = demo_run
+    model = load(model_dir)
+    heads = {h.name: h for h in model.cfg.heads}
+    assert all(0.0 <= h.answer_above <= 1.0 for h in heads.values())  # chosen on validation and saved
+    edf = report["copilot"]["recording"]
+    sure = Copilot(model.calibrated({}, {"synthetic-er": 0.0}), copilot=model_dir / "model" / "copilot").ask(edf)
+    assert not sure["uncertain"] and "no finding is given" not in sure["answer"]
+    strict = Copilot(model.calibrated({}, {"synthetic-er": 0.999}), copilot=model_dir / "model" / "copilot")
+    unsure = strict.ask(edf)
+    assert unsure["uncertain"] and "uncertain" in unsure["answer"] and "no finding is given" in unsure["answer"]
+    ranked = sorted(unsure["probs"], key=unsure["probs"].get, reverse=True)
+    assert kb.faithfulness(unsure["answer"], "ER", ranked[0], unsure["probs"], uncertain=True) == {
+        "names_prediction": True, "contradiction": False, "says_uncertain": True}
+    assert "not determined (the reading is uncertain" in emr.markdown(unsure["record"])
+
+
 @pytest.mark.slow
 def test_a_recording_unlike_the_training_data_gets_no_reading(tmp_path, capsys):
     """A synthetic-data model, asked about a real EEGMAT recording, says it is out of distribution
@@ -100,3 +146,56 @@ def test_a_recording_unlike_the_training_data_gets_no_reading(tmp_path, capsys):
     assert "not determined" in emr.markdown(asked["record"])
     assert main(["predict", str(real), "--model", str(tmp_path), "--task", "MW"]) == 0
     assert "unlike the data the model was trained on" in capsys.readouterr().out
+
+
+# Playwright's and gradio's own event loops and sockets are closed by the garbage collector, not by
+# them: their ResourceWarnings say nothing about this project's code.
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_the_web_page_answers_takes_a_follow_up_and_hands_out_the_emr(demo_run, tmp_path):
+    """In a real headless browser (Chromium driven by Playwright): load a file, read the answer, ask a
+    follow-up, download the EMR as FHIR JSON and validate it."""
+    import shutil
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright (the test extra)")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no system Chromium (Debian's package 'chromium'; .ci/run installs it)")
+    from eegpt.serve import serve
+
+    model_dir, report = demo_run
+    edf = report["copilot"]["recording"]
+    app, url = serve(model_dir, port=_free_port(), block=False)
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium)
+            page = browser.new_page()
+            page.goto(url)
+            page.locator("#recording input[type=file]").set_input_files(edf)
+            page.locator("#read").click()
+            page.locator("#chat").get_by_text("Sources:").first.wait_for(timeout=60_000)
+            assert "synthetic-er" in page.locator("#header").inner_text()
+            page.locator("#question textarea").fill("What do you suggest?")
+            page.locator("#ask").click()
+            page.wait_for_function("document.querySelectorAll('#chat .message').length >= 4", timeout=60_000)
+            text = page.locator("#chat").inner_text()
+            assert text.count("Sources:") == 2 and "What do you suggest?" in text
+            with page.expect_download() as download:
+                page.locator("#emr-json").click()
+            bundle = json.loads(open(download.value.path()).read())
+            browser.close()
+    finally:
+        app.close()
+        import gc
+
+        gc.collect()  # their leftovers are collected here, under this test's warning filter
+    Bundle.model_validate(bundle)
+    kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert "DiagnosticReport" in kinds and "Observation" in kinds
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

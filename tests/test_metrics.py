@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from eegpt.metrics import (classification, coverage_curve, expected_calibration_error, fit_temperature, mean_std,
+from eegpt.metrics import (answer_threshold, classification, coverage_curve, expected_calibration_error, fit_temperature, mean_std,
                            plot_confusion)
 
 
@@ -57,3 +57,16 @@ def test_temperature_scaling_calibrates_held_out_windows():
     assert (softmax(logits / t, 1).argmax(1) == logits.argmax(1)).all()  # the ranking is unchanged
     coverage, accuracy = coverage_curve(y[2000:], softmax(logits[2000:] / t, 1))
     assert coverage[-1] == 1.0 and accuracy[len(accuracy) // 5] > accuracy[-1] + 0.1  # abstaining buys accuracy
+
+
+def test_the_answering_threshold_is_the_widest_coverage_that_stays_accurate():
+    # confidences 0.95 .. 0.5; the 6 most confident are right, then every other one is wrong
+    conf = np.linspace(0.95, 0.5, 10)
+    probs = np.stack([conf, 1 - conf], 1)
+    y = np.array([0, 0, 0, 0, 0, 0, 1, 0, 1, 1])
+    t = answer_threshold(y, probs, target=0.85)
+    answered = conf >= t
+    assert (probs[answered].argmax(1) == y[answered]).mean() >= 0.85  # what it promises, on these windows
+    assert answered.sum() == 8  # 7 of 8 right; 9 would be 7 of 9 (0.78)
+    assert answer_threshold(y[:6], probs[:6], target=0.9) == 0.0  # all right: answer everything
+    assert answer_threshold(1 - y[:6], probs[:6], target=0.9) == 1.0  # never that accurate: never answer

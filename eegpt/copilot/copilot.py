@@ -5,6 +5,9 @@
 the question with the prediction's slots filled, and says which data trained the model. An answer
 that fails the check (does not name the prediction, names another class, or misses the
 uncertainty of an uncertain reading) is replaced by a templated one, and ``fallback`` says so.
+A reading below the confidence at which the head's validation windows were 90 % accurate
+(``HeadSpec.answer_above``) gets no finding: the answer says it is uncertain and advises review
+(``uncertain``); so does a recording unlike the training data (``out_of_distribution``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from eegpt.copilot.decoder import Decoder, generate
 from eegpt.copilot.decoder import load as load_decoder
 from eegpt.errors import EEGInputError
 from eegpt.model import EEGPT, load, model_dir
-from eegpt.predict import predict
+from eegpt.predict import Prediction, predict
 
 SEXES = {"f": "F", "female": "F", "m": "M", "male": "M"}  # FHIR's words and their initials
 
@@ -83,22 +86,33 @@ class Copilot:
         age, sex = check_age(age), normalise_sex(sex)
         t0 = time.perf_counter()
         pred = predict(self.model, x, task=task, seconds=seconds)
-        t_pred = time.perf_counter()
+        out = self.respond(pred, question, age, sex)
+        out["seconds"]["predict"] = time.perf_counter() - t0 - out["seconds"]["decode"]
+        return out
+
+    def respond(self, pred: Prediction, question=None, age=None, sex=None) -> dict:
+        """The answer to ``question`` about a prediction already made (see ``ask``)."""
+        t0 = time.perf_counter()
         question = question or kb.QUESTIONS["state"][pred.task][0]
         night = kb.night_report(pred.window_labels, pred.window_s) if pred.task == "SS" else None
         case = Case(pred.task, pred.label, pred.summary, question, age, sex, pred.pooled.mean(0))
+        answer_above = self.model.cfg.head(pred.head).answer_above
+        withheld = (emr.UNFAMILIAR if pred.out_of_distribution
+                    else emr.UNCERTAIN if max(pred.summary.values()) < answer_above else "")
         if pred.out_of_distribution:  # no reading, rather than a confident one about unfamiliar EEG
             out = {"text": kb.unfamiliar_answer(pred.task, pred.unfamiliar), "fallback": False}
             night = None
+        elif withheld:  # below the confidence the head was reliable at on validation: no finding
+            out = {"text": kb.uncertain_answer(pred.task, pred.summary, answer_above), "fallback": False}
         else:
             out = answer(self.decoder, self.tok, case, night=night if kb.question_kind(question) == "night" else None)
         text = out["text"] + (f" {pred.trained_on}" if pred.synthetic else "")
-        t_dec = time.perf_counter()
         record = emr.Record(pred.task, pred.label, pred.summary, text, age, sex, pred.source, len(pred.probs),
-                            [night] if night else [], pred.trained_on, unfamiliar=pred.out_of_distribution)
+                            [night] if night else [], pred.trained_on, withheld=withheld)
         return {"task": pred.task, "head": pred.head, "label": pred.label, "probs": pred.summary,
                 "windows": len(pred.probs), "recording": pred.source, "question": question, "answer": text,
                 "fallback": out["fallback"], "trained_on": pred.trained_on, "synthetic": pred.synthetic,
                 "out_of_distribution": pred.out_of_distribution, "unfamiliar": pred.unfamiliar,
+                "uncertain": withheld == emr.UNCERTAIN, "answer_above": answer_above,
                 "record": record, "prediction": pred,
-                "seconds": {"predict": t_pred - t0, "decode": t_dec - t_pred}}
+                "seconds": {"predict": 0.0, "decode": time.perf_counter() - t0}}

@@ -37,13 +37,17 @@ class Record:
     windows: int = 0
     extra_findings: list[str] = field(default_factory=list)   # e.g. the night's report
     trained_on: str = ""                                       # which data trained the model
-    unfamiliar: bool = False                                   # out of distribution: no finding recorded
+    withheld: str = ""  # why no finding is recorded: UNFAMILIAR or UNCERTAIN ("": a finding is recorded)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
+UNFAMILIAR = "the recording is unlike the model's training data"
+UNCERTAIN = "the reading is uncertain (below the confidence the model was reliable at on validation subjects)"
+
+
 def _finding(r: Record) -> str:
-    if r.unfamiliar:
-        return f"{kb.TASK_NAMES[r.task].capitalize()}: not determined (the recording is unlike the training data)"
+    if r.withheld:
+        return f"{kb.TASK_NAMES[r.task].capitalize()}: not determined ({r.withheld})"
     name = kb.classes_of(r.task)[r.label].name
     return f"{kb.TASK_NAMES[r.task].capitalize()}: {name} (probability {100 * r.probs[r.label]:.0f}%)"
 
@@ -88,8 +92,7 @@ def fhir_bundle(r: Record) -> dict:
         "code": {"text": f"EEG-derived {kb.TASK_NAMES[r.task]} (EEGPT)"},
         "subject": {"reference": f"urn:uuid:{pid}"},
         "effectiveDateTime": r.created,
-        "valueCodeableConcept": {"text": "not determined: the recording is unlike the model's training data"
-                                 if r.unfamiliar else names[r.label].name},
+        "valueCodeableConcept": {"text": f"not determined: {r.withheld}" if r.withheld else names[r.label].name},
         "component": [{"code": {"text": f"probability of {names[k].name}"},
                        "valueQuantity": {"value": round(float(v), 4), "unit": "1"}} for k, v in r.probs.items()],
     }

@@ -272,6 +272,18 @@ def unfamiliar_answer(task: str, share: float) -> str:
             "recording by eye, or use a model trained on recordings like it.")
 
 
+def uncertain_answer(task: str, probs: dict[str, float], answer_above: float, n_alts: int = 2) -> str:
+    """What the copilot says instead of a finding when the reading's confidence is below the level
+    (``answer_above``) at which the model's readings of validation subjects were reliable."""
+    names = classes_of(task)
+    ranked = sorted(probs.items(), key=lambda kv: -kv[1])[:n_alts + 1]
+    options = ", then ".join(f"{names[k].name} ({100 * v:.0f}%)" for k, v in ranked)
+    return (f"The reading is uncertain: the model's confidence ({100 * ranked[0][1]:.0f}%) is below "
+            f"{100 * answer_above:.0f}%, the level at which its {TASK_NAMES[task]} readings of validation subjects "
+            f"were reliable, so no finding is given. The candidates are {options}. Review the recording by eye, "
+            "or repeat it, before acting on it.")
+
+
 def classes_of(task: str) -> dict[str, ClassText]:
     if task not in CLASSES:
         raise ValueError(f"unknown task {task!r}; one of {', '.join(CLASSES)}")
@@ -357,12 +369,14 @@ def named_classes(text: str, task: str, label_set) -> set[str]:
     return found
 
 
-def faithfulness(text: str, task: str, label: str, probs: dict[str, float], n_alts: int = 2) -> dict:
+def faithfulness(text: str, task: str, label: str, probs: dict[str, float], n_alts: int = 2,
+                 uncertain: bool | None = None) -> dict:
     """Does ``text`` name the predicted class, and does it name any other class outside the
-    alternatives an uncertain answer must give?"""
+    alternatives an uncertain answer must give? (``uncertain``: default, top probability below
+    UNCERTAIN_BELOW)"""
     named = named_classes(text, task, probs)
     allowed = {label}
-    if max(probs.values()) < UNCERTAIN_BELOW:
+    if uncertain or (uncertain is None and max(probs.values()) < UNCERTAIN_BELOW):
         allowed |= {k for k, _ in sorted(probs.items(), key=lambda kv: -kv[1])[1:n_alts + 1]}
     return {"names_prediction": label in named, "contradiction": bool(named - allowed),
             "says_uncertain": "uncertain" in text.lower()}

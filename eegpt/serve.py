@@ -1,0 +1,158 @@
+"""The copilot as a local web page (gradio): load a recording, see its traces and the class
+probabilities over time, read the answer, ask follow-ups in a chat, download the EMR.
+
+``eegpt serve [--model DIR] [--port 7860]`` binds to 127.0.0.1: the recordings and the answers stay
+on this machine. ``--host`` opens it to the network and says so. One model and decoder are loaded
+for every visitor; each browser tab keeps its own conversation (``gr.State``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from eegpt import TASKS
+from eegpt.copilot import Copilot, emr
+from eegpt.copilot.dialogue import Conversation, Library
+from eegpt.errors import EEGInputError
+
+LOCAL = "127.0.0.1"
+TRACE_SECONDS = 10.0  # the traces shown at once; a slider scrolls through the recording
+FORMATS = (".edf", ".bdf", ".gdf", ".vhdr", ".set", ".fif", ".cnt", ".csv", ".txt", ".xdf", ".npz")
+
+
+def plot_traces(signals_CxT: np.ndarray, names: list[str], sfreq: float, start_s: float = 0.0,
+                seconds: float = TRACE_SECONDS, max_channels: int = 20):
+    """A stacked-trace figure (as EEG viewers draw it) of ``seconds`` from ``start_s``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    a = int(max(0.0, start_s) * sfreq)
+    x = signals_CxT[:max_channels, a:a + int(seconds * sfreq)]
+    spread = 4 * float(np.median(np.std(x, axis=1))) or 1.0
+    t = start_s + np.arange(x.shape[1]) / sfreq
+    fig, ax = plt.subplots(figsize=(10, 0.35 * len(x) + 1))
+    for i, row in enumerate(x):
+        ax.plot(t, row - row.mean() - i * spread, lw=0.6, color="k")
+    ax.set_yticks([-i * spread for i in range(len(x))], names[:len(x)])
+    ax.set_xlabel("time (s)")
+    ax.set_title(f"{len(x)} of {len(signals_CxT)} channels" if len(signals_CxT) > len(x) else "")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+class Session:
+    """What one browser tab has loaded: the conversation and the recording's signals."""
+
+    def __init__(self, talk: Conversation, recording, first: dict):
+        self.talk, self.recording, self.first = talk, recording, first
+
+
+def build(copilot: Copilot, library: Library | None = None, recordings=None):
+    """The gradio Blocks app around one loaded copilot (``recordings``: a folder to pick files from)."""
+    import gradio as gr
+
+    from eegpt.recording import read
+
+    library = library or Library()
+    picks = sorted(str(p) for p in Path(recordings).rglob("*") if p.suffix.lower() in FORMATS) if recordings else []
+    workdir = Path(tempfile.mkdtemp(prefix="eegpt-serve-"))
+
+    def load(upload, picked, task, age, sex):
+        path = upload or picked
+        if not path:
+            raise gr.Error("Upload a recording or pick one first.")
+        try:
+            age = int(age) if age not in (None, "") else None
+            sex = None if sex in (None, "", "not given") else sex
+            talk = Conversation(copilot, path, task=None if task == "auto" else task, age=age, sex=sex,
+                                library=library)
+            first = talk.ask()
+            rec = read(path)
+        except EEGInputError as err:  # the same one line the command line gives
+            raise gr.Error(str(err).splitlines()[0]) from None
+        pred = first["prediction"]
+        probs_png = workdir / f"{Path(path).stem}-probabilities.png"
+        pred.plot(probs_png)
+        top = ", ".join(f"{k} {v:.2f}" for k, v in sorted(first["probs"].items(), key=lambda kv: -kv[1])[:3])
+        flags = (" — **out of distribution**" if first["out_of_distribution"] else
+                 " — **uncertain**" if first["uncertain"] else "")
+        header = f"**{Path(path).name}**: {first['task']} via `{first['head']}` over {first['windows']} windows ({top}){flags}"
+        chat = [{"role": "user", "content": first["question"]}, {"role": "assistant", "content": first["answer"]}]
+        session = Session(talk, rec, first)
+        length = rec.signals.shape[1] / rec.sfreq
+        return (session, header, plot_traces(rec.signals, rec.electrodes, rec.sfreq), str(probs_png), chat,
+                gr.update(maximum=max(0.0, length - TRACE_SECONDS), value=0.0), *emr_files(session))
+
+    def emr_files(session: Session):
+        record = session.first["record"]
+        stem = workdir / Path(session.first["recording"]).stem
+        return str(emr.write(record, f"{stem}-emr.md")), str(emr.write(record, f"{stem}-emr.json"))
+
+    def scroll(session, start):
+        if session is None:
+            return None
+        rec = session.recording
+        return plot_traces(rec.signals, rec.electrodes, rec.sfreq, start)
+
+    def follow_up(session, question, chat):
+        if session is None:
+            raise gr.Error("Load a recording first.")
+        if not question.strip():
+            return chat, ""
+        r = session.talk.ask(question)
+        return chat + [{"role": "user", "content": question}, {"role": "assistant", "content": r["answer"]}], ""
+
+    with gr.Blocks(title="EEGPT copilot") as app:
+        gr.Markdown("# EEGPT copilot\nLoad an EEG recording: the model reads it, the copilot answers, and you can "
+                    "ask follow-up questions. Answers are preliminary, for a clinician's review.")
+        state = gr.State(None)
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = gr.File(label="recording", type="filepath", elem_id="recording")
+                picked = gr.Dropdown(picks, label="or pick one", value=None, visible=bool(picks))
+                task = gr.Dropdown(["auto", *TASKS], value="auto", label="task")
+                age = gr.Number(None, label="age (years)", precision=0, minimum=0, maximum=120)
+                sex = gr.Radio(["not given", "F", "M"], value="not given", label="sex")
+                go = gr.Button("Read the recording", variant="primary", elem_id="read")
+            with gr.Column(scale=2):
+                header = gr.Markdown(elem_id="header")
+                traces = gr.Plot(label="traces")
+                start = gr.Slider(0, 1, value=0, step=1, label="start (s)")
+                probs = gr.Image(label="class probabilities over time", type="filepath")
+        chat = gr.Chatbot(label="copilot", elem_id="chat", height=360)
+        with gr.Row():
+            question = gr.Textbox(label="follow-up question", elem_id="question", scale=4)
+            ask = gr.Button("Ask", elem_id="ask", scale=1)
+        with gr.Row():
+            md = gr.DownloadButton("EMR (Markdown)", elem_id="emr-md")
+            fhir = gr.DownloadButton("EMR (FHIR JSON)", elem_id="emr-json")
+        go.click(load, [upload, picked, task, age, sex], [state, header, traces, probs, chat, start, md, fhir])
+        start.release(scroll, [state, start], traces)
+        ask.click(follow_up, [state, question, chat], [chat, question])
+        question.submit(follow_up, [state, question, chat], [chat, question])
+    return app
+
+
+def serve(model, copilot=None, host: str = LOCAL, port: int = 7860, docs=None, recordings=None,
+          block: bool = True):
+    """Load the model and launch the page; returns (app, url)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves the machine unasked
+    if recordings and not Path(recordings).is_dir():
+        raise EEGInputError(f"{recordings}: --recordings must be a folder of recordings")
+    if not 0 < port < 65536:
+        raise EEGInputError(f"--port {port}: must be between 1 and 65535")
+    if host != LOCAL:
+        print(f"warning: serving on {host}: anyone who can reach this address sees the recordings and answers; "
+              "patient data leaves this machine", file=sys.stderr)
+    app = build(Copilot(model, copilot), Library(docs), recordings)
+    _, url, _ = app.launch(server_name=host, server_port=port, prevent_thread_lock=not block, share=False,
+                           quiet=not block)
+    return app, url
