@@ -270,6 +270,34 @@ def _cmd_chat(args) -> None:
         print(f"transcript -> {args.transcript}")
 
 
+def _cmd_stream(args) -> None:
+    import numpy as np
+
+    from eegpt.stream import stream
+
+    check_output(args.csv_out, args.overwrite, "a stream's CSV")
+    if args.seconds is not None and args.seconds <= 0:
+        raise EEGInputError(f"--seconds {args.seconds}: must be positive")
+
+    def show(tick):
+        top = sorted(tick.probs.items(), key=lambda kv: -kv[1])[:3]
+        flag = "  unlike the training data" if tick.unfamiliar else ""
+        print(f"{tick.end_s:8.1f} s  {tick.label:<12} " + "  ".join(f"{k} {v:.2f}" for k, v in top)
+              + f"  ({sum(tick.ms.values()):.1f} ms){flag}", flush=True)
+
+    ticks = stream(args.source, _model_or_default(args.model), task=args.task, head=args.head, speed=args.speed,
+                   seconds=args.seconds, on_tick=show)
+    ms = {k: float(np.median([t.ms[k] for t in ticks[1:] or ticks])) for k in ("preprocess", "model")}
+    print(f"{len(ticks)} seconds predicted; median per new second {sum(ms.values()):.1f} ms "
+          f"(preprocess {ms['preprocess']:.1f}, model {ms['model']:.1f}; the first second compiles)")
+    if args.csv_out:
+        classes = list(ticks[0].probs)
+        rows = [",".join(["end_s", "label", *classes])] + [
+            ",".join([f"{t.end_s:.3f}", t.label, *(f"{t.probs[c]:.6f}" for c in classes)]) for t in ticks]
+        atomic_write(args.csv_out, lambda p: p.write_text("\n".join(rows) + "\n"))
+        print(f"-> {args.csv_out}")
+
+
 def _cmd_serve(args) -> None:
     from eegpt.serve import serve
 
@@ -492,6 +520,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--transcript", help="write the questions, answers and citations to this JSON file")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --transcript")
     s.set_defaults(fn=_cmd_chat)
+
+    s = sub.add_parser("stream", help="live EEG: a prediction for every new second (a file replayed, or lsl:NAME)")
+    s.add_argument("source", help="a recording to replay, or lsl:NAME for a Lab Streaming Layer stream")
+    s.add_argument("--model", help="a model directory or demo workdir (default: runs/demo, then runs/demo-quick)")
+    s.add_argument("--task", choices=TASKS, help="which task's head answers (default: by the montage)")
+    s.add_argument("--head", help="a head by dataset name")
+    s.add_argument("--speed", type=float, default=1.0, help="replay at this many times real time (0: as fast as possible)")
+    s.add_argument("--seconds", type=float, help="stop after this many seconds of signal")
+    s.add_argument("--csv-out", help="one row per second: end_s, label, one probability column per class")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --csv-out")
+    s.set_defaults(fn=_cmd_stream)
 
     s = sub.add_parser("serve", help="the copilot as a local web page: traces, probabilities, answer, chat, EMR")
     s.add_argument("--model", help="a model directory or demo workdir (default: runs/demo, then runs/demo-quick)")

@@ -107,11 +107,13 @@ def _bucket(n: int, step: int = 64) -> int:
 
 
 def collate_graph(examples: list[dict], e_max: int, n_max: int, token_len: int, layout: str = "padded",
-                  batch_size: int | None = None) -> dict:
+                  batch_size: int | None = None, bucket: int = 64) -> dict:
     """Unpadded examples (``tokens`` [e, n, P], ``ids`` [e], labels) -> one graph batch.
 
     With ``batch_size`` a short batch is filled to that size by repeating its first example
-    (``real_B`` marks the fill), so evaluation passes keep one compiled shape."""
+    (``real_B`` marks the fill), so evaluation passes keep one compiled shape. The flat layout's
+    rows are padded to a multiple of ``bucket`` (few shapes to compile; a stream of one montage
+    passes its electrode count and pads nothing)."""
     real = np.ones(len(examples), bool)
     if batch_size is not None and len(examples) < batch_size:
         real = np.concatenate([real, np.zeros(batch_size - len(examples), bool)])
@@ -130,7 +132,7 @@ def collate_graph(examples: list[dict], e_max: int, n_max: int, token_len: int, 
         for i, x in enumerate(examples):
             t[i, : counts[i], : x["tokens"].shape[1]] = x["tokens"]
         return {"tokens_BxExNxP": t, **out}
-    k = _bucket(int(counts.sum()))
+    k = _bucket(int(counts.sum()), bucket)
     t = np.zeros((k, n_max, token_len), np.float32)
     ids, n_tok = np.zeros(k, np.int32), np.zeros(k, np.int32)
     put = np.full(k, b * e_max, np.int32)

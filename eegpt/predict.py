@@ -195,22 +195,25 @@ def predict(model, x, *, task: str | None = None, head: str | None = None, secon
     if not len(starts):
         raise EEGInputError(f"{rec.source}: {rec.duration:.1f} s is shorter than one {spec.window_s:g}-s window "
                             f"of the {spec.name} head")
-    tokens = model.cfg.tokens
-    ids = np.asarray([ID[e] for e in rec.electrodes], np.int32)
-    n = len(starts)
-    batch_size = min(batch_size, 1 << (n - 1).bit_length())  # a short recording pays for its own windows
-
-    def batches():
-        for i in range(0, n, batch_size):
-            chunk = [{"tokens": tokenize(rec.signals[:, s:s + w], tokens), "ids": ids, "task_B": 0,
-                      "dataset_B": 0, "label_B": 0} for s in starts[i:i + batch_size]]
-            yield graph_inputs(collate_graph(chunk, len(ids), tokens.count(w), tokens.token_len,
-                                             model.cfg.layout, batch_size), model.cfg.k_neighbours), len(chunk)
-
-    scored = model.score(batches(), spec.name)
+    scored = model.score(window_batches(model, rec, starts, w, batch_size), spec.name)
     return Prediction(rec.source, spec.name, spec.task, tuple(spec.classes), np.asarray(starts) / rec.sfreq,
                       spec.window_s, scored["probs"], scored["pooled"], model.cfg.trained_on(), model.cfg.synthetic,
                       model.unfamiliar(spec.name, scored))
+
+
+def window_batches(model: EEGPT, rec: Recording, starts, w: int, batch_size: int = 32, bucket: int = 64):
+    """``(graph batch, real windows)`` pairs of the preprocessed ``rec``'s windows of ``w`` samples
+    starting at ``starts`` (a short recording pays only for its own windows; ``bucket``: see
+    :func:`eegpt.pipeline.collate_graph`)."""
+    tokens = model.cfg.tokens
+    ids = np.asarray([ID[e] for e in rec.electrodes], np.int32)
+    n = len(starts)
+    batch_size = min(batch_size, 1 << (n - 1).bit_length())
+    for i in range(0, n, batch_size):
+        chunk = [{"tokens": tokenize(rec.signals[:, s:s + w], tokens), "ids": ids, "task_B": 0,
+                  "dataset_B": 0, "label_B": 0} for s in starts[i:i + batch_size]]
+        yield graph_inputs(collate_graph(chunk, len(ids), tokens.count(w), tokens.token_len,
+                                         model.cfg.layout, batch_size, bucket), model.cfg.k_neighbours), len(chunk)
 
 
 def write_outputs(pred: Prediction, json_out=None, csv_out=None, plot_out=None) -> None:

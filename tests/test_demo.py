@@ -199,3 +199,75 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_streaming_equals_offline_prediction_of_the_recording_cut_at_each_second(demo_run, capsys):
+    import numpy as np
+
+    from eegpt.model import load
+    from eegpt.predict import predict
+    from eegpt.recording import read
+    from eegpt.stream import Streamer, replay
+
+    model_dir, report = demo_run
+    model = load(model_dir)
+    rec, chunks = replay(report["copilot"]["recording"], speed=0, chunk_s=0.3)  # chunks across second boundaries
+    streamer = Streamer(model, rec.electrodes, rec.sfreq, task="ER")
+    ticks = [t for c in chunks for t in streamer.push(c)]
+    spec = streamer.spec
+    assert [t.end_s for t in ticks] == list(np.arange(spec.window_s, int(rec.duration) + 1))  # every second
+    assert streamer.dropped > 0  # the buffer was trimmed, so later ticks test the trimming too
+    stride = spec.stride_samples / spec.sfreq
+    compared = 0
+    for tick in ticks[:: 3]:
+        offline = predict(model, rec, task="ER", seconds=tick.end_s)
+        if abs(offline.starts_s[-1] + spec.window_s - tick.end_s) < 1e-9:  # its last window ends there too
+            np.testing.assert_allclose(list(tick.probs.values()), offline.probs[-1], atol=1e-4)
+            compared += 1
+    assert compared >= 3, (compared, stride)
+    with pytest.raises(Exception, match=r"shape"):
+        streamer.push(np.zeros((3, 10)))
+    bad = np.zeros((len(rec.electrodes), 10))
+    bad[0, 3] = np.nan
+    with pytest.raises(Exception, match="NaN"):
+        streamer.push(bad)
+    # the command prints one line per second and the median cost
+    assert main(["stream", report["copilot"]["recording"], "--model", str(model_dir), "--speed", "0",
+                 "--seconds", "12", "--task", "ER"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 12 - int(spec.window_s) + 2 and "median per new second" in out[-1]
+    assert read(report["copilot"]["recording"]).sfreq == rec.sfreq
+
+
+def test_a_lab_streaming_layer_stream_is_predicted_like_the_file_it_carries(demo_run):
+    import threading
+    import time
+
+    import numpy as np
+
+    pylsl = pytest.importorskip("pylsl", reason="LSL streams need pylsl (the live extra)")
+    from eegpt.recording import read
+    from eegpt.stream import stream
+
+    model_dir, report = demo_run
+    rec = read(report["copilot"]["recording"])
+    info = pylsl.StreamInfo("eegpt-test-stream", "EEG", len(rec.raw_names) + 1, rec.sfreq, "float32", "eegpt-test")
+    channels = info.desc().append_child("channels")
+    for name in [*rec.raw_names, "ECG"]:  # a non-EEG channel is set aside, as in a file
+        channels.append_child("channel").append_child_value("label", name)
+    outlet = pylsl.StreamOutlet(info)
+    samples = np.vstack([rec.signals, np.zeros((1, rec.n_samples), np.float32)]).T[: int(10 * rec.sfreq)]
+
+    def push():
+        while not outlet.have_consumers():
+            time.sleep(0.01)
+        for a in range(0, len(samples), 32):
+            outlet.push_chunk(samples[a:a + 32].tolist())
+            time.sleep(0.002)
+
+    threading.Thread(target=push, daemon=True).start()
+    live = stream("lsl:eegpt-test-stream", model_dir, task="ER", seconds=10)
+    replayed = stream(report["copilot"]["recording"], model_dir, task="ER", speed=0, seconds=10)
+    assert [t.end_s for t in live] == [t.end_s for t in replayed]
+    for a, b in zip(live, replayed):
+        np.testing.assert_allclose(list(a.probs.values()), list(b.probs.values()), atol=1e-4)

@@ -83,3 +83,18 @@ def test_rate_too_low_and_too_short():
     short = dataclasses.replace(_recording(), signals=np.zeros((4, 100), np.float32))
     with pytest.raises(EEGInputError, match="at least 1 s"):
         preprocess(short)
+
+
+def test_the_last_samples_alone_equal_the_end_of_the_whole():
+    """A stream needs only its newest window: computed from the input it depends on, it equals the
+    end of the whole recording's output (resampling up, none, and down)."""
+    from eegpt.preprocess import filter_resample
+
+    rng = np.random.default_rng(0)
+    for sfreq, cfg in ((128.0, Preprocess()), (256.0, Preprocess(sfreq=256.0)), (256.0, Preprocess(sfreq=100.0))):
+        x = rng.standard_normal((3, int(60 * sfreq))) * 30
+        whole = filter_resample(x, sfreq, cfg)
+        for last in (1, 1024, whole.shape[1], whole.shape[1] + 7):
+            tail = filter_resample(x, sfreq, cfg, last)
+            assert tail.shape == whole[:, -last:].shape
+            assert np.abs(tail - whole[:, -last:]).max() <= 1e-3 * np.abs(whole).max()
