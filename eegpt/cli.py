@@ -298,6 +298,13 @@ def _cmd_stream(args) -> None:
         print(f"-> {args.csv_out}")
 
 
+def _cmd_quantize(args) -> None:
+    from eegpt.quantize import disk_bytes, quantize_model
+
+    out = quantize_model(_model_or_default(args.model), args.out, args.overwrite)
+    print(f"int8 model ({disk_bytes(out) / 1e6:.2f} MB) -> {out}")
+
+
 def _cmd_serve(args) -> None:
     from eegpt.serve import serve
 
@@ -531,6 +538,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--csv-out", help="one row per second: end_s, label, one probability column per class")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --csv-out")
     s.set_defaults(fn=_cmd_stream)
+
+    s = sub.add_parser("quantize", help="an int8 copy of a model directory (weights per channel; a quarter the size)")
+    s.add_argument("--model", help="a model directory or demo workdir (default: runs/demo, then runs/demo-quick)")
+    s.add_argument("--out", required=True, help="the new model directory")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    s.set_defaults(fn=_cmd_quantize)
 
     s = sub.add_parser("serve", help="the copilot as a local web page: traces, probabilities, answer, chat, EMR")
     s.add_argument("--model", help="a model directory or demo workdir (default: runs/demo, then runs/demo-quick)")

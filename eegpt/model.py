@@ -27,6 +27,7 @@ from flax import nnx
 from eegpt.baseline import BANDS
 from eegpt.electrodes import positions
 from eegpt.errors import EEGInputError, atomic_dir
+from eegpt.quantize import INT8_FILE, read_int8
 from eegpt.pipeline import Tokens, graph_batches
 from eegpt.preprocess import Preprocess
 from ete import ETE, ETEConfig
@@ -487,7 +488,7 @@ def model_dir(path) -> Path:
     ``finetune`` or ``demo`` workdir."""
     path = Path(path)
     for d in (path, path / "model", path / "finetune" / "model"):
-        if (d / "config.json").exists() and (d / "params").is_dir():
+        if (d / "config.json").exists() and ((d / "params").is_dir() or (d / INT8_FILE).exists()):
             return d
     if not path.exists():
         raise EEGInputError(f"{path}: no such model directory; train one with eegpt finetune or eegpt demo")
@@ -532,8 +533,11 @@ def load(path, batch_size: int = 32) -> EEGPT:
                             "train the model again") from None
     _, _, abstract = abstract_params(cfg)
     try:
-        with ocp.StandardCheckpointer() as ckpt:
-            params = ckpt.restore((path / "params").resolve(), abstract)
+        if (path / INT8_FILE).exists():  # eegpt quantize's int8 weights
+            params = read_int8(path / INT8_FILE, abstract)
+        else:
+            with ocp.StandardCheckpointer() as ckpt:
+                params = ckpt.restore((path / "params").resolve(), abstract)
     except (ValueError, KeyError, FileNotFoundError) as err:
         raise EEGInputError(f"{path}/params: damaged or does not match config.json "
                             f"({str(err).splitlines()[0][:120]}); copy the model again or retrain it") from None

@@ -271,3 +271,43 @@ def test_a_lab_streaming_layer_stream_is_predicted_like_the_file_it_carries(demo
     assert [t.end_s for t in live] == [t.end_s for t in replayed]
     for a, b in zip(live, replayed):
         np.testing.assert_allclose(list(a.probs.values()), list(b.probs.values()), atol=1e-4)
+
+
+def test_an_int8_model_is_a_quarter_of_the_weights_and_answers_as_the_float_one(demo_run, tmp_path, capsys):
+    import numpy as np
+
+    from eegpt.copilot import decoder as C
+    from eegpt.model import load
+    from eegpt.predict import predict
+    from eegpt.quantize import INT8_FILE
+
+    model_dir, report = demo_run
+    out = tmp_path / "int8"
+    assert main(["quantize", "--model", str(model_dir), "--out", str(out)]) == 0
+    assert "int8 model" in capsys.readouterr().out
+    assert (out / INT8_FILE).exists() and (out / "copilot" / INT8_FILE).exists()
+    float_dir = model_dir / "model"
+    weights = sum(np.asarray(x).nbytes for x in jax_leaves(load(float_dir).params))  # float32 bytes
+    assert (out / INT8_FILE).stat().st_size < 0.5 * weights
+    edf = report["copilot"]["recording"]
+    a, b = predict(load(float_dir), edf, task="ER"), predict(load(out), edf, task="ER")
+    assert np.abs(a.probs - b.probs).max() < 0.05 and a.label == b.label
+    (dec, _), (dec8, _) = C.load(float_dir / "copilot"), C.load(out / "copilot")
+    w, w8 = C.parameters(dec), C.parameters(dec8)
+    leaves, leaves8 = jax_leaves(w), jax_leaves(w8)
+    assert any(not np.array_equal(x, y) for x, y in zip(leaves, leaves8))  # the weights did go through int8
+    for x, y in zip(leaves, leaves8):
+        assert np.abs(np.asarray(x) - np.asarray(y)).max() <= np.abs(np.asarray(x)).max() / 127 + 1e-6
+    assert main(["copilot", edf, "--model", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["label"] == a.label
+    assert main(["quantize", "--model", str(model_dir), "--out", str(out)]) == 2  # not replaced
+    assert "exists" in capsys.readouterr().err
+    (out / INT8_FILE).write_bytes(b"not an npz")
+    with pytest.raises(Exception, match="damaged"):
+        load(out)
+
+
+def jax_leaves(tree):
+    import jax
+
+    return jax.tree.leaves(tree)

@@ -28,6 +28,7 @@ from flax import nnx
 from eegpt.checkpoint import Checkpoints
 from eegpt.copilot.corpus import EOS, PAD, Case, encode_prompt, make_corpus, vocabulary_specials
 from eegpt.errors import EEGInputError, atomic_write, check_positive
+from eegpt.quantize import INT8_FILE, read_int8
 
 # ----------------------------------------------------------------------------- tokenizer
 
@@ -258,6 +259,11 @@ def merge_lora(model: Decoder) -> Decoder:
     return out
 
 
+def parameters(model: Decoder) -> dict:
+    """The decoder's parameters as a plain nested dict (what is saved)."""
+    return nnx.to_pure_dict(nnx.state(model, nnx.Param))
+
+
 def param_count(model) -> int:
     return int(sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
 
@@ -383,7 +389,7 @@ def save(workdir, model: Decoder, tok) -> None:
     ckpt = Checkpoints(workdir / "checkpoints", max_to_keep=1)
     try:
         step = (ckpt.latest_step() or 0) + 1
-        ckpt.save_state(step, nnx.to_pure_dict(nnx.state(model, nnx.Param)), {"decoder": dataclasses.asdict(model.cfg)})
+        ckpt.save_state(step, parameters(model), {"decoder": dataclasses.asdict(model.cfg)})
     finally:
         ckpt.close()
     atomic_write(workdir / "config.json",
@@ -398,15 +404,17 @@ def load(path) -> tuple[Decoder, object]:
                             "train one with eegpt copilot-train")
     cfg = DecoderConfig(**json.loads((path / "config.json").read_text()))
     model = Decoder(cfg, rngs=nnx.Rngs(0))
-    ckpt = Checkpoints(path / "checkpoints", max_to_keep=1)
-    try:
-        if ckpt.latest_step() is None:
-            raise EEGInputError(f"{path}: the copilot decoder has no saved parameters; train it again")
-        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
-                                nnx.to_pure_dict(nnx.state(model, nnx.Param)))
-        restored, _ = ckpt.restore_state(None, abstract)
-    finally:
-        ckpt.close()
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), parameters(model))
+    if (path / INT8_FILE).exists():  # eegpt quantize's int8 weights
+        restored = read_int8(path / INT8_FILE, abstract)
+    else:
+        ckpt = Checkpoints(path / "checkpoints", max_to_keep=1)
+        try:
+            if ckpt.latest_step() is None:
+                raise EEGInputError(f"{path}: the copilot decoder has no saved parameters; train it again")
+            restored, _ = ckpt.restore_state(None, abstract)
+        finally:
+            ckpt.close()
     nnx.replace_by_pure_dict(params := nnx.state(model, nnx.Param), restored)
     nnx.update(model, params)
     model.eval()
