@@ -235,6 +235,8 @@ def _cmd_copilot(args) -> None:
           + (f"; {100 * r['unfamiliar']:.0f}% of the windows unlike the training data" if r["out_of_distribution"] else "")
           + (f"; below the {100 * r['answer_above']:.0f}% it answers at" if r["uncertain"] else ""))
     print(f"Q: {r['question']}\nA: {r['answer']}")
+    if r["fallback"]:
+        print("(the decoder's answer failed the faithfulness check; this is the templated answer)")
     if not r["synthetic"]:
         print(r["trained_on"])
     if args.emr_out:
