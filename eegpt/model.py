@@ -22,6 +22,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.special
 from flax import nnx
 
 from eegpt.baseline import BANDS
@@ -273,7 +274,7 @@ def encode(ete_graphdef, ete_params, batch, band_sfreq: float | None = None, nod
         tok, put = batch["tokens_KxNxP"], batch["put_K"]
         rows = {}
         if "ete" in views:
-            rows["ete"] = ete(tok, batch["electrode_K"], n_valid_B=batch["n_tokens_K"])["feature"]
+            rows["ete"] = ete.summary_feature(tok, batch["electrode_K"], batch["n_tokens_K"])
         if {"bands", "rel"} & set(views):
             rows["bands"] = power(tok, batch["n_tokens_K"])
         if "erp" in views:
@@ -400,7 +401,7 @@ class EEGPT:
         for batch, n in batches:
             p, f, logits = self._forward(params, batch)
             logit.append(np.asarray(logits[head], np.float32)[:n])
-            probs.append(np.asarray(jax.nn.softmax(logits[head] / temperature, -1))[:n])
+            probs.append(scipy.special.softmax(logit[-1] / temperature, -1))  # numpy: no device dispatch
             pooled.append(np.asarray(p)[:n])
             feats.append(np.asarray(f)[:n])
             mask.append(batch["mask_BxE"][:n])

@@ -92,6 +92,21 @@ def _kernel(cfg: Preprocess, sfreq_in: float) -> np.ndarray:
     return kernel
 
 
+@functools.lru_cache(maxsize=32)
+def _response(cfg: Preprocess, sfreq_in: float, n_seg: int, n_res: int) -> np.ndarray:
+    """The kernel's frequency response for segments of ``n_seg`` samples resampled to ``n_res``
+    (the bins both keep), designed once per stream or recording length."""
+    kernel = _kernel(cfg, sfreq_in)
+    half = (len(kernel) - 1) // 2
+    centred = np.zeros(n_seg)
+    centred[: half + 1] = kernel[half:]  # the zero-phase kernel centred on sample 0
+    centred[n_seg - half:] = kernel[:half]
+    keep = min(n_seg, n_res) // 2 + 1
+    response = (scipy.fft.rfft(centred)[:keep] * (n_res / n_seg)).astype(np.complex64)
+    response.flags.writeable = False  # shared by every call with these sizes
+    return response
+
+
 def _segment(x: np.ndarray, start: int, length: int) -> np.ndarray:
     """``x[:, start:start+length]`` as float32, extended past the ends as MNE's 'reflect_limited'
     padding does: point reflection about the end sample (2*x[0] - x[k]), zeros past one length."""
@@ -99,14 +114,15 @@ def _segment(x: np.ndarray, start: int, length: int) -> np.ndarray:
     if start >= 0 and start + length <= n:
         return x[:, start:start + length].astype(np.float32)
     seg = np.zeros((n_ch, length), np.float32)
-    idx = np.arange(start, start + length)
-    inside = (idx >= 0) & (idx < n)
-    seg[:, inside] = x[:, idx[inside]]
-    for side, edge in ((idx < 0, 0), (idx >= n, n - 1)):
-        mirror = 2 * edge - idx[side]
-        ok = (mirror >= 0) & (mirror < n)
-        cols = np.flatnonzero(side)[ok]
-        seg[:, cols] = 2 * x[:, edge:edge + 1] - x[:, mirror[ok]]
+    lo, hi = max(start, 0), min(start + length, n)
+    if hi > lo:
+        seg[:, lo - start:hi - start] = x[:, lo:hi]
+    a, a_end = max(start, 1 - n), min(start + length, 0)  # before: sample -k is 2*x[0] - x[k], k < n
+    if a < a_end:
+        seg[:, a - start:a_end - start] = 2 * x[:, :1] - x[:, 1 - a_end:1 - a][:, ::-1]
+    b, b_end = max(start, n), min(start + length, 2 * n - 1)  # after: n-1+k is 2*x[n-1] - x[n-1-k]
+    if b < b_end:
+        seg[:, b - start:b_end - start] = 2 * x[:, n - 1:n] - x[:, 2 * n - 1 - b_end:2 * n - 1 - b][:, ::-1]
     return seg
 
 
@@ -139,12 +155,9 @@ def filter_resample(x: np.ndarray, sfreq_in: float, cfg: Preprocess, last: int |
     want = min(max(cfg.block_s * sfreq_in, 4 * margin), n_in - first_in + down)
     n_seg = down * scipy.fft.next_fast_len(math.ceil((want + 2 * margin) / down), real=True)
     core = n_seg - 2 * margin
-    centred = np.zeros(n_seg)
-    centred[: half + 1] = kernel[half:]  # the zero-phase kernel centred on sample 0
-    centred[n_seg - half:] = kernel[:half]
     n_res = n_seg * up // down
-    keep = min(n_seg, n_res) // 2 + 1
-    response = (scipy.fft.rfft(centred)[:keep] * (n_res / n_seg)).astype(np.complex64)
+    response = _response(cfg, sfreq_in, n_seg, n_res)
+    keep = len(response)
     m_out = margin * up // down
     out = np.empty((n_ch, n_out_total - first_out), np.float32)
     pos_in, pos_out = first_in, first_out

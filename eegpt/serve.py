@@ -1,5 +1,7 @@
 """The copilot as a local web page (gradio): load a recording, see its traces and the class
-probabilities over time, read the answer, ask follow-ups in a chat, download the EMR.
+probabilities over time, read the answer, ask follow-ups in a chat, download the EMR; and watch a
+live stream (the loaded recording replayed, or a Lab Streaming Layer stream) predicted second by
+second, as ``eegpt stream`` does.
 
 ``eegpt serve [--model DIR] [--port 7860]`` binds to 127.0.0.1: the recordings and the answers stay
 on this machine. ``--host`` opens it to the network and says so. One model and decoder are loaded
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +22,12 @@ from eegpt import TASKS
 from eegpt.copilot import Copilot, emr
 from eegpt.copilot.dialogue import Conversation, Library
 from eegpt.errors import EEGInputError
+from eegpt.stream import Streamer, open_source
 
 LOCAL = "127.0.0.1"
 TRACE_SECONDS = 10.0  # the traces shown at once; a slider scrolls through the recording
+LIVE_SECONDS = 60     # the live plot's span
+LIVE_REFRESH_S = 0.25  # at most four page updates a second, however fast a file is replayed
 FORMATS = (".edf", ".bdf", ".gdf", ".vhdr", ".set", ".fif", ".cnt", ".csv", ".txt", ".xdf", ".npz")
 
 
@@ -46,6 +52,38 @@ def plot_traces(signals_CxT: np.ndarray, names: list[str], sfreq: float, start_s
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def plot_live(ticks, classes: list[str], seconds: float = LIVE_SECONDS):
+    """Each class's probability over the last ``seconds`` of a stream's ticks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [t for t in ticks if t.end_s > ticks[-1].end_s - seconds]
+    t = [x.end_s for x in shown]
+    fig, ax = plt.subplots(figsize=(10, 2.6))
+    for c in classes:
+        ax.plot(t, [x.probs[c] for x in shown], lw=1.2, label=c)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("stream time (s)")
+    ax.set_ylabel("probability")
+    ax.legend(loc="upper left", fontsize="small", ncols=min(len(classes), 5))
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def live_line(streamer: Streamer, ticks) -> str:
+    """The newest second as one line: time, the three most likely classes, the cost, and a flag."""
+    tick = ticks[-1]
+    top = " · ".join(f"{c} {p:.2f}" for c, p in sorted(tick.probs.items(), key=lambda kv: -kv[1])[:3])
+    cost = np.median([sum(t.ms.values()) for t in ticks[1:] or ticks])
+    flag = (" — **unlike the training data**" if tick.unfamiliar else
+            " — **uncertain**" if max(tick.probs.values()) < streamer.spec.answer_above else "")
+    return (f"**{tick.end_s:.0f} s** ({streamer.spec.name}): {top}{flag} — "
+            f"{cost:.1f} ms per second (median over {len(ticks)})")
 
 
 class Session:
@@ -110,6 +148,27 @@ def build(copilot: Copilot, library: Library | None = None, recordings=None):
         r = session.talk.ask(question)
         return chat + [{"role": "user", "content": question}, {"role": "assistant", "content": r["answer"]}], ""
 
+    def live(session, source, speed, task):
+        """Replays the loaded recording (or reads ``lsl:NAME``): a prediction for every new second."""
+        source = (source or "").strip() or (session.first["recording"] if session else "")
+        if not source:
+            raise gr.Error("Load a recording first, or name a Lab Streaming Layer stream (lsl:NAME).")
+        ticks, shown = [], 0.0
+        try:
+            rec, chunks = open_source(source, float(speed))
+            streamer = Streamer(copilot.model, rec.electrodes, rec.sfreq, task=None if task == "auto" else task,
+                                source=rec.source)
+            for chunk in chunks:
+                ticks += streamer.push(chunk)
+                if ticks and time.perf_counter() - shown >= LIVE_REFRESH_S:
+                    shown = time.perf_counter()
+                    yield live_line(streamer, ticks), plot_live(ticks, streamer.spec.classes)
+        except EEGInputError as err:
+            raise gr.Error(str(err).splitlines()[0]) from None
+        if not ticks:
+            raise gr.Error(f"{rec.source}: shorter than one {streamer.spec.window_s:g}-s window")
+        yield live_line(streamer, ticks) + " — end of the recording", plot_live(ticks, streamer.spec.classes)
+
     with gr.Blocks(title="EEGPT copilot") as app:
         gr.Markdown("# EEGPT copilot\nLoad an EEG recording: the model reads it, the copilot answers, and you can "
                     "ask follow-up questions. Answers are preliminary, for a clinician's review.")
@@ -134,6 +193,18 @@ def build(copilot: Copilot, library: Library | None = None, recordings=None):
         with gr.Row():
             md = gr.DownloadButton("EMR (Markdown)", elem_id="emr-md")
             fhir = gr.DownloadButton("EMR (FHIR JSON)", elem_id="emr-json")
+        with gr.Accordion("Live: a prediction for every new second", open=False):
+            with gr.Row():
+                source = gr.Textbox(label="source: empty for the loaded recording, replayed; or lsl:NAME",
+                                    elem_id="live-source", scale=3)
+                speed = gr.Number(1, label="replay speed (0: as fast as it goes)", minimum=0, elem_id="live-speed",
+                                  scale=1)
+                start_live = gr.Button("Start", elem_id="live-start", scale=1)
+                stop_live = gr.Button("Stop", elem_id="live-stop", scale=1)
+            live_now = gr.Markdown(elem_id="live-now")
+            live_plot = gr.Plot(label="class probabilities, live")
+        streaming = start_live.click(live, [state, source, speed, task], [live_now, live_plot])
+        stop_live.click(None, cancels=[streaming])
         go.click(load, [upload, picked, task, age, sex], [state, header, traces, probs, chat, start, md, fhir])
         start.release(scroll, [state, start], traces)
         ask.click(follow_up, [state, question, chat], [chat, question])

@@ -160,12 +160,17 @@ def lsl(name: str, timeout: float = 10.0):
     return header, chunks()
 
 
+def open_source(source, speed: float = 1.0):
+    """(recording header, chunks) of ``lsl:NAME`` (:func:`lsl`) or of a file replayed (:func:`replay`)."""
+    source = str(source)
+    return lsl(source[4:]) if source.startswith("lsl:") else replay(source, speed)
+
+
 def stream(source, model, *, task=None, head=None, speed: float = 1.0, seconds: float | None = None,
            on_tick=None) -> list[Tick]:
     """Run a file (``path``) or an LSL stream (``lsl:NAME``) through a :class:`Streamer`; calls
     ``on_tick(tick)`` for each new second and returns every tick (stops after ``seconds``)."""
-    source = str(source)
-    rec, chunks = lsl(source[4:]) if source.startswith("lsl:") else replay(source, speed)
+    rec, chunks = open_source(source, speed)
     streamer = Streamer(model, rec.electrodes, rec.sfreq, task=task, head=head, source=rec.source)
     ticks = []
     for chunk in chunks:

@@ -111,11 +111,19 @@ class Attention(nnx.Module):
         self.qkv = nnx.Linear(d, 3 * d, use_bias=False, dtype=dt, rngs=rngs)
         self.out = nnx.Linear(d, d, use_bias=False, dtype=dt, rngs=rngs)
 
-    def __call__(self, x_BxLxD, rope, mask_BxLxL=None, causal=False):
+    def __call__(self, x_BxLxD, rope, mask_BxLxL=None, causal=False, query_at_B=None):
+        """``query_at_B``: only the output at that position of each row ([B, 1, D]), which attends
+        to every key it would (what the summary feature needs from the last block)."""
         b, l, d = x_BxLxD.shape
         q, k, v = jnp.split(_dense(self.qkv, x_BxLxD).reshape(b, l, 3 * self.heads, d // self.heads), 3, axis=2)
         q, k = _rope(q, *rope), _rope(k, *rope)
         mask = None if mask_BxLxL is None else mask_BxLxL[:, None]
+        if query_at_B is not None:
+            q = jnp.take_along_axis(q, query_at_B[:, None, None, None], axis=1)
+            keys = jnp.arange(l)[None] <= query_at_B[:, None] if causal else jnp.ones((b, l), bool)
+            if mask is not None:
+                keys = keys & jnp.take_along_axis(mask_BxLxL, query_at_B[:, None, None], axis=1)[:, 0]
+            mask, causal, l = keys[:, None, None], False, 1
         y = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal)
         return _dense(self.out, y.reshape(b, l, d))
 
@@ -140,8 +148,11 @@ class Block(nnx.Module):
         self.norm2 = RMSNorm(cfg.d_model)
         self.mlp = SwiGLU(cfg.d_model, cfg.ffn_hidden, dt, rngs=rngs)
 
-    def __call__(self, x, rope, mask=None, causal=False):
-        x = x + self.attn(self.norm1(x), rope, mask, causal)
+    def __call__(self, x, rope, mask=None, causal=False, query_at_B=None):
+        y = self.attn(self.norm1(x), rope, mask, causal, query_at_B)
+        if query_at_B is not None:
+            x = jnp.take_along_axis(x, query_at_B[:, None, None], axis=1)
+        x = x + y
         return x + self.mlp(self.norm2(x))
 
 
@@ -191,13 +202,22 @@ class ETE(nnx.Module):
             return self._electrode(tokens, electrodes, masked, n_valid_B)
         return self._multichannel(tokens, electrodes, mask_BxE, masked)
 
-    def _run(self, h, positions, mask=None, causal=False):
+    def _run(self, h, positions, mask=None, causal=False, query_at_B=None):
+        """The blocks; with ``query_at_B`` the last block computes only that position ([B, 1, D])."""
         rope = rope_tables(positions, self.cfg.d_model // self.cfg.heads, self.cfg.rope_base, h.dtype)
-        for block in self.blocks:
-            h = block(h, rope, mask, causal)
+        for i, block in enumerate(self.blocks):
+            h = block(h, rope, mask, causal, query_at_B if i == len(self.blocks) - 1 else None)
         return self.norm(h)
 
-    def _electrode(self, tokens_BxNxP, electrode_B, masked, n_valid_B=None):
+    def summary_feature(self, tokens_BxNxP, electrode_B, n_valid_B=None):
+        """``self(...)["feature"]`` of electrode mode alone, without the outputs nothing reads: the
+        last block computes only the summary position (a third less work for the base preset's
+        three blocks of six positions; what the graph and a live stream need)."""
+        if self.cfg.mode != "electrode" or not self.cfg.layers:
+            return self(tokens_BxNxP, electrode_B, n_valid_B=n_valid_B)["feature"]
+        return self._electrode(tokens_BxNxP, electrode_B, None, n_valid_B, feature_only=True)
+
+    def _electrode(self, tokens_BxNxP, electrode_B, masked, n_valid_B=None, feature_only=False):
         b, n, _ = tokens_BxNxP.shape
         h_tok = self._embed_tokens(tokens_BxNxP, masked)
         first = self.electrode(electrode_B)[:, None]
@@ -213,6 +233,8 @@ class ETE(nnx.Module):
         keys = None
         if n_valid_B is not None and self.cfg.objective == "mae":  # causal AR never sees the padding
             keys = jnp.broadcast_to((jnp.arange(n + 2)[None] <= at[:, None])[:, None], (b, n + 2, n + 2))
+        if feature_only:
+            return self._run(h, positions, keys, self.cfg.objective == "ar", at)[:, 0].astype(jnp.float32)
         h = self._run(h, positions, keys, causal=self.cfg.objective == "ar")
         # AR: output i predicts token i (it has seen tokens < i); MAE: output i+1 rebuilds token i.
         pred = _dense(self.head, h[:, :n] if self.cfg.objective == "ar" else h[:, 1:n + 1])

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -64,6 +65,8 @@ def test_copilot_command_answers_for_a_file_and_refuses_bad_input(demo_run, tmp_
     assert r["task"] == "ER" and r["label"] == max(r["probs"], key=r["probs"].get)
     assert kb.faithfulness(r["answer"], "ER", r["label"], r["probs"])["names_prediction"]
     bundle = json.loads(out.read_text())
+    classes = report["copilot"]["probs"]
+    assert re.match(r"\d+ s \(synthetic-er\): (\S+) ", live) and live.split(": ")[1].split(" ")[0] in classes, live
     Bundle.model_validate(bundle)
     kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
     assert kinds.count("Patient") == 1 and "DiagnosticReport" in kinds and "Observation" in kinds
@@ -182,12 +185,20 @@ def test_the_web_page_answers_takes_a_follow_up_and_hands_out_the_emr(demo_run, 
             with page.expect_download() as download:
                 page.locator("#emr-json").click()
             bundle = json.loads(open(download.value.path()).read())
+            # live: the loaded recording replayed as fast as it goes, a prediction every second
+            page.get_by_text("Live: a prediction for every new second").click()
+            page.locator("#live-speed input").fill("0")
+            page.locator("#live-start").click()
+            page.locator("#live-now").get_by_text("end of the recording").wait_for(timeout=120_000)
+            live = page.locator("#live-now").inner_text()
             browser.close()
     finally:
         app.close()
         import gc
 
         gc.collect()  # their leftovers are collected here, under this test's warning filter
+    classes = report["copilot"]["probs"]
+    assert re.match(r"\d+ s \(synthetic-er\): (\S+) ", live) and live.split(": ")[1].split(" ")[0] in classes, live
     Bundle.model_validate(bundle)
     kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
     assert "DiagnosticReport" in kinds and "Observation" in kinds

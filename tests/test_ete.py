@@ -124,3 +124,19 @@ def test_summary_follows_the_last_real_token_of_padded_sequences():
     np.testing.assert_allclose(np.asarray(both[1]), np.asarray(short[0]), rtol=1e-4, atol=1e-5)
     full = nnx.jit(lambda m, x, ids: m(x, ids)["feature"])(m, x[:1], jnp.array([4]))
     np.testing.assert_allclose(np.asarray(both[0]), np.asarray(full[0]), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("objective", ["ar", "mae"])
+def test_summary_feature_alone_equals_the_full_pass(objective):
+    """The graph's path computes only the summary position in the last block; same feature, and
+    the same gradient into the encoder (it is what fine-tuning a trainable ETE differentiates)."""
+    m = _model(objective=objective)
+    x = jax.random.normal(jax.random.key(7), (3, 5, 16))
+    ids, n = jnp.array([4, 5, 6]), jnp.array([5, 2, 4])
+    full = nnx.jit(lambda m, x: m(x, ids, n_valid_B=n)["feature"])(m, x)
+    alone = nnx.jit(lambda m, x: m.summary_feature(x, ids, n))(m, x)
+    np.testing.assert_allclose(np.asarray(alone), np.asarray(full), rtol=1e-5, atol=1e-6)
+    grads = [nnx.grad(lambda m: jnp.sum(f(m) ** 2))(m) for f in
+             (lambda m: m(x, ids, n_valid_B=n)["feature"], lambda m: m.summary_feature(x, ids, n))]
+    for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
