@@ -339,6 +339,7 @@ class EEGPT:
         self.familiar = familiar or {}
         self.ete_graphdef, self.teg_graphdef, _ = abstract_params(cfg)
         self.heads = [h.name for h in cfg.heads]
+        self._head_scorers = {}
         self._forward = jax.jit(lambda p, b: forward(self.ete_graphdef, self.teg_graphdef, p, b, cfg.band_sfreq,
                                                      cfg.nodes, cfg.contiguous))
         self.encode = jax.jit(lambda ete_params, b: encode(self.ete_graphdef, ete_params, b, cfg.band_sfreq,
@@ -408,6 +409,30 @@ class EEGPT:
         return {"probs": np.concatenate(probs), "logits": np.concatenate(logit), "pooled": np.concatenate(pooled),
                 "features": np.concatenate(feats), "mask": np.concatenate(mask)}
 
+    def head_scorer(self, head: str):
+        """A compiled ``batch -> (probabilities [B, C], window profiles [B, F])`` of one head alone:
+        what a live stream reads each second (the other heads and outputs are never computed)."""
+        if head not in self._head_scorers:
+            temperature = self.cfg.head(head).temperature
+
+            def one_head(params, batch):
+                _, feats, logits = forward(self.ete_graphdef, self.teg_graphdef, params, batch, self.cfg.band_sfreq,
+                                           self.cfg.nodes, self.cfg.contiguous)
+                mask = batch["mask_BxE"][..., None].astype(feats.dtype)
+                profile = (feats * mask).sum(1) / jnp.maximum(mask.sum(1), 1.0)  # window_profile, on device
+                return jax.nn.softmax(logits[head] / temperature, -1), profile
+
+            self._head_scorers[head] = jax.jit(one_head)
+        return lambda batch: self._head_scorers[head](self.params, batch)
+
+    def unfamiliar_profiles(self, head: str, profiles) -> np.ndarray | None:
+        """Per window (``window_profile`` rows): lies farther from every reference training window
+        than 99 % of held-out windows did (None: the model has no reference)."""
+        if head not in self.familiar:
+            return None
+        ref, threshold = self.familiar[head]
+        return nearest_distance(profiles, ref) > threshold
+
     def calibrated(self, temperatures: dict[str, float], answer_above: dict[str, float] | None = None) -> "EEGPT":
         """The same model with these heads' temperatures (and answering thresholds) set."""
         answer_above = answer_above or {}
@@ -419,10 +444,8 @@ class EEGPT:
     def unfamiliar(self, head: str, scored: dict) -> float | None:
         """The share of ``scored`` windows (``score``'s output) lying farther from every reference
         training window than 99 % of held-out windows did (None: the model has no reference)."""
-        if head not in self.familiar:
-            return None
-        ref, threshold = self.familiar[head]
-        return float((nearest_distance(window_profile(scored), ref) > threshold).mean())
+        far = self.unfamiliar_profiles(head, window_profile(scored))
+        return None if far is None else float(far.mean())
 
     def evaluate(self, store, split: str = "test", params=None, cached: dict | None = None) -> dict:
         from eegpt.metrics import classification

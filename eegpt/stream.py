@@ -9,7 +9,8 @@ end. (Tested; the only difference is float rounding.) The buffer keeps what that
 the filter's half-length and the resampler's margin before it (for the default 0.1 Hz high-pass
 about 17 s), trimmed in whole seconds.
 
-What is reused from one second to the next: the filter design and the compiled model. Not the
+What is reused from one second to the next: the filter design, the graph batch (only its tokens
+change) and the compiled head, which computes that head alone. Not the
 ETE's keys and values: a head reads windows whose tokens start at position 1, so the window one
 second later puts every token at a new position and the encoder's causal state from the previous
 second does not apply to it; reusing it would score windows unlike those the head was trained on.
@@ -28,6 +29,7 @@ import numpy as np
 
 from eegpt.errors import EEGInputError
 from eegpt.model import EEGPT, load
+from eegpt.pipeline import tokenize
 from eegpt.predict import choose_head, window_batches
 from eegpt.preprocess import _kernel, preprocess
 from eegpt.recording import Recording, read
@@ -59,6 +61,12 @@ class Streamer:
         before = half + int(0.5 * sfreq)  # what filter_resample's margin reads before a window
         self.window_in = math.ceil(self.spec.window_s * sfreq)
         self.keep = math.ceil((self.window_in + before) / sfreq + 1) * self.second  # whole seconds
+        # One graph batch reused every second (the montage does not change): only its tokens are new
+        (self.batch, _), = window_batches(self.model, Recording(
+            np.zeros((len(electrodes), self.spec.window_samples), np.float32), self.electrodes, self.spec.sfreq),
+            [0], self.spec.window_samples, 1, len(electrodes))
+        self.tokens_key = "tokens_KxNxP" if "tokens_KxNxP" in self.batch else "tokens_BxExNxP"
+        self.scorer = self.model.head_scorer(self.spec.name)
         self.buffer = np.zeros((len(electrodes), 0), np.float32)
         self.dropped = 0          # samples trimmed from the buffer's front (whole seconds)
         self.ticked = 0           # seconds already scored or skipped
@@ -93,13 +101,15 @@ class Streamer:
         rec = preprocess(Recording(self.buffer[:, :end - self.dropped], self.electrodes, self.sfreq,
                                    source=self.source), self.spec.recipe, last=w)
         t1 = time.perf_counter()
-        scored = self.model.score(window_batches(self.model, rec, [0], w, 1, len(self.electrodes)), self.spec.name)
-        unfamiliar = self.model.unfamiliar(self.spec.name, scored)
+        tokens = tokenize(rec.signals, self.model.cfg.tokens)
+        self.batch[self.tokens_key] = tokens if self.tokens_key == "tokens_KxNxP" else tokens[None]
+        probs, profile = self.scorer(self.batch)
+        probs = np.asarray(probs)[0]
+        far = self.model.unfamiliar_profiles(self.spec.name, np.asarray(profile))
         t2 = time.perf_counter()
-        probs = scored["probs"][0]
         return Tick(end / self.sfreq, self.spec.classes[int(probs.argmax())],
                     {c: float(p) for c, p in zip(self.spec.classes, probs)},
-                    None if unfamiliar is None else unfamiliar > 0,
+                    None if far is None else bool(far[0]),
                     {"preprocess": 1e3 * (t1 - t0), "model": 1e3 * (t2 - t1)})
 
 

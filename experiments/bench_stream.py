@@ -7,6 +7,10 @@ second's work after the first (which compiles): preparing the buffer with the he
 (filters, resampling) and the model (tokens, ETE, graph, head, the out-of-distribution check).
 The default is the quick demo's base model (1.46M parameters) on its held-out 32-channel emotion
 recording. Target: ≤ 5 ms per new second on 2 cores.
+
+Then the last second's work is repeated alone, part by part (preprocessing; the encoder with the
+node views; the whole forward pass), and this host's float32 matrix-product rate is measured on the
+encoder's own shapes — on a shared host it varies, and it says what the encoder can cost here.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,12 +50,13 @@ def main(argv=None) -> int:
     except (EEGInputError, FileNotFoundError) as err:
         print(f"bench_stream: {err}", file=sys.stderr)
         return 2
+    parts = _parts(model, streamer)
     ms = {k: np.array([t.ms[k] for t in ticks[1:]]) for k in ("preprocess", "model")}
     ms["total"] = ms["preprocess"] + ms["model"]
     r = {"recording": str(path), "channels": len(rec.electrodes), "head": streamer.spec.name,
          "window_s": streamer.spec.window_s, "parameters": sum(int(np.size(x)) for x in
                                                                __import__("jax").tree.leaves(model.params)),
-         "seconds": len(ticks) - 1, "buffer_s": streamer.keep / streamer.sfreq,
+         "seconds": len(ticks) - 1, "buffer_s": streamer.keep / streamer.sfreq, **parts,
          **{f"{k}_ms": {"median": round(float(np.median(v)), 2), "p95": round(float(np.percentile(v, 95)), 2)}
             for k, v in ms.items()}}
     if args.json:
@@ -60,7 +66,50 @@ def main(argv=None) -> int:
           f"{r['parameters']:,} parameters, {r['seconds']} seconds after the first, buffer {r['buffer_s']:g} s")
     for k in ("preprocess", "model", "total"):
         print(f"  {k:<10} median {r[k + '_ms']['median']:6.2f} ms   p95 {r[k + '_ms']['p95']:6.2f} ms")
+    print(f"the last second alone (median of {REPEATS}): preprocess {r['alone_ms']['preprocess']:.2f} ms, "
+          f"encoder and node views {r['alone_ms']['encode']:.2f} ms, whole forward pass {r['alone_ms']['forward']:.2f} ms")
+    print(f"this host: float32 matrix products at {r['host_gflops']:.0f} GFLOP/s on the encoder's shapes")
     return 0
+
+
+REPEATS = 200
+
+
+def _median_ms(f) -> float:
+    f()
+    times = []
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t0)
+    return round(1e3 * float(np.median(times)), 2)
+
+
+def _parts(model, streamer) -> dict:
+    """The last second's parts timed alone, and the host's GEMM rate on the encoder's shapes."""
+    import jax
+    import jax.numpy as jnp
+
+    from eegpt.predict import window_batches
+    from eegpt.preprocess import preprocess
+    from eegpt.recording import Recording
+
+    spec, w = streamer.spec, streamer.spec.window_samples
+    end = streamer.ticked * streamer.second
+    rec = Recording(streamer.buffer[:, :end - streamer.dropped], streamer.electrodes, streamer.sfreq)
+    ready = preprocess(rec, spec.recipe, last=w)
+    (batch, _), = window_batches(model, ready, [0], w, 1, len(streamer.electrodes))
+    alone = {"preprocess": _median_ms(lambda: preprocess(rec, spec.recipe, last=w)),
+             "encode": _median_ms(lambda: jax.block_until_ready(model.encode(model.params["ete"], batch))),
+             "forward": _median_ms(lambda: jax.block_until_ready(model._forward(model.params, batch)))}
+    # the ETE's feed-forward products: rows = electrodes x positions, d_model -> 2 x hidden -> d_model
+    cfg = model.cfg.ete
+    rows = batch["tokens_KxNxP"].shape[0] * (batch["tokens_KxNxP"].shape[1] + 2)
+    x = jnp.ones((rows, cfg.d_model), jnp.float32)
+    up, down = jnp.ones((cfg.d_model, 2 * cfg.ffn_hidden)), jnp.ones((cfg.ffn_hidden, cfg.d_model))
+    step = jax.jit(lambda x: jax.lax.fori_loop(0, 12, lambda i, h: 1e-3 * (h @ up)[:, :cfg.ffn_hidden] @ down, x))
+    flops = 12 * 2 * rows * cfg.d_model * 3 * cfg.ffn_hidden
+    return {"alone_ms": alone, "host_gflops": round(flops / _median_ms(lambda: jax.block_until_ready(step(x))) / 1e6, 1)}
 
 
 if __name__ == "__main__":
