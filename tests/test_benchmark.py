@@ -51,6 +51,7 @@ def test_leave_one_subject_out_scores_every_subject_once(stores, name):
     assert (tested.sum(0) == 1).all() and all((split != "val").all() for _, split, _ in got)
 
 
+@pytest.mark.slow  # about a minute on 2 cores
 def test_eegmmidb_s001_protocol_end_to_end_with_seeds_and_a_usable_model(tmp_path):
     from eegpt.baseline import fit_predict
     from eegpt.benchmark import _score

@@ -75,6 +75,7 @@ def _tiny(tok, **kw):
     return D.Decoder(cfg, rngs=nnx.Rngs(0))
 
 
+@pytest.mark.slow  # about a minute on 2 cores
 def test_decoding_with_and_without_the_cache_agree(tok, corpus):
     model = _tiny(tok)
     model.eval()

@@ -14,6 +14,11 @@ PLAN = DemoPlan(subjects=3, preset="tiny", pretrain_steps=3, finetune_steps=4, e
                 readout_search="each")
 
 
+# A miniature demo (corpus, pretraining, fine-tuning, peers, copilot) and everything built on its
+# model — the web page in a browser, streaming, int8: several minutes together, so run with -m slow.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("demo")
@@ -65,8 +70,6 @@ def test_copilot_command_answers_for_a_file_and_refuses_bad_input(demo_run, tmp_
     assert r["task"] == "ER" and r["label"] == max(r["probs"], key=r["probs"].get)
     assert kb.faithfulness(r["answer"], "ER", r["label"], r["probs"])["names_prediction"]
     bundle = json.loads(out.read_text())
-    classes = report["copilot"]["probs"]
-    assert re.match(r"\d+ s \(synthetic-er\): (\S+) ", live) and live.split(": ")[1].split(" ")[0] in classes, live
     Bundle.model_validate(bundle)
     kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
     assert kinds.count("Patient") == 1 and "DiagnosticReport" in kinds and "Observation" in kinds

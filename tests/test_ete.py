@@ -136,7 +136,8 @@ def test_summary_feature_alone_equals_the_full_pass(objective):
     full = nnx.jit(lambda m, x: m(x, ids, n_valid_B=n)["feature"])(m, x)
     alone = nnx.jit(lambda m, x: m.summary_feature(x, ids, n))(m, x)
     np.testing.assert_allclose(np.asarray(alone), np.asarray(full), rtol=1e-5, atol=1e-6)
-    grads = [nnx.grad(lambda m: jnp.sum(f(m) ** 2))(m) for f in
+    graphdef, state = nnx.split(m)
+    grads = [jax.jit(jax.grad(lambda st: jnp.sum(f(nnx.merge(graphdef, st)) ** 2)))(state) for f in
              (lambda m: m(x, ids, n_valid_B=n)["feature"], lambda m: m.summary_feature(x, ids, n))]
     for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)

@@ -26,6 +26,7 @@ def _leaves_equal(a, b):
     return all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
+@pytest.mark.slow  # about a minute on 2 cores
 def test_frozen_joint_finetuning_resumes_and_evaluates(stores, tiny_ete, tmp_path):
     parts = [stores["mw"], stores["cm"]]
     ft = FinetuneConfig(steps=4, eval_every=2, batch_size=8, warmup=1, patience=10)

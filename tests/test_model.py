@@ -397,6 +397,7 @@ def test_baselines_choose_their_setting_on_the_validation_subjects(stores):
     assert probs.shape == (len(labels), 2)
 
 
+@pytest.mark.slow  # about half a minute on 2 cores
 def test_without_validation_subjects_settings_are_chosen_by_cross_validation_over_training_subjects(
         tuned, stores, tmp_path):
     """A protocol that scores its validation subjects leaves nothing to select on: the peers' C and
