@@ -1,5 +1,5 @@
 """The README's picture of ``eegpt serve``: the page, driven in headless Chromium (Playwright), after
-loading a recording and asking a follow-up.
+loading a recording, asking a follow-up and streaming the recording in the Live panel.
 
     python experiments/serve_screenshot.py [--model runs/demo-quick] [--file REC.edf] [--out docs/serve.png]
 
@@ -53,6 +53,10 @@ def main(argv=None) -> int:
             page.locator("#question textarea").fill(args.question)
             page.locator("#ask").click()
             page.wait_for_function("document.querySelectorAll('#chat .message').length >= 4", timeout=120_000)
+            page.get_by_text("Live: a prediction for every new second").click()
+            page.locator("#live-speed input").fill("0")
+            page.locator("#live-start").click()
+            page.locator("#live-now").get_by_text("end of the recording").wait_for(timeout=120_000)
             page.wait_for_timeout(500)
             page.screenshot(path=args.out, full_page=True)
             browser.close()
