@@ -190,7 +190,7 @@ def test_the_web_page_answers_takes_a_follow_up_and_hands_out_the_emr(demo_run, 
             page.get_by_text("Live: a prediction for every new second").click()
             page.locator("#live-speed input").fill("0")
             page.locator("#live-start").click()
-            page.locator("#live-now").get_by_text("end of the recording").wait_for(timeout=120_000)
+            page.locator("#live-now").get_by_text("end of the recording").wait_for(timeout=180_000)
             live = page.locator("#live-now").inner_text()
             browser.close()
     finally:
