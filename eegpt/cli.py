@@ -176,6 +176,14 @@ def _cmd_tsne(args) -> None:
 def _cmd_demo(args) -> None:
     from eegpt.demo import demo, print_table
 
+    if args.seeds:
+        from eegpt.demo import demo_seeds, print_summary
+
+        summary = demo_seeds(args.workdir, args.seeds, quick=args.quick, progress=not args.quiet,
+                             specialists=args.specialists)
+        print_summary(summary)
+        print(f"wrote {Path(args.workdir) / 'summary.json'} (each seed's report in seed-S/report.json)")
+        return
     report = demo(args.workdir, quick=args.quick, progress=not args.quiet, specialists=args.specialists)
     print_table(report)
     print(f"wrote {Path(args.workdir) / 'report.json'} and {report['tsne']}")
@@ -476,6 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--specialists", action=argparse.BooleanOptionalAction, default=None,
                    help="EEGNet and ShallowFBCSPNet beside the classical peers (default: in the full demo when the "
                         "peers extra is installed)")
+    s.add_argument("--seeds", type=int, nargs="+", help="one demo per seed in WORKDIR/seed-S (each its own corpus "
+                   "draw, training and peers) and WORKDIR/summary.json: mean ± std over seeds, the targets checked")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(fn=_cmd_demo, outputs=["workdir"])
 

@@ -175,6 +175,74 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
     return report
 
 
+# Issue 12's targets, on the means over seeds (held-out subjects): the most a task may lie below its
+# best peer, and whether the mean over tasks must reach the best peers' mean
+TARGETS = {"quick": {"task_margin": 0.10, "mean": False}, "full": {"task_margin": 0.03, "mean": True}}
+
+
+def demo_seeds(workdir, seeds, quick: bool = False, progress: bool = True, specialists: bool | None = None,
+               plan: DemoPlan | None = None) -> dict:
+    """The demo once per seed in ``workdir/seed-S`` — each seed draws its own corpus and trains and
+    selects the model and every peer anew — and ``workdir/summary.json``: per task, the model's and
+    each peer's test balanced accuracy as mean ± std over seeds, the best peer by its mean, and the
+    targets checked on the means."""
+    workdir = Path(workdir)
+    reports = {}
+    for seed in seeds:
+        if progress:
+            print(f"== seed {seed} ({len(reports) + 1} of {len(seeds)})", flush=True)
+        reports[seed] = demo(workdir / f"seed-{seed}", quick, progress, seed=seed, plan=plan, specialists=specialists)
+    summary = summarize_seeds(reports, "quick" if quick else "full")
+    workdir.mkdir(parents=True, exist_ok=True)
+    atomic_write(workdir / "summary.json", lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
+    return summary
+
+
+def summarize_seeds(reports: dict, plan: str) -> dict:
+    """Mean ± std over seeds' demo reports, and the targets (``TARGETS[plan]``) checked on the means."""
+    import numpy as np
+
+    def spread(values):
+        return {"mean": float(np.mean(values)), "std": float(np.std(values)), "runs": [float(v) for v in values]}
+
+    runs = list(reports.values())
+    tasks = {}
+    for t in runs[0]["tasks"]:
+        peers = {name: spread([r["tasks"][t]["baselines"][name]["balanced_accuracy"] for r in runs])
+                 for name in runs[0]["tasks"][t]["baselines"]}
+        best = max(peers, key=lambda n: peers[n]["mean"])  # the strictest comparison, on the means
+        model = spread([r["tasks"][t]["balanced_accuracy"] for r in runs])
+        tasks[t] = {"model": model, "peers": peers, "best_peer": best,
+                    "gap": model["mean"] - peers[best]["mean"], "chance": runs[0]["tasks"][t]["chance"]}
+    target = TARGETS[plan]
+    mean = float(np.mean([r["model"]["mean"] for r in tasks.values()]))
+    best_mean = float(np.mean([r["peers"][r["best_peer"]]["mean"] for r in tasks.values()]))
+    worst = min(tasks, key=lambda t: tasks[t]["gap"])
+    tol = 1e-9  # a gap of exactly the margin meets it, whatever the float rounding of the means
+    met = tasks[worst]["gap"] >= -target["task_margin"] - tol and (not target["mean"] or mean >= best_mean - tol)
+    return {"plan": plan, "seeds": list(reports), "tasks": tasks, "mean": mean, "best_peers_mean": best_mean,
+            "target": {**target, "worst_task": worst, "met": bool(met)},
+            "seconds": [r["seconds"] for r in runs]}
+
+
+def print_summary(summary: dict) -> None:
+    def ms(v):
+        return f"{v['mean']:.3f} ± {v['std']:.3f}"
+
+    n = len(summary["seeds"])
+    print(f"\ntest balanced accuracy over {n} seed(s) ({', '.join(map(str, summary['seeds']))}), mean ± std:")
+    print(f"{'task':<5} {'EEGPT':>14} {'best peer':>16} {'(which)':<15} {'EEGPT - best':>12}")
+    for t, r in summary["tasks"].items():
+        print(f"{t:<5} {ms(r['model']):>14} {ms(r['peers'][r['best_peer']]):>16} {r['best_peer']:<15} "
+              f"{r['gap']:>+12.3f}")
+    print(f"{'mean':<5} {summary['mean']:>14.3f} {summary['best_peers_mean']:>16.3f}")
+    tg = summary["target"]
+    rule = f"no task more than {tg['task_margin']:.2f} below its best peer" + (
+        ", and the mean at or above the best peers' mean" if tg["mean"] else "")
+    print(f"target ({summary['plan']} demo: {rule}): {'met' if tg['met'] else 'not met'} "
+          f"(closest task: {tg['worst_task']}, {summary['tasks'][tg['worst_task']]['gap']:+.3f})")
+
+
 def print_table(report: dict) -> None:
     print(f"\n{'task':<5} {'classes':>7} {'test windows':>12} {'EEGPT':>7} {'band power':>11} {'CSP+LDA':>8} "
           f"{'ERP':>6} {'EEGNet':>7} {'Shallow':>8} {'best':>6} {'chance':>7}  ECE: {'EEGPT':>6} {'best':>6}")

@@ -107,3 +107,39 @@ def test_benchmark_refuses_unknown_names_and_empty_folders(tmp_path):
     with pytest.raises(EEGInputError, match="different seeds"):
         benchmark("eegmat", tmp_path, tmp_path / "w", seeds=(0, 0))
     assert main(["benchmark", "eegmat", "--source", str(tmp_path), "--workdir", str(tmp_path / "w")]) == 2
+
+
+def _demo_report(seed, model, peers):
+    """A demo report's scores: ``model`` and ``peers`` give each task's balanced accuracy."""
+    return {"seconds": 1.0, "tasks": {t: {"balanced_accuracy": a, "chance": 0.5,
+                                          "baselines": {n: {"balanced_accuracy": p[t]} for n, p in peers.items()}}
+                                      for t, a in model.items()}}
+
+
+def test_demo_over_seeds_runs_each_seed_apart_and_checks_the_targets_on_the_means(tmp_path, monkeypatch, capsys):
+    import eegpt.demo as demo_module
+
+    scores = {0: ({"ER": 0.80, "CM": 0.70}, {"band_power": {"ER": 0.78, "CM": 0.60}, "eegnet": {"ER": 0.50, "CM": 0.76}}),
+              1: ({"ER": 0.84, "CM": 0.72}, {"band_power": {"ER": 0.82, "CM": 0.62}, "eegnet": {"ER": 0.52, "CM": 0.70}}),
+              2: ({"ER": 0.82, "CM": 0.74}, {"band_power": {"ER": 0.80, "CM": 0.64}, "eegnet": {"ER": 0.48, "CM": 0.79}})}
+    seen = []
+
+    def fake_demo(workdir, quick, progress, seed, plan=None, specialists=None):
+        seen.append((workdir, seed))
+        return _demo_report(seed, *scores[seed])
+
+    monkeypatch.setattr(demo_module, "demo", fake_demo)
+    assert main(["demo", "--workdir", str(tmp_path / "w"), "--quick", "--seeds", "0", "1", "2", "--quiet"]) == 0
+    assert seen == [(tmp_path / "w" / f"seed-{s}", s) for s in (0, 1, 2)]
+    summary = json.loads((tmp_path / "w" / "summary.json").read_text())
+    er, cm = summary["tasks"]["ER"], summary["tasks"]["CM"]
+    assert er["model"]["mean"] == pytest.approx(0.82) and er["model"]["runs"] == [0.80, 0.84, 0.82]
+    assert er["best_peer"] == "band_power" and er["gap"] == pytest.approx(0.02)
+    # the best peer is chosen on its mean over seeds (EEGNet, 0.75), not seed by seed
+    assert cm["best_peer"] == "eegnet" and cm["gap"] == pytest.approx(0.72 - 0.75)
+    assert summary["target"] == {"task_margin": 0.10, "mean": False, "worst_task": "CM", "met": True}
+    assert "met (closest task: CM, -0.030)" in capsys.readouterr().out
+    # the full demo's rule is stricter: no task more than 0.03 below, and the mean at or above the peers'
+    full = demo_module.summarize_seeds({s: _demo_report(s, *scores[s]) for s in scores}, "full")
+    assert full["mean"] == pytest.approx(0.77) and full["best_peers_mean"] == pytest.approx(0.775)
+    assert not full["target"]["met"]

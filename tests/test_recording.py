@@ -225,6 +225,30 @@ def test_persyst_lay_files(tmp_path):
         read(tmp_path / "bv.eeg")
 
 
+def test_egi_mff_folders(tmp_path, capsys):
+    """An EGI .mff folder as EGI's own library (mffpy) writes it, read through MNE: the HydroCel
+    numbering is placed by the positions in the file's coordinates.xml."""
+    from datetime import datetime, timezone
+
+    writer = pytest.importorskip("mffpy.writer", reason="the MFF test writes its file with mffpy (the test extra)")
+    x = (10 * np.random.default_rng(8).standard_normal((33, 2500))).astype(np.float32)  # µV: 32 electrodes + Cz
+    signal = writer.BinWriter(sampling_rate=250, data_type="EEG")
+    signal.add_block(x)
+    mff = writer.Writer(str(tmp_path / "rec.mff"))
+    mff.addxml("fileInfo", recordTime=datetime(2020, 1, 2, 10, 0, tzinfo=timezone.utc))
+    mff.add_coordinates_and_sensor_layout("HydroCel GSN 32 1.0")
+    mff.addbin(signal)
+    mff.write()
+    rec = read(tmp_path / "rec.mff")
+    placed = rec.summary()["by_position"]
+    assert rec.sfreq == 250.0 and rec.signals.shape[1] == 2500 and len(rec.electrodes) >= 20
+    assert set(placed) == set(rec.raw_names) - {"Cz"} and max(placed.values()) <= 10.0
+    assert dict(zip(rec.raw_names, rec.electrodes))["E9"] == "O1"  # HydroCel 32's E9 sits over O1
+    k = rec.raw_names.index("E9")
+    np.testing.assert_allclose(rec.signals[k], x[8], atol=1e-3)  # the samples, in µV
+    assert main(["inspect", str(tmp_path / "rec.mff")]) == 0 and "'E9' -> O1  (by position" in capsys.readouterr().out
+
+
 def test_cnt_files_are_tried_as_16_bit_neuroscan_then_ant(tmp_path, monkeypatch):
     path = tmp_path / "r.cnt"
     path.write_bytes(b"\0" * 900)
