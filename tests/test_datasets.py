@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
+from eegpt.cards import load_card
 from eegpt.cli import main
 from eegpt.datasets import CHO_CHANNELS, DEAP_CHANNELS, SEED_CHANNELS, SEED_IV_SESSIONS
 from eegpt.errors import EEGInputError
@@ -208,3 +209,56 @@ def test_stew_text_files(tmp_path):
     store = prepare("stew", folder, tmp_path / "st", workers=1, progress=False)
     assert len(store.index["electrodes"]) == 14 and store.index["subjects"] == ["01", "02"]
     assert store.index["counts"]["train"] == {"low": 10, "high": 5}  # 20 s in 4-s windows
+
+
+# BCI Competition IV 2a's channel labels in file order: 22 EEG (17 numbered) and 3 EOG
+BCICIV_2A_LABELS = (["EEG-Fz", "EEG-0", "EEG-1", "EEG-2", "EEG-3", "EEG-4", "EEG-5", "EEG-C3", "EEG-6", "EEG-Cz",
+                     "EEG-7", "EEG-C4", "EEG-8", "EEG-9", "EEG-10", "EEG-11", "EEG-12", "EEG-13", "EEG-14", "EEG-Pz",
+                     "EEG-15", "EEG-16"] + ["EOG-left", "EOG-central", "EOG-right"])
+
+
+def _gdf1(path, labels, data_uv, sfreq, events):
+    """A GDF 1.25 file (the layout MNE's reader parses): 256-byte fixed header, 256 bytes per
+    channel, int16 samples in 1-s records, then an event table (mode 1: positions and types)."""
+    n_ch, n = data_uv.shape
+    records = n // sfreq
+    digital = np.clip(np.round(data_uv[:, :records * sfreq] / 0.1), -32767, 32767).astype("<i2")  # 0.1 µV a step
+
+    def field(text, size):
+        return text.encode("latin-1").ljust(size, b" ")
+
+    head = (field("GDF 1.25", 8) + field("X 1 subject", 80) + field("recording", 80) + field("2008060110000000", 16)
+            + np.int64(256 * (n_ch + 1)).tobytes() + bytes(24) + bytes(20) + np.int64(records).tobytes()
+            + np.array([1, 1], "<u4").tobytes() + np.uint32(n_ch).tobytes())
+    head += b"".join(field(x, 16) for x in labels) + field("", 80) * n_ch + field("uV", 8) * n_ch
+    head += (np.full(n_ch, -3276.7, "<f8").tobytes() + np.full(n_ch, 3276.7, "<f8").tobytes()
+             + np.full(n_ch, -32767, "<i8").tobytes() + np.full(n_ch, 32767, "<i8").tobytes())
+    head += field("", 80) * n_ch + np.full(n_ch, sfreq, "<i4").tobytes() + np.full(n_ch, 3, "<i4").tobytes()  # type 3: int16
+    head += bytes(32 * n_ch)
+    body = digital.reshape(n_ch, records, sfreq).transpose(1, 0, 2).tobytes()  # record by record, channel by channel
+    pos, typ = np.array([p for p, _ in events], "<u4") + 1, np.array([t for _, t in events], "<u2")  # 1-based
+    table = bytes([1]) + int(sfreq).to_bytes(3, "little") + np.uint32(len(events)).tobytes() + pos.tobytes() + typ.tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(head + body + table)
+    return digital * 0.1
+
+
+def test_bciciv_2a_gdf_sessions_prepare_with_their_cues(tmp_path):
+    sfreq, trial = 250, 8 * 250
+    cues = [769, 770, 771, 772, 770, 769]
+    folder = tmp_path / "BCICIV_2a_gdf"
+    for subject, session in (("1", "T"), ("7", "T"), ("8", "T"), ("8", "E")):
+        events = [(0, 32766)]  # a new run
+        for k, cue in enumerate(cues):  # trial start (768), the cue 2 s later: the 2008 paradigm's timing
+            events += [(k * trial, 768), (k * trial + 2 * sfreq, cue if session == "T" else 783)]
+        data = 20 * RNG.standard_normal((25, len(cues) * trial + 2 * sfreq))
+        written = _gdf1(folder / f"A0{subject}{session}.gdf", BCICIV_2A_LABELS, data, sfreq, events)
+    rec = read(folder / "A08E.gdf", rename=load_card("bciciv-2a").read["rename"])
+    assert rec.sfreq == 250.0 and set(rec.set_aside) == {"EOG-left", "EOG-central", "EOG-right"}
+    assert len(rec.electrodes) == 22 and rec.electrodes[:3] == ["Fz", "FC3", "FC1"]
+    assert np.allclose(rec.signals[rec.raw_names.index("EEG-Cz")], written[9], atol=1e-3)  # µV, where the file put it
+    store = prepare("bciciv-2a", folder, tmp_path / "st", workers=1, progress=False)
+    assert store.index["splits"] == {"1": "train", "7": "val", "8": "test"}
+    assert store.index["counts"]["train"] == {"left_hand": 2, "right_hand": 2, "feet": 1, "tongue": 1}
+    assert store.index["counts"]["test"] == {"left_hand": 2, "right_hand": 2, "feet": 1, "tongue": 1}  # E yields none
+    assert len(store.index["electrodes"]) == 22 and "FC3" in store.index["electrodes"]
