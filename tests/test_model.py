@@ -395,6 +395,23 @@ def test_baselines_choose_their_setting_on_the_validation_subjects(stores):
     probs, labels, chosen = fit_predict("band_power", s, s.indices("train"), s.indices("test"), s.indices("val"))
     assert none == {} and chosen["logisticregression__C"] in (0.001, 0.01, 0.1, 1.0, 10.0)
     assert probs.shape == (len(labels), 2)
+    # the features are computed once for every setting: the kept model is the pipeline fitted whole
+    from eegpt.baseline import make, store_arrays
+
+    x, y, _ = store_arrays(s, s.indices("train"))
+    whole = make("band_power", 256.0).set_params(**chosen).fit(x, y)
+    np.testing.assert_array_equal(whole.predict_proba(store_arrays(s, s.indices("test"))[0]), probs)
+
+
+def test_the_csp_band_pass_is_mne_filter_data():
+    import mne
+
+    from eegpt.baseline import _band_pass
+
+    x = np.random.default_rng(3).standard_normal((3, 4, 1024)) * 20
+    for sfreq in (160.0, 256.0):
+        want = mne.filter.filter_data(x, sfreq, 8.0, 30.0, verbose="error")
+        np.testing.assert_allclose(_band_pass(x, sfreq), want, atol=1e-5 * np.abs(want).max())
 
 
 @pytest.mark.slow  # about half a minute on 2 cores
