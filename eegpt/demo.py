@@ -185,10 +185,19 @@ def demo_seeds(workdir, seeds, quick: bool = False, progress: bool = True, speci
     """The demo once per seed in ``workdir/seed-S`` — each seed draws its own corpus and trains and
     selects the model and every peer anew — and ``workdir/summary.json``: per task, the model's and
     each peer's test balanced accuracy as mean ± std over seeds, the best peer by its mean, and the
-    targets checked on the means."""
+    targets checked on the means. A seed whose ``report.json`` exists (same plan) is kept, so seeds
+    can be added by running again with more."""
     workdir = Path(workdir)
     reports = {}
     for seed in seeds:
+        done = workdir / f"seed-{seed}" / "report.json"
+        if done.exists():  # a seed finished before (the full demo's take an hour each) is kept, not rerun
+            report = json.loads(done.read_text())
+            if report.get("plan") == ("quick" if quick else "full") and specialists in (None, report.get("specialists")):
+                if progress:
+                    print(f"== seed {seed}: finished before, its report kept ({done})", flush=True)
+                reports[seed] = report
+                continue
         if progress:
             print(f"== seed {seed} ({len(reports) + 1} of {len(seeds)})", flush=True)
         reports[seed] = demo(workdir / f"seed-{seed}", quick, progress, seed=seed, plan=plan, specialists=specialists)

@@ -143,3 +143,13 @@ def test_demo_over_seeds_runs_each_seed_apart_and_checks_the_targets_on_the_mean
     full = demo_module.summarize_seeds({s: _demo_report(s, *scores[s]) for s in scores}, "full")
     assert full["mean"] == pytest.approx(0.77) and full["best_peers_mean"] == pytest.approx(0.775)
     assert not full["target"]["met"]
+    # a finished seed is kept: running again with one more seed runs only that one
+    for seed in (0, 1, 2):
+        (tmp_path / "w" / f"seed-{seed}").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "w" / f"seed-{seed}" / "report.json").write_text(json.dumps({**_demo_report(seed, *scores[seed]),
+                                                                                 "plan": "quick"}))
+    scores[3] = scores[0]
+    seen.clear()
+    assert main(["demo", "--workdir", str(tmp_path / "w"), "--quick", "--seeds", "0", "1", "2", "3", "--quiet"]) == 0
+    assert seen == [(tmp_path / "w" / "seed-3", 3)]
+    assert json.loads((tmp_path / "w" / "summary.json").read_text())["seeds"] == [0, 1, 2, 3]
