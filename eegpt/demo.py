@@ -191,7 +191,7 @@ def demo_seeds(workdir, seeds, quick: bool = False, progress: bool = True, speci
     reports = {}
     for seed in seeds:
         done = workdir / f"seed-{seed}" / "report.json"
-        if done.exists():  # a seed finished before (the full demo's take an hour each) is kept, not rerun
+        if done.exists():  # a seed finished before (the full demo's take over an hour each) is kept, not rerun
             report = json.loads(done.read_text())
             if report.get("plan") == ("quick" if quick else "full") and specialists in (None, report.get("specialists")):
                 if progress:
