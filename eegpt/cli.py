@@ -179,6 +179,9 @@ def _cmd_demo(args) -> None:
     if args.seeds:
         from eegpt.demo import demo_seeds, print_summary
 
+        if min(args.seeds) < 0 or len(set(args.seeds)) < len(args.seeds):
+            raise EEGInputError(f"--seeds {' '.join(map(str, args.seeds))}: seeds must be distinct and not negative")
+
         summary = demo_seeds(args.workdir, args.seeds, quick=args.quick, progress=not args.quiet,
                              specialists=args.specialists)
         print_summary(summary)

@@ -187,13 +187,13 @@ def demo_seeds(workdir, seeds, quick: bool = False, progress: bool = True, speci
     each peer's test balanced accuracy as mean ± std over seeds, the best peer by its mean, and the
     targets checked on the means. A seed whose ``report.json`` exists (same plan) is kept, so seeds
     can be added by running again with more."""
-    workdir = Path(workdir)
+    workdir, kind = Path(workdir), "quick" if quick else "full"
     reports = {}
     for seed in seeds:
         done = workdir / f"seed-{seed}" / "report.json"
         if done.exists():  # a seed finished before (the full demo's take over an hour each) is kept, not rerun
             report = json.loads(done.read_text())
-            if report.get("plan") == ("quick" if quick else "full") and specialists in (None, report.get("specialists")):
+            if report.get("plan") == kind and specialists in (None, report.get("specialists")):
                 if progress:
                     print(f"== seed {seed}: finished before, its report kept ({done})", flush=True)
                 reports[seed] = report
@@ -201,7 +201,7 @@ def demo_seeds(workdir, seeds, quick: bool = False, progress: bool = True, speci
         if progress:
             print(f"== seed {seed} ({len(reports) + 1} of {len(seeds)})", flush=True)
         reports[seed] = demo(workdir / f"seed-{seed}", quick, progress, seed=seed, plan=plan, specialists=specialists)
-    summary = summarize_seeds(reports, "quick" if quick else "full")
+    summary = summarize_seeds(reports, kind)
     workdir.mkdir(parents=True, exist_ok=True)
     atomic_write(workdir / "summary.json", lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
     return summary
@@ -211,8 +211,10 @@ def summarize_seeds(reports: dict, plan: str) -> dict:
     """Mean ± std over seeds' demo reports, and the targets (``TARGETS[plan]``) checked on the means."""
     import numpy as np
 
+    from eegpt.metrics import mean_std
+
     def spread(values):
-        return {"mean": float(np.mean(values)), "std": float(np.std(values)), "runs": [float(v) for v in values]}
+        return mean_std([{"balanced_accuracy": v} for v in values])["balanced_accuracy"]
 
     runs = list(reports.values())
     tasks = {}

@@ -153,3 +153,5 @@ def test_demo_over_seeds_runs_each_seed_apart_and_checks_the_targets_on_the_mean
     assert main(["demo", "--workdir", str(tmp_path / "w"), "--quick", "--seeds", "0", "1", "2", "3", "--quiet"]) == 0
     assert seen == [(tmp_path / "w" / "seed-3", 3)]
     assert json.loads((tmp_path / "w" / "summary.json").read_text())["seeds"] == [0, 1, 2, 3]
+    assert main(["demo", "--workdir", str(tmp_path / "bad"), "--seeds", "1", "1"]) == 2
+    assert "seeds must be distinct" in capsys.readouterr().err and not (tmp_path / "bad").exists()
