@@ -298,8 +298,14 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
         return sharding.host_graph_batch(cached_batch(cache[stores[d].name], stores[d], pick, d), ft.k_neighbours,
                                           host, hosts)
 
+    ckpt, best_ckpt = Checkpoints(workdir / "checkpoints", max_to_keep=1), Checkpoints(workdir / "best", max_to_keep=1)
     teg_pure, lr_chosen = nnx.to_pure_dict(teg_params), None
-    if ft.readout_init == "lr":
+    before = workdir / "finetune.json"
+    if ft.readout_init == "lr" and ckpt.latest_step() and before.exists():
+        # resuming: the checkpoint holds the readout, so its start's search is not run again (on the full
+        # demo it takes most of the stage); the settings it chose are the ones reported before
+        lr_chosen = json.loads(before.read_text()).get("readout_start")
+    elif ft.readout_init == "lr":
         views = [(v, node_width(v, mcfg.ete.d_model)) for v in node_views(ft.nodes) if v != "ete"]
         if ft.readout == "all":
             views = [("all", tcfg.readout_features)]
@@ -329,7 +335,6 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
 
     # the batch arrives already placed on the mesh (each host's rows), so only the state is pinned
     step = jax.jit(step, donate_argnums=(0,), out_shardings=(state_sh, None))
-    ckpt, best_ckpt = Checkpoints(workdir / "checkpoints", max_to_keep=1), Checkpoints(workdir / "best", max_to_keep=1)
     run_meta = {"best": -1.0, "best_step": 0, "since": 0, "history": [], "stopped_early": False}
     resumed_from = ckpt.latest_step() or 0
     if resumed_from:

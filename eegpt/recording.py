@@ -361,6 +361,10 @@ def _from_mne(inst, name: str):
         try:
             data = inst.get_data()
         except Exception as err:
+            wanted = err.args[0] if isinstance(err, AssertionError) and err.args else None
+            if isinstance(wanted, tuple) and len(wanted) == 2:  # MNE's reader got fewer samples than it sought
+                raise EEGInputError(f"{name}: the file ends early (a block of {wanted[0]} samples held "
+                                    f"{wanted[1]}); it is truncated or damaged") from None
             raise EEGInputError(f"{name}: cannot read the samples ({err}); the file is damaged") from None
         a = inst.annotations  # made relative to the first sample, without a wall-clock origin
         offset = inst.first_time if a.orig_time is not None else 0.0
@@ -417,7 +421,9 @@ def _build(name, data, names, types, sfreq, ann, subject, rename, drop_bad, stri
         raise EEGInputError(
             f"{name}: unknown electrode name(s) {_listed(unknown)}; rename them to 10-05 names "
             "(rename=/card 'rename') or read without strict to set them aside")
+    few = sum(has_position(p) for p in (positions or {}).values()) < 8  # too few to find the head's centre
     set_aside.update({u: "unknown" if not has_position((positions or {}).get(u)) else
+                      "positioned, but fewer than 8 channels are, too few to place it" if few else
                       f"no free 10-10 electrode within {MAX_POSITION_DEGREES:g} degrees" for u in unknown})
     seen: dict[str, str] = {}
     for i, e in zip(keep, electrodes):

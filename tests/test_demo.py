@@ -56,7 +56,9 @@ def test_a_miniature_demo_writes_the_report(demo_run):
     Bundle.model_validate(json.loads((tmp_path / "emr.json").read_text()))
     peers = {f: f.stat().st_mtime_ns for f in (tmp_path / "peers").iterdir()}  # each peer's score, kept
     assert len(peers) == sum(len(names) for names in BASELINES.values())
+    start = json.loads((tmp_path / "finetune" / "finetune.json").read_text())["readout_start"]
     again = demo(tmp_path, plan=plan, progress=False)  # every stage resumes: nothing is trained twice
+    assert json.loads((tmp_path / "finetune" / "finetune.json").read_text())["readout_start"] == start
     assert {f: f.stat().st_mtime_ns for f in (tmp_path / "peers").iterdir()} == peers
     assert all(again["tasks"][t]["baselines"] == report["tasks"][t]["baselines"] for t in BASELINES)
     assert json.loads((tmp_path / "finetune" / "finetune.json").read_text())["resumed_from"] == 4

@@ -38,6 +38,7 @@ def test_frozen_joint_finetuning_resumes_and_evaluates(stores, tiny_ete, tmp_pat
     again = finetune(tiny_ete, parts, tmp_path / "ft", FinetuneConfig(**{**ft.__dict__, "steps": 6}),
                      progress=False, track=False, features_out=features)
     assert again["resumed_from"] == 4 and [h["step"] for h in again["history"]] == [2, 4, 6]
+    assert again["readout_start"] == out["readout_start"]  # kept from the run resumed, not searched again
     model = load(tmp_path / "ft")
     _, ete_params, _ = load_ete(tiny_ete)
     assert _leaves_equal(model.params["ete"], ete_params)  # frozen: the encoder is as pretrained

@@ -225,6 +225,106 @@ def test_persyst_lay_files(tmp_path):
         read(tmp_path / "bv.eeg")
 
 
+def _nihon_kohden(path, x_uv, sfreq, codes, names, events=()):
+    """A Nihon Kohden EEG-1100 recording as its four files lay it out, at the offsets MNE's reader
+    follows: the .EEG (one control block, one data block of multiplexed 16-bit samples, each sample
+    ending with a marks word), the .21E (electrode code -> name), the .PNT (the date) and the .LOG (events)."""
+    import struct
+
+    version = b"EEG-1100A V01.00"
+    ctl, block, n = 0x1800, 0x1900, x_uv.shape[1]
+    head = bytearray(block + 0x27 + 10 * len(codes))
+    head[0:16] = head[0x81:0x91] = version
+    head[0x91], head[0x17FE], head[ctl + 17] = 1, 1, 1  # one control block; the waveform flag; one data block
+    head[0x92:0x96], head[ctl + 18:ctl + 22] = struct.pack("<I", ctl), struct.pack("<I", block)
+    head[block + 0x1A:block + 0x20] = struct.pack("<HI", sfreq, round(n / sfreq * 10))  # rate; length in 0.1 s
+    head[block + 0x26] = len(codes)
+    for i, code in enumerate(codes):
+        head[block + 0x27 + 10 * i] = code
+    cal = 6399.902 / 65535  # EEG codes: -3200..3199.902 µV over the 16 bits
+    digital = np.round((x_uv + 3200) / cal).astype(np.int64) - 32768
+    words = (np.vstack([digital, np.zeros((1, n), np.int64)]) + 0x8000).astype("<u2")
+    path.write_bytes(bytes(head) + words.T.tobytes())
+    path.with_suffix(".21E").write_text("[ELECTRODE]\n" + "".join(f"{c:04d}={m}\n" for c, m in zip(codes, names)))
+    pnt = bytearray(0x50)
+    pnt[0:16], pnt[0x40:0x4E] = version, b"20200102101112"
+    path.with_suffix(".PNT").write_bytes(bytes(pnt))
+    log = bytearray(0x400)
+    log[0:16] = log[0x201:0x211] = version
+    log[0x91], log[0x92:0x96], log[0x212] = 1, struct.pack("<I", 0x200), len(events)
+    for i, (text, second) in enumerate(events):  # 45 bytes each: 20 of text, then hhmmss
+        log[0x214 + 45 * i:0x214 + 45 * i + 26] = text.encode().ljust(20, b"\0") + \
+            f"{second // 3600:02d}{second // 60 % 60:02d}{second % 60:02d}".encode()
+    path.with_suffix(".LOG").write_bytes(bytes(log))
+
+
+def test_nihon_kohden_files(tmp_path, capsys):
+    x = np.random.default_rng(9).standard_normal((5, 2000)) * 30  # µV
+    path = tmp_path / "REC.EEG"
+    _nihon_kohden(path, x, 200, codes=[0, 1, 4, 19, 42], names=["FP1", "FP2", "C3", "E", "DC01"],
+                  events=[("photic 10Hz", 2), ("eyes open", 5)])
+    rec = read(path)
+    assert rec.electrodes == ["Fp1", "Fp2", "C3"] and rec.sfreq == 200.0 and rec.n_samples == 2000
+    assert set(rec.set_aside) == {"E", "DC01"}  # the ground and a DC input are no electrodes
+    np.testing.assert_allclose(rec.signals, x[:3], atol=0.05)  # 0.1 µV steps
+    assert list(rec.events.description) == ["photic 10Hz", "eyes open"] and list(rec.events.onset) == [2.0, 5.0]
+    assert main(["inspect", str(path)]) == 0 and "'E'" in capsys.readouterr().out
+    path.write_bytes(path.read_bytes()[:-3000])  # cut short: fewer samples than the header says
+    with pytest.raises(EEGInputError, match="REC.EEG: the file ends early .* truncated"):
+        read(path)
+
+
+def _curry(path, x_uv, sfreq, eeg, positions_mm, others=(), events=()):
+    """A Curry 8 recording as Curry lays it out: float32 samples in the .cdt, a text .cdt.dpa of
+    parameters and one block per channel group (device parameters, labels, sensor positions in mm;
+    each list has a parameter section and a START_LIST ... END_LIST), events in the .cdt.cef."""
+    def listed(key, rows, params=()):
+        return (f"{key} START\n" + "".join(f" {k} = {v}\n" for k, v in params) + f"{key} END\n\n"
+                f"{key} START_LIST\t; do not edit\n" + "".join(f"{r}\n" for r in rows) + f"{key} END_LIST\n\n")
+
+    def group(suffix, labels, positions=None):
+        text = (f"DEVICE_PARAMETERS{suffix} START\n DataUnit = uV\n NumChanThisGroup = {len(labels)}\n"
+                f"DEVICE_PARAMETERS{suffix} END\n\n" + listed(f"LABELS{suffix}", labels, [("ListNrRows", len(labels))]))
+        if positions is not None:
+            text += listed(f"SENSORS{suffix}", [" ".join(f"{v:.3f}" for v in p) for p in positions],
+                           [("ListNrColumns", 3)])
+        return text
+
+    n_ch, n = x_uv.shape
+    head = (f"FileVersion = 804\nNumSamples = {n}\nNumChannels = {n_ch}\nNumTrials = 1\nSampleFreqHz = {sfreq}\n"
+            f"SampleTimeUsec = {1e6 / sfreq}\nTriggerOffsetUsec = 0\nDataFormat = BINARY\nDataSampOrder = SAMPLE\n"
+            "DataByteOrder = LITTLE_ENDIAN\nStartYear = 2020\nStartMonth = 1\nStartDay = 2\nStartHour = 10\n"
+            "StartMin = 11\nStartSec = 12\nStartMillisec = 0\nAmplifierInfo = \n\n")
+    head += group("", eeg, positions_mm) + (group("_OTHERS", others) if others else "")
+    head += listed("IMPEDANCE_VALUES", [" ".join(["-1"] * n_ch)] * 10)  # Curry keeps the last ten
+    path.with_name(path.name + ".dpa").write_text(head)
+    x_uv.T.astype("<f4").tofile(path)  # sample after sample
+    numbers = [f"{at} 1 {code} 0 {at} {at} 0 0 0 0 0" for at, code, _ in events]  # 11 numbers per event
+    path.with_name(path.name + ".cef").write_text(listed("NUMBER_LIST", numbers) +
+                                                  listed("REMARK_LIST", [text for *_, text in events]))
+
+
+def test_curry_files(tmp_path, capsys):
+    """A Curry 8 file read through MNE and Compumedics' curryreader: labels, positions (a numbered
+    channel placed by its position), the OTHERS group set aside, µV samples and events."""
+    pytest.importorskip("curryreader", reason="MNE reads Curry files with curryreader (a dependency)")
+    ref = mne.channels.make_standard_montage("colin27_1005").get_positions()["ch_pos"]
+    named = ["Fp1", "Fp2", "F3", "F4", "C3", "C4", "P3", "P4", "Cz"]
+    x = np.random.default_rng(10).standard_normal((11, 1000)) * 20
+    path = tmp_path / "rec.cdt"
+    _curry(path, x, 500, named + ["Ch10"], [ref[n] * 1000 for n in named + ["Oz"]], others=["EKG"],
+           events=[(100, 3, "target"), (600, 4, "standard")])
+    rec = read(path)
+    assert rec.electrodes == named + ["Oz"] and rec.set_aside == {"EKG": "ecg"} and rec.sfreq == 500.0
+    placed = rec.summary()["by_position"]
+    assert set(placed) == {"Ch10"} and placed["Ch10"] < 5.0  # the head's centre fitted on ten positions
+    np.testing.assert_allclose(rec.signals, x[:10], atol=1e-3)
+    assert list(rec.events.description) == ["target", "standard"] and list(rec.events.onset) == pytest.approx([0.2, 1.2])
+    assert main(["inspect", str(path)]) == 0 and "'Ch10' -> Oz" in capsys.readouterr().out
+    _curry(path, x[:4], 500, named[:3] + ["Ch4"], [ref[n] * 1000 for n in named[:3] + ["Oz"]])
+    assert read(path).set_aside == {"Ch4": "positioned, but fewer than 8 channels are, too few to place it"}
+
+
 def test_egi_mff_folders(tmp_path, capsys):
     """An EGI .mff folder as EGI's own library (mffpy) writes it, read through MNE: the HydroCel
     numbering is placed by the positions in the file's coordinates.xml."""
