@@ -299,6 +299,8 @@ def _curry(path, x_uv, sfreq, eeg, positions_mm, others=(), events=()):
     head += listed("IMPEDANCE_VALUES", [" ".join(["-1"] * n_ch)] * 10)  # Curry keeps the last ten
     path.with_name(path.name + ".dpa").write_text(head)
     x_uv.T.astype("<f4").tofile(path)  # sample after sample
+    if not events:
+        return
     numbers = [f"{at} 1 {code} 0 {at} {at} 0 0 0 0 0" for at, code, _ in events]  # 11 numbers per event
     path.with_name(path.name + ".cef").write_text(listed("NUMBER_LIST", numbers) +
                                                   listed("REMARK_LIST", [text for *_, text in events]))
@@ -321,6 +323,7 @@ def test_curry_files(tmp_path, capsys):
     np.testing.assert_allclose(rec.signals, x[:10], atol=1e-3)
     assert list(rec.events.description) == ["target", "standard"] and list(rec.events.onset) == pytest.approx([0.2, 1.2])
     assert main(["inspect", str(path)]) == 0 and "'Ch10' -> Oz" in capsys.readouterr().out
+    path.with_name(path.name + ".cef").unlink()
     _curry(path, x[:4], 500, named[:3] + ["Ch4"], [ref[n] * 1000 for n in named[:3] + ["Oz"]])
     assert read(path).set_aside == {"Ch4": "positioned, but fewer than 8 channels are, too few to place it"}
 
