@@ -10,6 +10,7 @@
     python experiments/ablations.py laplacian                  --workdir runs/ablations
     python experiments/ablations.py linear-start               --workdir runs/ablations
     python experiments/ablations.py gentle-graph               --workdir runs/ablations
+    python experiments/ablations.py cap-positions --demo runs/demo-quick --workdir runs/ablations
 
 Every arm uses the demo's recipe (``eegpt demo --quick``: 14 synthetic subjects, base preset,
 400 pretraining steps, 1,000 fine-tuning steps of a one-layer graph) unless told otherwise, and the same train /
@@ -46,6 +47,15 @@ corpus stays the same). What differs between arms:
   graph to the linear start without undoing it: the readout kept as fitted (``readout_lr=0``),
   learning rate 3e-4, evaluated every 25 steps, patience 6. Both keep the step validation prefers,
   the linear start included.
+- ``cap-positions``: no training; the model of a finished demo (``--demo``, default the quick
+  demo's) reads its own test subjects recorded with a cap whose electrodes are not at their 10-10
+  sites — each moved ``--degrees`` (seen from the head's centre) in a random direction, drawn anew
+  per seed and subject, the same brain simulated under the moved electrodes, the channels numbered
+  ``E1``… with their positions. Arms: the 10-10 cap read by name; the moved cap read as
+  ``eegpt.read`` does (each channel taken as the nearest free 10-10 electrode within 10 degrees,
+  the others set aside); the moved cap interpolated by spherical splines onto the montage's 10-10
+  sites first (``mne.io.Raw.interpolate_to``). SS is left out (its derivations are bipolar), and CM
+  (Muse's four electrodes are too few to find a head's centre, so too few to place by position).
 - ``electrode-vs-multichannel``: the ETE reads each electrode alone, or all electrodes of a
   window per token (the multichannel AR of EEGPT-style models), with batches holding about the
   same EEG per step (256 electrode sequences or 8 windows); both pretrained and fine-tuned
@@ -154,8 +164,75 @@ def arms(name: str, workdir: Path, stores: dict, seed: int, args) -> dict:
     raise ValueError(name)
 
 
+def displaced(xyz: np.ndarray, degrees: float, rng) -> np.ndarray:
+    """Positions ``xyz`` [C, 3] each moved ``degrees`` over the sphere that fits them, in a random direction."""
+    centre = np.linalg.lstsq(np.c_[2 * xyz, np.ones(len(xyz))], (xyz ** 2).sum(1), rcond=None)[0][:3]
+    radius = np.linalg.norm(xyz - centre, axis=1, keepdims=True)
+    u = (xyz - centre) / radius
+    t = rng.standard_normal(xyz.shape)
+    t -= (t * u).sum(1, keepdims=True) * u  # tangent to the sphere
+    t /= np.linalg.norm(t, axis=1, keepdims=True)
+    a = np.radians(degrees)
+    return centre + radius * (np.cos(a) * u + np.sin(a) * t)
+
+
+def cap_positions(demo: Path, stores: dict, seed: int, degrees) -> dict:
+    """{arm: {task: test balanced accuracy}} of ``demo``'s model on its test subjects, recorded by
+    the 10-10 cap and by caps moved ``degrees`` off it (drawn with ``seed``), read three ways."""
+    import mne
+    from sklearn.metrics import balanced_accuracy_score
+
+    from eegpt.cards import window_starts
+    from eegpt.electrodes import classify, position
+    from eegpt.model import load
+    from eegpt.predict import window_batches
+    from eegpt.preprocess import preprocess
+    from eegpt.recording import read
+    from eegpt.synth import TASKS as SPEC
+    from eegpt.synth.simulate import make_subject, simulate
+
+    mne.set_log_level("error")  # the splines' origin fit reports on every recording
+    model = load(demo / "model")
+    corpus_seed = json.loads((demo / "corpus" / "corpus.json").read_text())["seed"]
+    out = {}
+    for task in ("ER", "MI", "MW"):
+        store, eeg = stores[task], [classify(c).name for c in SPEC[task].channels]
+        head = model.cfg.head(store.name)
+        on_grid = np.stack([position(e) for e in eeg]).astype(np.float64)
+        truth, guess = {}, {}
+        for sub in sorted({int(x) for x in store.subject_of[store.indices("test")]}):
+            subject = make_subject(corpus_seed, sub)
+            names, x, sfreq, trials = simulate(task, subject, corpus_seed)
+            info = mne.create_info(list(names[:len(eeg)]), sfreq, "eeg")
+            readings = {"10-10 cap, by name": mne.io.RawArray(x[:len(eeg)] * 1e-6, info, verbose=False)}
+            for deg in degrees:
+                at = displaced(on_grid, deg, np.random.default_rng([seed, sub, int(deg * 10)]))
+                moved = simulate(task, subject, corpus_seed, at=at)[1][:len(eeg)]
+                numbered = [f"E{i + 1}" for i in range(len(eeg))]
+                raw = mne.io.RawArray(moved * 1e-6, mne.create_info(numbered, sfreq, "eeg"), verbose=False)
+                raw.set_montage(mne.channels.make_dig_montage(dict(zip(numbered, at)), coord_frame="head"))
+                readings[f"nearest electrode, {deg:g} deg"] = raw
+                target = mne.channels.make_dig_montage(dict(zip(eeg, on_grid)), coord_frame="head")
+                readings[f"splines onto 10-10, {deg:g} deg"] = raw.copy().interpolate_to(target, method="spline")
+            for arm, raw in readings.items():
+                rec = preprocess(read(raw), head.recipe)
+                starts, labels = [], []
+                for onset, duration, k in trials:  # each trial tiled as the card's windows tile it
+                    span = window_starts(round(onset * rec.sfreq), min(round((onset + duration) * rec.sfreq),
+                                                                       rec.n_samples),
+                                         head.window_samples, head.stride_samples)
+                    starts += span
+                    labels += [list(head.classes).index(SPEC[task].classes[k])] * len(span)
+                probs = model.score(window_batches(model, rec, starts, head.window_samples), head.name)["probs"]
+                truth.setdefault(arm, []).extend(labels)
+                guess.setdefault(arm, []).extend(np.argmax(probs, 1))
+        for arm in truth:
+            out.setdefault(arm, {})[task] = float(balanced_accuracy_score(truth[arm], guess[arm]))
+    return out
+
+
 ABLATIONS = ("joint-vs-single", "ar-vs-mae", "frozen-vs-trainable", "electrode-vs-multichannel", "graph-start",
-             "graph-input", "laplacian", "linear-start", "gentle-graph")
+             "graph-input", "laplacian", "linear-start", "gentle-graph", "cap-positions")
 
 
 def summarise(per_seed: list[dict]) -> dict:
@@ -202,13 +279,25 @@ def main(argv=None) -> int:
     p.add_argument("--pretrain-steps", type=int, default=PLANS["quick"].pretrain_steps)
     p.add_argument("--finetune-steps", type=int, default=PLANS["quick"].finetune_steps)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--demo", type=Path, default=Path("runs/demo-quick"),
+                   help="cap-positions: a finished demo's directory (its model, corpus and stores)")
+    p.add_argument("--degrees", type=float, nargs="+", default=[4.0, 8.0],
+                   help="cap-positions: how far the cap's electrodes sit off their 10-10 sites")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     try:
-        stores = synthetic_stores(args.workdir, args.subjects)
+        if args.ablation == "cap-positions":
+            if not (args.demo / "model").is_dir() or not (args.demo / "corpus" / "corpus.json").exists():
+                raise EEGInputError(f"{args.demo}: no finished demo here; run eegpt demo --workdir {args.demo} first")
+            corpus = json.loads((args.demo / "corpus" / "corpus.json").read_text())
+            stores = synthetic_stores(args.demo, corpus["subjects"], corpus["seed"])
+            stores = {t: s for t, s in stores.items() if t in ("ER", "MI", "MW")}
+        else:
+            stores = synthetic_stores(args.workdir, args.subjects)
         per_seed = []
         for seed in args.seeds:
-            per_seed.append(arms(args.ablation, args.workdir, stores, seed, args))
+            per_seed.append(cap_positions(args.demo, stores, seed, args.degrees) if args.ablation == "cap-positions"
+                            else arms(args.ablation, args.workdir, stores, seed, args))
             print(f"seed {seed}: " + "; ".join(f"{arm} " + " ".join(f"{t} {v:.3f}" for t, v in r.items())
                                               for arm, r in per_seed[-1].items()), flush=True)
     except (EEGInputError, TrainingError, OSError) as err:
@@ -219,6 +308,7 @@ def main(argv=None) -> int:
               "chance": {t: 1 / len(s.classes) for t, s in stores.items()},
               "arms": summarise(per_seed), "seconds": round(time.perf_counter() - t0, 1)}
     out = args.workdir / f"{args.ablation}.json"
+    args.workdir.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda t: t.write_text(json.dumps(result, indent=2) + "\n"))
     plot(args.ablation, result, args.workdir / f"{args.ablation}.png")
     arm_names = list(result["arms"])

@@ -61,3 +61,23 @@ def test_sleep_stages_carry_their_rhythms():
     assert mean_power("N3", 0.5, 2.0, 0) > 3 * mean_power("W", 0.5, 2.0, 0)    # delta in N3
     assert mean_power("W", 8.0, 12.0, 1) > 2 * mean_power("N3", 8.0, 12.0, 1)  # posterior alpha awake
     assert mean_power("N2", 11.5, 14.5, 0) > mean_power("REM", 11.5, 14.5, 0)  # spindles
+
+
+def test_a_cap_off_the_10_05_sites_records_the_same_brain_from_elsewhere():
+    import pytest
+
+    from eegpt.electrodes import classify, position
+
+    subject = make_subject(0, 1)
+    names, x, _, trials = simulate("MW", subject, 0)
+    sites = np.stack([position(classify(c).name) for c in TASKS["MW"].channels])
+    n = len(sites)
+    same = simulate("MW", subject, 0, at=sites)[1]
+    np.testing.assert_array_equal(same, x)  # at the 10-05 sites: the corpus's recording itself
+    moved = sites.copy()
+    moved[0] = sites[1]  # Fp1's electrode placed where Fp2's is: it records what Fp2's does, not the same noise
+    y = simulate("MW", subject, 0, at=moved)[1]
+    assert np.corrcoef(y[0], y[1])[0, 1] > 0.95 > np.corrcoef(x[0], x[1])[0, 1]
+    np.testing.assert_array_equal(y[n:], x[n:])  # the reference and ECG channels are not on the cap
+    with pytest.raises(ValueError, match="one position per electrode"):
+        simulate("MW", subject, 0, at=sites[:3])

@@ -76,9 +76,10 @@ def make_subject(seed: int, index: int) -> Subject:
 class _Head:
     """Electrodes of one recording, in canonical names and positions, for spatial effects."""
 
-    def __init__(self, electrodes: list[str]):
+    def __init__(self, electrodes: list[str], at: np.ndarray | None = None):
         self.names = electrodes
-        self.pos = np.stack([position(e) for e in electrodes]).astype(np.float64)
+        self.pos = np.stack([position(e) for e in electrodes]).astype(np.float64) if at is None \
+            else np.asarray(at, np.float64)
         d2 = ((self.pos[:, None] - self.pos[None]) ** 2).sum(-1)
         mix = np.exp(-d2 / (2 * 0.035 ** 2))  # volume conduction over ~3.5 cm
         self.mix = mix / np.sqrt((mix ** 2).sum(1, keepdims=True))
@@ -346,15 +347,19 @@ def _cm(rng, head, subj, sfreq, classes):
 _GENERATORS = {"ER": _er, "MI": _mi, "MW": _mw, "SS": _ss, "CM": _cm}
 
 
-def simulate(task: str, subj: Subject, seed: int):
-    """Signals of one subject's session: (channel names, [C, T] µV, sfreq, trials)."""
+def simulate(task: str, subj: Subject, seed: int, at: np.ndarray | None = None):
+    """Signals of one subject's session: (channel names, [C, T] µV, sfreq, trials). ``at``: the
+    electrodes' positions [C, 3] when the cap does not put them at their 10-05 sites (the same
+    brain, recorded from elsewhere on the scalp; not for SS's bipolar derivations)."""
     spec = TASKS[task]
     rng = np.random.default_rng([seed, subj.index, 1 + list(TASKS).index(task)])
     if task == "SS":  # bipolar derivations from their referential electrodes
         electrodes = ["Fpz", "Cz", "Pz", "Oz"]
     else:
         electrodes = [classify(c).name for c in spec.channels]
-    head = _Head(electrodes)
+    if at is not None and (task == "SS" or len(at) != len(electrodes)):
+        raise ValueError(f"at= needs one position per electrode of {task}'s referential montage")
+    head = _Head(electrodes, at)
     x, trials = _GENERATORS[task](rng, head, subj, spec.sfreq, spec.classes)
     # whole seconds, so the EDF's 1-s data records need no padding (MNE marks padding as BAD)
     n = int(x.shape[1] // spec.sfreq * spec.sfreq)
