@@ -176,6 +176,30 @@ def displaced(xyz: np.ndarray, degrees: float, rng) -> np.ndarray:
     return centre + radius * (np.cos(a) * u + np.sin(a) * t)
 
 
+CAP_TEMPLATES = ("easycap-M1", "biosemi128", "biosemi256", "GSN-HydroCel-32", "GSN-HydroCel-64_1.0",
+                 "GSN-HydroCel-129", "GSN-HydroCel-256")
+
+
+def template_distances() -> dict:
+    """How far MNE's standard cap templates sit from the 10-10 sites eegpt.read places them on:
+    {cap: {channels, placed, median, p90 (degrees)}} — the displacements a real cap brings."""
+    import warnings
+
+    import mne
+
+    from eegpt.electrodes import by_position
+
+    out = {}
+    for cap in CAP_TEMPLATES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            xyz = mne.channels.make_standard_montage(cap).get_positions()["ch_pos"]
+        degrees = np.array([d for _, d in by_position(xyz, list(xyz)).values()])
+        out[cap] = {"channels": len(xyz), "placed": len(degrees), "median": round(float(np.median(degrees)), 1),
+                    "p90": round(float(np.percentile(degrees, 90)), 1)}
+    return out
+
+
 def cap_positions(demo: Path, stores: dict, seed: int, degrees) -> dict:
     """{arm: {task: test balanced accuracy}} of ``demo``'s model on its test subjects, recorded by
     the 10-10 cap and by caps moved ``degrees`` off it (drawn with ``seed``), read three ways."""
@@ -307,6 +331,16 @@ def main(argv=None) -> int:
               "finetune_steps": args.finetune_steps, "seeds": args.seeds, "metric": "test balanced accuracy",
               "chance": {t: 1 / len(s.classes) for t, s in stores.items()},
               "arms": summarise(per_seed), "seconds": round(time.perf_counter() - t0, 1)}
+    if args.ablation == "cap-positions":
+        result["templates"] = template_distances()
+        from eegpt.electrodes import _ten_10
+
+        names, directions = _ten_10()
+        step = np.degrees(np.arccos(directions[names.index("C3")] @ directions[names.index("C1")]))
+        print(f"\nMNE's cap templates placed on 10-10 sites (degrees from the site; C3 to C1 is {step:.0f}):")
+        for cap, d in result["templates"].items():
+            print(f"  {cap:<20} {d['placed']:>3} of {d['channels']:>3} channels placed, median {d['median']:.1f}, "
+                  f"90th percentile {d['p90']:.1f}")
     out = args.workdir / f"{args.ablation}.json"
     args.workdir.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda t: t.write_text(json.dumps(result, indent=2) + "\n"))
