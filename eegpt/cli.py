@@ -21,7 +21,7 @@ def _cmd_inspect(args) -> None:
     from eegpt.recording import read
 
     rec = read(args.file, sfreq=args.sfreq, drop_bad=args.drop_bad, strict=args.strict, distributed=args.format,
-               montage=args.montage,
+               montage=args.montage, place=args.place,
                ch_names=args.ch_names.split(",") if args.ch_names else None)
     if args.json:
         print(json.dumps(rec.summary(), indent=2))
@@ -400,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a dataset's own file layout (DEAP pickles, SEED-IV / Cho 2017 / BCI IV-1 .mat)")
     s.add_argument("--montage", metavar="NAME|FILE",
                    help="positions for numbered channels: an MNE standard montage (GSN-HydroCel-129) or a file")
+    s.add_argument("--place", choices=("nearest", "splines"), default="nearest",
+                   help="positioned channels as the nearest 10-10 electrode each (default), or interpolated by "
+                        "spherical splines onto the 10-10 sites the cap covers (for a dense cap off the 10-10 layout)")
     s.set_defaults(fn=_cmd_inspect)
 
     s = sub.add_parser("synth", help="write the synthetic five-task corpus as EDF + events.tsv")

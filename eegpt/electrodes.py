@@ -284,3 +284,19 @@ def by_position(xyz: dict[str, np.ndarray], which, taken=frozenset(),
         out[rows[i]] = (targets[j], round(float(angle[i, j]), 1))
         used.add(targets[j])
     return out
+
+
+def covered_sites(xyz: dict[str, np.ndarray], max_degrees: float = MAX_POSITION_DEGREES):
+    """The 10-10 sites a positioned cap covers — each within ``max_degrees`` of one of its channels —
+    for interpolating the cap onto them: ``(channels, their directions [C, 3], sites, the sites'
+    directions [S, 3])``, directions being unit vectors from the centre fitted to each set (the
+    frame's orientation is assumed to be the head frame's, as :func:`by_position` assumes).
+    Empty with fewer than 8 positioned channels."""
+    d = _positioned(xyz)
+    if not d:
+        return [], np.zeros((0, 3)), [], np.zeros((0, 3))
+    channels = list(d)
+    src = np.array([d[n] for n in channels])
+    names, sites = _ten_10()
+    near = np.degrees(np.arccos(np.clip(sites @ src.T, -1.0, 1.0))).min(1) <= max_degrees
+    return channels, src, [n for n, k in zip(names, near) if k], sites[near]

@@ -92,6 +92,8 @@ class Recording:
                  f"rate        {info['sfreq']:g} Hz, {info['n_samples']} samples, {info['duration_s']:.2f} s",
                  f"electrodes  {len(self.electrodes)}"]
         placed = info["by_position"]
+        if "splines" in self.meta:
+            lines.append(f"  (by position: {self.meta['splines']})")
         lines += [f"  {raw!r:>16} -> {name}" + (f"  (by position, {placed[raw]:g} degrees away)" if raw in placed else "")
                   for raw, name in zip(self.raw_names, self.electrodes)]
         if self.set_aside:
@@ -108,7 +110,7 @@ class Recording:
 def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = None,
          subject: str | None = None, rename: dict[str, str] | None = None,
          drop_bad: bool = False, strict: bool = False, distributed: str | None = None,
-         montage: str | None = None) -> Recording:
+         montage: str | None = None, place: str = "nearest") -> Recording:
     """Read a recording from a file or an MNE object.
 
     Parameters
@@ -132,6 +134,10 @@ def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = Non
         BrainVision coordinates) are used without it. A channel that is no known electrode but has a
         position is read as the nearest 10-10 electrode within
         :data:`eegpt.electrodes.MAX_POSITION_DEGREES` (``by_position``).
+    place : how positioned channels become electrodes: ``"nearest"`` (each the nearest free 10-10
+        electrode, its samples as recorded) or ``"splines"`` (every positioned EEG channel
+        interpolated by spherical splines onto the 10-10 sites the cap covers; better for a dense
+        cap far off the 10-10 layout, see the cap-positions ablation).
     distributed : read a dataset's own file layout (``deap-python``, ``seed-iv-mat``,
         ``cho2017-mat``, ``bciciv1-mat``; see :mod:`eegpt.datasets`): its trials end to end,
         each marked by an event naming its class.
@@ -181,8 +187,52 @@ def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = Non
             positions, meta["cap"] = cap_positions, f"{cap} (recognised by its channel names)"
     if ch_names is not None and fmt == "mne":
         raise EEGInputError(f"{name}: ch_names applies to tables only; use rename= for MNE objects")
+    if place not in ("nearest", "splines"):
+        raise EEGInputError(f"place={place!r}: choose 'nearest' or 'splines'")
+    if place == "splines":
+        data, names, types, positions, meta = _onto_sites(name, data, names, types, positions, rename or {}, meta)
     return _build(name, data, names, types, float(rate), ann, subject, rename or {},
                   drop_bad, strict, meta, positions)
+
+
+def _onto_sites(name, data, names, types, positions, rename, meta):
+    """The positioned EEG channels (named or numbered; their positions, not their names, count)
+    replaced by their spherical-spline interpolation onto the 10-10 sites the cap covers, named by
+    those sites; the other channels as they were."""
+    from eegpt.electrodes import covered_sites
+
+    def eeg_like(i):
+        return types[i] in ("eeg", "misc") and classify(rename.get(names[i], names[i])).kind in ("eeg", "unknown")
+
+    named = {names[i]: classify(rename.get(names[i], names[i])).name for i in range(len(names))
+             if eeg_like(i) and classify(rename.get(names[i], names[i])).kind == "eeg"}
+    if not frame_agrees(positions, named):
+        raise EEGInputError(f"{name}: place='splines' needs the channels' positions, and they disagree with the "
+                            "channel names (another coordinate frame?); read with place='nearest'")
+    rows = [i for i in range(len(names)) if eeg_like(i) and has_position(positions.get(names[i]))]
+    channels, src, sites, dst = covered_sites({names[i]: positions[names[i]] for i in rows})
+    if not sites:
+        raise EEGInputError(f"{name}: place='splines' needs 8 or more channels with positions "
+                            f"({len(rows)} have one); give the cap's montage (--montage NAME|FILE)")
+    rest = [i for i in range(len(names)) if names[i] not in set(channels)]
+    measured = {classify(rename.get(names[i], names[i])).name for i in rest if eeg_like(i)}
+    keep = [k for k, site in enumerate(sites) if site not in measured]  # a site read by name stays as recorded
+    sites, dst = [sites[k] for k in keep], dst[keep]
+    at = {n: i for i, n in enumerate(names)}
+    x = data[[at[c] for c in channels]]
+    if not np.isfinite(x).all() or (np.ptp(x, axis=1) == 0).any():
+        bad = [c for c, r in zip(channels, x) if not np.isfinite(r).all() or np.ptp(r) == 0]
+        raise EEGInputError(f"{name}: {_listed(bad)} flat or not finite; the splines would spread it over the "
+                            "cap: exclude these channels first, or read with place='nearest'")
+    raw = mne.io.RawArray(x, mne.create_info(channels, 1.0, "eeg"), verbose=False)
+    # on a unit sphere about the fitted centre: caps of any size and origin alike
+    raw.set_montage(mne.channels.make_dig_montage(dict(zip(channels, src * 0.09)), coord_frame="head"))
+    with mne.utils.use_log_level("error"):
+        onto = raw.interpolate_to(mne.channels.make_dig_montage(dict(zip(sites, dst * 0.09)), coord_frame="head"),
+                                  origin=(0.0, 0.0, 0.0), method="spline").get_data()
+    meta = {**meta, "splines": f"{len(channels)} positioned channels interpolated onto {len(sites)} 10-10 sites"}
+    return (np.concatenate([onto, data[rest]]), list(sites) + [names[i] for i in rest],
+            ["eeg"] * len(sites) + [types[i] for i in rest], {}, meta)
 
 
 def recognised_cap(names: list[str]) -> tuple[str | None, dict[str, str], dict]:

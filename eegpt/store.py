@@ -96,7 +96,7 @@ def _prepare_one(card_path: str, source: str, rel: str, shard_base: str, cfg: Pr
         rec = read(path, subject=subject_of(card, rel), sfreq=card.read.get("sfreq"),
                    ch_names=card.read.get("ch_names"), rename=card.read.get("rename"),
                    drop_bad=bool(card.read.get("drop_bad", False)), distributed=card.read.get("format"),
-                   montage=card.read.get("montage"))
+                   montage=card.read.get("montage"), place=card.read.get("place", "nearest"))
     rec = preprocess(rec, cfg)
     x, labels = windows(card, rec, path)
     shard = Path(shard_base + ".arrayrecord")

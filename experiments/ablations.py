@@ -51,10 +51,10 @@ corpus stays the same). What differs between arms:
   demo's) reads its own test subjects recorded with a cap whose electrodes are not at their 10-10
   sites — each moved ``--degrees`` (seen from the head's centre) in a random direction, drawn anew
   per seed and subject, the same brain simulated under the moved electrodes, the channels numbered
-  ``E1``… with their positions. Arms: the 10-10 cap read by name; the moved cap read as
-  ``eegpt.read`` does (each channel taken as the nearest free 10-10 electrode within 10 degrees,
-  the others set aside); the moved cap interpolated by spherical splines onto the montage's 10-10
-  sites first (``mne.io.Raw.interpolate_to``). SS is left out (its derivations are bipolar), and CM
+  ``E1``… with their positions. Arms: the 10-10 cap read by name; the moved cap read by
+  ``eegpt.read`` as each channel's nearest free 10-10 electrode within 10 degrees, the others set
+  aside (``place="nearest"``, the default); the moved cap interpolated by spherical splines onto
+  the 10-10 sites it covers (``place="splines"``). SS is left out (its derivations are bipolar), and CM
   (Muse's four electrodes are too few to find a head's centre, so too few to place by position).
 - ``electrode-vs-multichannel``: the ETE reads each electrode alone, or all electrodes of a
   window per token (the multichannel AR of EEGPT-style models), with batches holding about the
@@ -228,18 +228,17 @@ def cap_positions(demo: Path, stores: dict, seed: int, degrees) -> dict:
             subject = make_subject(corpus_seed, sub)
             names, x, sfreq, trials = simulate(task, subject, corpus_seed)
             info = mne.create_info(list(names[:len(eeg)]), sfreq, "eeg")
-            readings = {"10-10 cap, by name": mne.io.RawArray(x[:len(eeg)] * 1e-6, info, verbose=False)}
+            readings = {"10-10 cap, by name": (mne.io.RawArray(x[:len(eeg)] * 1e-6, info, verbose=False), "nearest")}
             for deg in degrees:
                 at = displaced(on_grid, deg, np.random.default_rng([seed, sub, int(deg * 10)]))
                 moved = simulate(task, subject, corpus_seed, at=at)[1][:len(eeg)]
                 numbered = [f"E{i + 1}" for i in range(len(eeg))]
                 raw = mne.io.RawArray(moved * 1e-6, mne.create_info(numbered, sfreq, "eeg"), verbose=False)
                 raw.set_montage(mne.channels.make_dig_montage(dict(zip(numbered, at)), coord_frame="head"))
-                readings[f"nearest electrode, {deg:g} deg"] = raw
-                target = mne.channels.make_dig_montage(dict(zip(eeg, on_grid)), coord_frame="head")
-                readings[f"splines onto 10-10, {deg:g} deg"] = raw.copy().interpolate_to(target, method="spline")
-            for arm, raw in readings.items():
-                rec = preprocess(read(raw), head.recipe)
+                readings[f"nearest electrode, {deg:g} deg"] = (raw, "nearest")
+                readings[f"splines onto 10-10, {deg:g} deg"] = (raw, "splines")
+            for arm, (raw, place) in readings.items():
+                rec = preprocess(read(raw, place=place), head.recipe)
                 starts, labels = [], []
                 for onset, duration, k in trials:  # each trial tiled as the card's windows tile it
                     span = window_starts(round(onset * rec.sfreq), min(round((onset + duration) * rec.sfreq),
@@ -305,7 +304,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--demo", type=Path, default=Path("runs/demo-quick"),
                    help="cap-positions: a finished demo's directory (its model, corpus and stores)")
-    p.add_argument("--degrees", type=float, nargs="+", default=[4.0, 8.0],
+    p.add_argument("--degrees", type=float, nargs="+", default=[4.0, 6.0, 8.0],
                    help="cap-positions: how far the cap's electrodes sit off their 10-10 sites")
     args = p.parse_args(argv)
     t0 = time.perf_counter()

@@ -209,6 +209,39 @@ def test_caps_of_numbered_channels_are_read_by_position(tmp_path, capsys):
         read(tmp_path / "numbered.npz", montage="no-such-cap")
 
 
+def test_a_cap_off_the_10_10_layout_is_interpolated_onto_its_sites(tmp_path, capsys):
+    """place='splines': EGI's HydroCel 129, whose electrodes sit a median 5 degrees from 10-10 sites,
+    carrying a smooth field over the head; interpolated onto the sites it covers, the field there is
+    nearer the truth, and on more sites, than the nearest electrodes' own samples."""
+    from eegpt.electrodes import _ten_10, covered_sites
+
+    cap = mne.channels.make_standard_montage("GSN-HydroCel-129")
+    channels, directions, _, _ = covered_sites(cap.get_positions()["ch_pos"])
+    field = np.random.default_rng(11).standard_normal((3, 500)) * 10  # µV along x, y, z of the head
+    raw = mne.io.RawArray(directions @ field * 1e-6, mne.create_info(channels, 250.0, "eeg"), verbose=False)
+    raw.set_montage(cap)
+    site = dict(zip(*_ten_10()))
+    error = {}
+    for place in ("nearest", "splines"):
+        rec = read(raw, place=place)
+        truth = np.array([site[e] for e in rec.electrodes]) @ field
+        error[place] = (np.linalg.norm(rec.signals - truth) / np.linalg.norm(truth), len(rec.electrodes))
+    assert error["splines"][0] < 0.75 * error["nearest"][0] and error["splines"][1] > error["nearest"][1]
+    raw.save(tmp_path / "egi_raw.fif", verbose=False)
+    assert main(["inspect", str(tmp_path / "egi_raw.fif"), "--place", "splines"]) == 0
+    assert "129 positioned channels interpolated onto" in capsys.readouterr().out
+    flat = raw.copy()
+    flat._data[5] = 0.0
+    with pytest.raises(EEGInputError, match="flat or not finite; the splines would spread it"):
+        read(flat, place="splines")
+    few = mne.io.RawArray(np.ones((4, 10)), mne.create_info(["X1", "X2", "X3", "X4"], 10.0, "eeg"), verbose=False)
+    few.set_montage(mne.channels.make_dig_montage(dict(zip(["X1", "X2", "X3", "X4"], np.eye(4, 3) * 0.09 + 0.01)), coord_frame="head"))
+    with pytest.raises(EEGInputError, match="needs 8 or more channels with positions"):
+        read(few, place="splines")
+    with pytest.raises(EEGInputError, match="place='sideways': choose"):
+        read(raw, place="sideways")
+
+
 def test_persyst_lay_files(tmp_path):
     x = (np.random.default_rng(7).standard_normal((1000, 3)) * 100).astype("<i2")  # interleaved int16
     x.tofile(tmp_path / "rec.dat")
