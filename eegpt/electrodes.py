@@ -287,8 +287,9 @@ def by_position(xyz: dict[str, np.ndarray], which, taken=frozenset(),
 
 
 def covered_sites(xyz: dict[str, np.ndarray], max_degrees: float = MAX_POSITION_DEGREES):
-    """The 10-10 sites a positioned cap covers — each within ``max_degrees`` of one of its channels —
-    for interpolating the cap onto them: ``(channels, their directions [C, 3], sites, the sites'
+    """The 10-10 sites a positioned cap covers — one per channel, all distinct, as many as can be
+    within ``max_degrees`` of their channel, then the total distance least (an optimal assignment) — for
+    interpolating the cap onto them: ``(channels, their directions [C, 3], sites, the sites'
     directions [S, 3])``, directions being unit vectors from the centre fitted to each set (the
     frame's orientation is assumed to be the head frame's, as :func:`by_position` assumes).
     Empty with fewer than 8 positioned channels."""
@@ -297,6 +298,13 @@ def covered_sites(xyz: dict[str, np.ndarray], max_degrees: float = MAX_POSITION_
         return [], np.zeros((0, 3)), [], np.zeros((0, 3))
     channels = list(d)
     src = np.array([d[n] for n in channels])
+    from scipy.optimize import linear_sum_assignment
+
     names, sites = _ten_10()
-    near = np.degrees(np.arccos(np.clip(sites @ src.T, -1.0, 1.0))).min(1) <= max_degrees
-    return channels, src, [n for n, k in zip(names, near) if k], sites[near]
+    angle = np.degrees(np.arccos(np.clip(src @ sites.T, -1.0, 1.0)))  # [channel, site]
+    # one site per channel, all distinct: as many channels as can be within max_degrees of their
+    # site (a moved electrode whose own site a neighbour took still gets one), then the total
+    # distance least — the 10-10 layout nearest the cap
+    rows, cols = linear_sum_assignment(np.where(angle <= max_degrees, angle, 1e6))
+    picked = sorted(c for r, c in zip(rows, cols) if angle[r, c] <= max_degrees)
+    return channels, src, [names[c] for c in picked], sites[picked]

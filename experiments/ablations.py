@@ -53,8 +53,10 @@ corpus stays the same). What differs between arms:
   per seed and subject, the same brain simulated under the moved electrodes, the channels numbered
   ``E1``… with their positions. Arms: the 10-10 cap read by name; the moved cap read by
   ``eegpt.read`` as each channel's nearest free 10-10 electrode within 10 degrees, the others set
-  aside (``place="nearest"``, the default); the moved cap interpolated by spherical splines onto
-  the 10-10 sites it covers (``place="splines"``). SS is left out (its derivations are bipolar), and CM
+  aside (``place="nearest"``, the default); the moved cap read with ``place="splines"`` (one 10-10
+  site per channel by optimal assignment, its samples interpolated there by spherical splines);
+  the moved cap interpolated onto the model's montage first (``mne.io.Raw.interpolate_to``), as a
+  user who knows that montage can. SS is left out (its derivations are bipolar), and CM
   (Muse's four electrodes are too few to find a head's centre, so too few to place by position).
 - ``electrode-vs-multichannel``: the ETE reads each electrode alone, or all electrodes of a
   window per token (the multichannel AR of EEGPT-style models), with batches holding about the
@@ -236,7 +238,11 @@ def cap_positions(demo: Path, stores: dict, seed: int, degrees) -> dict:
                 raw = mne.io.RawArray(moved * 1e-6, mne.create_info(numbered, sfreq, "eeg"), verbose=False)
                 raw.set_montage(mne.channels.make_dig_montage(dict(zip(numbered, at)), coord_frame="head"))
                 readings[f"nearest electrode, {deg:g} deg"] = (raw, "nearest")
-                readings[f"splines onto 10-10, {deg:g} deg"] = (raw, "splines")
+                readings[f"splines, {deg:g} deg"] = (raw, "splines")
+                # what a user who knows the model's montage can do before reading
+                target = mne.channels.make_dig_montage(dict(zip(eeg, on_grid)), coord_frame="head")
+                readings[f"splines onto the montage, {deg:g} deg"] = (raw.copy().interpolate_to(target, method="spline"),
+                                                                      "nearest")
             for arm, (raw, place) in readings.items():
                 rec = preprocess(read(raw, place=place), head.recipe)
                 starts, labels = [], []
