@@ -286,20 +286,20 @@ def by_position(xyz: dict[str, np.ndarray], which, taken=frozenset(),
     return out
 
 
-def covered_sites(xyz: dict[str, np.ndarray], max_degrees: float = MAX_POSITION_DEGREES):
-    """The 10-10 sites a positioned cap covers — one per channel, all distinct, as many as can be
+def assigned_sites(xyz: dict[str, np.ndarray], max_degrees: float = MAX_POSITION_DEGREES):
+    """The 10-10 sites assigned to a positioned cap — one per channel, all distinct, as many as can be
     within ``max_degrees`` of their channel, then the total distance least (an optimal assignment) — for
     interpolating the cap onto them: ``(channels, their directions [C, 3], sites, the sites'
     directions [S, 3])``, directions being unit vectors from the centre fitted to each set (the
     frame's orientation is assumed to be the head frame's, as :func:`by_position` assumes).
     Empty with fewer than 8 positioned channels."""
+    from scipy.optimize import linear_sum_assignment
+
     d = _positioned(xyz)
     if not d:
         return [], np.zeros((0, 3)), [], np.zeros((0, 3))
     channels = list(d)
     src = np.array([d[n] for n in channels])
-    from scipy.optimize import linear_sum_assignment
-
     names, sites = _ten_10()
     angle = np.degrees(np.arccos(np.clip(src @ sites.T, -1.0, 1.0)))  # [channel, site]
     # one site per channel, all distinct: as many channels as can be within max_degrees of their

@@ -135,9 +135,9 @@ def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = Non
         position is read as the nearest 10-10 electrode within
         :data:`eegpt.electrodes.MAX_POSITION_DEGREES` (``by_position``).
     place : how positioned channels become electrodes: ``"nearest"`` (each the nearest free 10-10
-        electrode, its samples as recorded) or ``"splines"`` (every positioned EEG channel
-        interpolated by spherical splines onto the 10-10 sites the cap covers; better for a dense
-        cap far off the 10-10 layout, see the cap-positions ablation).
+        electrode, its samples as recorded) or ``"splines"`` (each positioned EEG channel given
+        one distinct 10-10 site by optimal assignment, and the samples there interpolated by
+        spherical splines from every positioned channel; see the cap-positions ablation).
     distributed : read a dataset's own file layout (``deap-python``, ``seed-iv-mat``,
         ``cho2017-mat``, ``bciciv1-mat``; see :mod:`eegpt.datasets`): its trials end to end,
         each marked by an event naming its class.
@@ -197,9 +197,9 @@ def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = Non
 
 def _onto_sites(name, data, names, types, positions, rename, meta):
     """The positioned EEG channels (named or numbered; their positions, not their names, count)
-    replaced by their spherical-spline interpolation onto the 10-10 sites the cap covers, named by
-    those sites; the other channels as they were."""
-    from eegpt.electrodes import covered_sites
+    replaced by their spherical-spline interpolation onto the 10-10 sites assigned to them
+    (:func:`eegpt.electrodes.assigned_sites`), named by those sites; the other channels as they were."""
+    from eegpt.electrodes import assigned_sites
 
     def eeg_like(i):
         return types[i] in ("eeg", "misc") and classify(rename.get(names[i], names[i])).kind in ("eeg", "unknown")
@@ -210,7 +210,7 @@ def _onto_sites(name, data, names, types, positions, rename, meta):
         raise EEGInputError(f"{name}: place='splines' needs the channels' positions, and they disagree with the "
                             "channel names (another coordinate frame?); read with place='nearest'")
     rows = [i for i in range(len(names)) if eeg_like(i) and has_position(positions.get(names[i]))]
-    channels, src, sites, dst = covered_sites({names[i]: positions[names[i]] for i in rows})
+    channels, src, sites, dst = assigned_sites({names[i]: positions[names[i]] for i in rows})
     if not sites:
         raise EEGInputError(f"{name}: place='splines' needs 8 or more channels with positions "
                             f"({len(rows)} have one); give the cap's montage (--montage NAME|FILE)")
@@ -218,6 +218,8 @@ def _onto_sites(name, data, names, types, positions, rename, meta):
     measured = {classify(rename.get(names[i], names[i])).name for i in rest if eeg_like(i)}
     keep = [k for k, site in enumerate(sites) if site not in measured]  # a site read by name stays as recorded
     sites, dst = [sites[k] for k in keep], dst[keep]
+    if not sites:  # every site the cap reaches is named by a channel of its own: nothing to interpolate
+        return data, names, types, positions, meta
     at = {n: i for i, n in enumerate(names)}
     x = data[[at[c] for c in channels]]
     if not np.isfinite(x).all() or (np.ptp(x, axis=1) == 0).any():

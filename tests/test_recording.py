@@ -213,10 +213,10 @@ def test_a_cap_off_the_10_10_layout_is_interpolated_onto_its_sites(tmp_path, cap
     """place='splines': EGI's HydroCel 129, whose electrodes sit a median 5 degrees from 10-10 sites,
     carrying a smooth field over the head; interpolated onto the sites it covers, the field there is
     nearer the truth, and on more sites, than the nearest electrodes' own samples."""
-    from eegpt.electrodes import _ten_10, covered_sites
+    from eegpt.electrodes import _ten_10, assigned_sites
 
     cap = mne.channels.make_standard_montage("GSN-HydroCel-129")
-    channels, directions, _, _ = covered_sites(cap.get_positions()["ch_pos"])
+    channels, directions, _, _ = assigned_sites(cap.get_positions()["ch_pos"])
     field = np.random.default_rng(11).standard_normal((3, 500)) * 10  # µV along x, y, z of the head
     raw = mne.io.RawArray(directions @ field * 1e-6, mne.create_info(channels, 250.0, "eeg"), verbose=False)
     raw.set_montage(cap)
