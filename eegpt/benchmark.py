@@ -147,12 +147,22 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
     store = prepare(proto.card, source, workdir / "store", progress=progress)
     protocol_folds = folds(name, store)
     runs, classical = [], {}
+    # what a fold's scores depend on besides the seed and the fold: a kept score is reused only for these
+    made_for = {"preset": preset, "pretrain_steps": pretrain_steps, "finetune_steps": finetune_steps,
+                "batch_size": batch_size, "ete": None if ete is None else str(Path(ete).resolve()), "peers": list(peers)}
     for seed in seeds:
         for fold, split, what in protocol_folds:
             s = store.with_splits(split)
             train, val, test = s.indices("train"), s.indices("val"), s.indices("test")
             fold_dir = workdir / f"seed-{seed}" / fold
             present = np.unique(s.labels[train])  # eegmmidb's imagery runs: 2 of the card's 4
+            done = fold_dir / "scores.json"  # each fold's scores kept as made: an interrupted run resumes fold by fold
+            kept = json.loads(done.read_text()) if done.exists() else {}
+            if kept.get("made_for") == made_for:
+                say(f"seed {seed}, {fold}: scored before, kept ({done})", flush=True)
+                runs.append({"seed": seed, "fold": fold, "models": kept["models"]})
+                classical.setdefault(fold, {}).update({k: v for k, v in kept["models"].items() if k in proto.peers})
+                continue
             say(f"seed {seed}, {fold}: {len(train)} training / {len(val)} validation / {len(test)} scored windows",
                 flush=True)
             ete_dir = ete
@@ -179,6 +189,7 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
                 if peer not in SPECIALISTS:
                     classical.setdefault(fold, {})[peer] = models[peer]
             runs.append({"seed": seed, "fold": fold, "models": models})
+            atomic_write(done, lambda p: p.write_text(json.dumps({"made_for": made_for, "models": models}) + "\n"))
     described = [what for _, _, what in protocol_folds]
     results = {"benchmark": name, "card": proto.card,
                "split": described[0] if len(described) == 1 else

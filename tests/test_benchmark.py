@@ -80,6 +80,12 @@ def test_eegmmidb_s001_protocol_end_to_end_with_seeds_and_a_usable_model(tmp_pat
     present = np.unique(s.labels[s.indices("train")])
     assert saved["summary"]["csp_lda"]["balanced_accuracy"]["mean"] == pytest.approx(
         _score(labels, probs, present)["balanced_accuracy"])
+    # each fold's scores are kept: a rerun (an interrupted one, or more seeds) reuses them as they are
+    kept = {f: f.stat().st_mtime_ns for f in tmp_path.glob("seed-*/S001/scores.json")}
+    assert len(kept) == 2
+    again = benchmark("eegmmidb-s001", source, tmp_path, preset="tiny", pretrain_steps=2, finetune_steps=2,
+                      seeds=(0, 1), specialists=False, progress=False)
+    assert again["runs"] == saved["runs"] and {f: f.stat().st_mtime_ns for f in kept} == kept
     # the benchmark's model answers about a real recording and says what it was trained on
     p = predict(model, source / "S001R12.edf")
     assert "eegmmidb" in p.trained_on and "synthetic" not in p.trained_on.lower()
