@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eegpt.errors import EEGInputError, atomic_write
+from eegpt.errors import EEGInputError, atomic_write, keep, kept
 
 PUBLISHED = {"eegmat": {"EEGNet": 0.600, "NeuroLM": 0.657, "EEGPT-Base": "0.660 ± 0.086"}}
 
@@ -157,11 +157,10 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
             fold_dir = workdir / f"seed-{seed}" / fold
             present = np.unique(s.labels[train])  # eegmmidb's imagery runs: 2 of the card's 4
             done = fold_dir / "scores.json"  # each fold's scores kept as made: an interrupted run resumes fold by fold
-            kept = json.loads(done.read_text()) if done.exists() else {}
-            if kept.get("made_for") == made_for:
+            if (before := kept(done, made_for)) is not None:
                 say(f"seed {seed}, {fold}: scored before, kept ({done})", flush=True)
-                runs.append({"seed": seed, "fold": fold, "models": kept["models"]})
-                classical.setdefault(fold, {}).update({k: v for k, v in kept["models"].items() if k in proto.peers})
+                runs.append({"seed": seed, "fold": fold, "models": before})
+                classical.setdefault(fold, {}).update({k: v for k, v in before.items() if k in proto.peers})
                 continue
             say(f"seed {seed}, {fold}: {len(train)} training / {len(val)} validation / {len(test)} scored windows",
                 flush=True)
@@ -189,7 +188,7 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
                 if peer not in SPECIALISTS:
                     classical.setdefault(fold, {})[peer] = models[peer]
             runs.append({"seed": seed, "fold": fold, "models": models})
-            atomic_write(done, lambda p: p.write_text(json.dumps({"made_for": made_for, "models": models}) + "\n"))
+            keep(done, made_for, models)
     described = [what for _, _, what in protocol_folds]
     results = {"benchmark": name, "card": proto.card,
                "split": described[0] if len(described) == 1 else

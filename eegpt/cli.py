@@ -401,8 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--montage", metavar="NAME|FILE",
                    help="positions for numbered channels: an MNE standard montage (GSN-HydroCel-129) or a file")
     s.add_argument("--place", choices=("nearest", "splines"), default="nearest",
-                   help="positioned channels as the nearest 10-10 electrode each (default), or interpolated by "
-                        "spherical splines onto the 10-10 sites the cap covers (for a dense cap off the 10-10 layout)")
+                   help="positioned channels as the nearest 10-10 electrode each, samples as recorded (default), or "
+                        "each given its own 10-10 site with the samples there interpolated by spherical splines")
     s.set_defaults(fn=_cmd_inspect)
 
     s = sub.add_parser("synth", help="write the synthetic five-task corpus as EDF + events.tsv")

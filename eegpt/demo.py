@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from eegpt.errors import EEGInputError, atomic_dir, atomic_write
+from eegpt.errors import EEGInputError, atomic_dir, atomic_write, keep, kept
 
 
 @dataclass(frozen=True)
@@ -130,16 +130,14 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
             # Each peer's score is kept as it is made, so an interrupted evaluation resumes peer by peer
             # (the full demo's two networks on five tasks take over an hour here).
             done, made_for = workdir / "peers" / f"{t.lower()}-{name}.json", {"subjects": plan.subjects, "seed": seed}
-            kept = json.loads(done.read_text()) if done.exists() else {}
-            if kept.get("made_for") == made_for:
-                baselines[name] = kept["score"]
+            if (before := kept(done, made_for)) is not None:
+                baselines[name] = before
                 continue
             # fitted on the training subjects, their setting (C, components, epoch) chosen on the validation ones
             probs, labels, chosen = fit_predict(name, s, s.indices("train"), s.indices("test"), s.indices("val"),
                                                 seed=seed)
             baselines[name] = {**classification(labels, probs, len(s.classes)), "chosen": chosen}
-            done.parent.mkdir(exist_ok=True)
-            atomic_write(done, lambda p: p.write_text(json.dumps({"made_for": made_for, "score": baselines[name]})))
+            keep(done, made_for, baselines[name])
         best = max(baselines, key=lambda n: baselines[n]["balanced_accuracy"])  # the strictest comparison
         r = scored[s.name]
         tasks[t] = {"balanced_accuracy": r["balanced_accuracy"],

@@ -35,6 +35,24 @@ def atomic_write(path: str | os.PathLike, write) -> None:
             tmp.unlink()
 
 
+def kept(path: str | os.PathLike, made_for: dict):
+    """The result :func:`keep` saved at ``path`` for these same settings ``made_for``, else None:
+    how long runs (the demo's peers, a benchmark's folds) resume piece by piece."""
+    import json
+
+    path = Path(path)
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    return saved.get("result") if saved.get("made_for") == made_for else None
+
+
+def keep(path: str | os.PathLike, made_for: dict, result) -> None:
+    """Save a JSON-ready ``result`` at ``path`` with the settings it was made for (atomically)."""
+    import json
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda p: p.write_text(json.dumps({"made_for": made_for, "result": result}) + "\n"))
+
+
 @contextmanager
 def atomic_dir(path: str | os.PathLike):
     """Yield a temporary directory beside ``path``; on success it replaces ``path`` (an older
