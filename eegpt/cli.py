@@ -351,13 +351,15 @@ def _cmd_predict(args) -> None:
 
     for out in (args.csv, args.plot, args.json_out):
         check_output(out, args.overwrite)
-    pred = predict(_model_or_default(args.model), args.file, task=args.task, head=args.head, seconds=args.seconds)
+    pred = predict(_model_or_default(args.model), args.file, task=args.task, head=args.head, seconds=args.seconds,
+                   montage=args.montage, place=args.place)
     write_outputs(pred, args.json_out, args.csv, args.plot)
     if args.json:
         print(json.dumps(pred.to_dict(), indent=2))
         return
     top = ", ".join(f"{k} {v:.2f}" for k, v in sorted(pred.summary.items(), key=lambda kv: -kv[1]))
-    print(f"{Path(args.file).name}: {pred.task} via {pred.head}, {len(pred.probs)} windows of {pred.window_s:g} s")
+    print(f"{Path(args.file).name}: {pred.task} via {pred.head}, {len(pred.probs)} windows of {pred.window_s:g} s"
+          f" ({pred.read_as})")
     print(f"  {pred.label}  ({top})")
     if pred.out_of_distribution:
         print(f"  warning: {100 * pred.unfamiliar:.0f}% of the windows are unlike the data the model was trained on; "
@@ -578,6 +580,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--task", choices=TASKS, help="which task's head answers")
     s.add_argument("--head", help="a head by dataset name (see the model's config.json)")
     s.add_argument("--seconds", type=float, help="only the first SECONDS of the recording")
+    s.add_argument("--montage", metavar="NAME|FILE",
+                   help="positions for numbered channels: an MNE standard montage (GSN-HydroCel-129) or a file")
+    s.add_argument("--place", choices=("nearest", "splines", "montage"), default="nearest",
+                   help="positioned channels as the nearest 10-10 electrode each (default), interpolated onto "
+                        "10-10 sites of their own (splines), or interpolated onto the answering head's montage "
+                        "(montage: for caps that sit off the 10-10 sites)")
     s.add_argument("--json", action="store_true", help="print everything as JSON")
     s.add_argument("--json-out", help="write the JSON to this file")
     s.add_argument("--csv", help="write one row per window (start, label, probabilities) to this .csv")

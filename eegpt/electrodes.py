@@ -213,13 +213,41 @@ def _directions(xyz: np.ndarray, fit: np.ndarray | None = None) -> np.ndarray:
     return d / np.linalg.norm(d, axis=1, keepdims=True)
 
 
-def _positioned(xyz: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """{channel: direction} of the channels with a usable position; empty with fewer than 8, too few
-    to find the head's centre."""
+def _positioned(xyz: dict[str, np.ndarray], rounds: int = 10) -> dict[str, np.ndarray]:
+    """{channel: direction from the template head's centre} of the channels with a usable position;
+    empty with fewer than 8, too few to place the cap.
+
+    The cap is first centred on the sphere that fits it, then scaled and shifted onto the 10-05
+    template by least squares against each channel's nearest 10-10 site, a few rounds (an iterative
+    closest point fit without rotation: the frame is taken to be the head frame). The sphere alone is
+    not enough: fitted to a cap that covers the upper head only, its centre sits too high, and every
+    electrode's direction tilts towards the vertex — on-grid caps read off their own sites."""
     names = [n for n, p in xyz.items() if has_position(p)]
     if len(names) < 8:
         return {}
-    return dict(zip(names, _directions(np.array([xyz[n] for n in names], np.float64))))
+    x = np.array([xyz[n] for n in names], np.float64)
+    d = _directions(x)
+    sites, site_xyz, centre = _template()
+    for _ in range(rounds):
+        y = site_xyz[np.argmax(d @ sites.T, axis=1)]
+        xc, yc = x - x.mean(0), y - y.mean(0)
+        scale = float((xc * yc).sum() / (xc ** 2).sum())
+        if not scale > 0:  # positions that do not resemble a head: keep the sphere's directions
+            break
+        moved = scale * xc + y.mean(0) - centre
+        d = moved / np.linalg.norm(moved, axis=1, keepdims=True)
+    return dict(zip(names, d))
+
+
+@functools.lru_cache(maxsize=1)
+def _template() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 10-10 sites' directions, their positions (metres, head frame), and the template head's
+    centre (fitted on the 10-05 scalp electrodes)."""
+    every = [i for i, n in enumerate(NAMES) if "-" not in n and NAMES[i] not in REFERENCE_ELECTRODES]
+    xyz = positions().astype(np.float64)
+    centre = np.linalg.lstsq(np.c_[2 * xyz[every], np.ones(len(every))], (xyz[every] ** 2).sum(1), rcond=None)[0][:3]
+    names, sites = _ten_10()
+    return sites, xyz[[ID[n] for n in names]], centre
 
 
 @functools.lru_cache(maxsize=1)
@@ -286,13 +314,35 @@ def by_position(xyz: dict[str, np.ndarray], which, taken=frozenset(),
     return out
 
 
-def assigned_sites(xyz: dict[str, np.ndarray], max_degrees: float = MAX_POSITION_DEGREES):
+def _surrounded(site: np.ndarray, directions: np.ndarray, reach: float = 60.0) -> bool:
+    """Whether a direction lies inside the cap of ``directions`` [C, 3]: inside the convex hull of the
+    channels within ``reach`` degrees, seen on the plane touching the sphere there (a gnomonic
+    projection keeps great circles straight, so the hull is the spherical one)."""
+    from scipy.spatial import Delaunay, QhullError
+
+    near = directions[directions @ site > np.cos(np.radians(reach))]
+    if len(near) < 3:
+        return False
+    e1 = np.cross(site, [0.0, 0.0, 1.0] if abs(site[2]) < 0.9 else [1.0, 0.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(site, e1)
+    flat = near / (near @ site)[:, None]
+    try:
+        return bool(Delaunay(np.c_[flat @ e1, flat @ e2]).find_simplex(np.zeros(2)) >= 0)
+    except QhullError:  # the channels in reach lie on one line
+        return False
+
+
+def assigned_sites(xyz: dict[str, np.ndarray], max_degrees: float = MAX_POSITION_DEGREES, onto=None):
     """The 10-10 sites assigned to a positioned cap — one per channel, all distinct, as many as can be
     within ``max_degrees`` of their channel, then the total distance least (an optimal assignment) — for
     interpolating the cap onto them: ``(channels, their directions [C, 3], sites, the sites'
     directions [S, 3])``, directions being unit vectors from the centre fitted to each set (the
     frame's orientation is assumed to be the head frame's, as :func:`by_position` assumes).
-    Empty with fewer than 8 positioned channels."""
+    With ``onto`` (electrode names, e.g. a model's montage), the sites are instead those of ``onto``
+    that the cap covers — within ``max_degrees`` of a channel, or surrounded by channels
+    (:func:`_surrounded`) — so the splines interpolate and never extrapolate beyond the cap. Empty
+    with fewer than 8 positioned channels."""
     from scipy.optimize import linear_sum_assignment
 
     d = _positioned(xyz)
@@ -300,6 +350,12 @@ def assigned_sites(xyz: dict[str, np.ndarray], max_degrees: float = MAX_POSITION
         return [], np.zeros((0, 3)), [], np.zeros((0, 3))
     channels = list(d)
     src = np.array([d[n] for n in channels])
+    if onto is not None:
+        names = [n for n in dict.fromkeys(onto) if n in _scalp()]  # bipolar derivations have no one site
+        sites = np.array([_scalp()[n] for n in names]).reshape(-1, 3)
+        near = np.degrees(np.arccos(np.clip(src @ sites.T, -1.0, 1.0))).min(0, initial=180.0) <= max_degrees
+        covered = np.array([c or _surrounded(site, src) for c, site in zip(near, sites)], bool)
+        return channels, src, [n for n, c in zip(names, covered) if c], sites[covered]
     names, sites = _ten_10()
     angle = np.degrees(np.arccos(np.clip(src @ sites.T, -1.0, 1.0)))  # [channel, site]
     # one site per channel, all distinct: as many channels as can be within max_degrees of their

@@ -66,6 +66,11 @@ class HeadSpec:
     def window_s(self) -> float:
         return self.window_samples / self.sfreq
 
+    @property
+    def electrodes(self) -> tuple[str, ...]:
+        """Every electrode seen in training, over its montages (what ``place="montage"`` reads onto)."""
+        return tuple(sorted({e for m in self.montages for e in m}))
+
     @classmethod
     def of_store(cls, store) -> "HeadSpec":
         return cls(store.name, store.task, tuple(store.classes), Preprocess(**store.index["preprocess"]),

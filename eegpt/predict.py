@@ -48,6 +48,8 @@ class Prediction:
         in the graph's input averaged over electrodes, than 99 % of held-out windows were); None for a model
         saved without the reference. Above ``UNFAMILIAR_ABOVE`` the recording is out of
         distribution and the copilot gives no reading.
+    read_as : how the recording's channels became the electrodes the head read (their number, and
+        any placed by position or interpolated onto sites).
     """
 
     source: str
@@ -61,6 +63,7 @@ class Prediction:
     trained_on: str
     synthetic: bool
     unfamiliar: float | None = None
+    read_as: str = ""
 
     @property
     def out_of_distribution(self) -> bool:
@@ -84,7 +87,7 @@ class Prediction:
         """JSON-ready: summary, label, provenance and every window (start, label, probabilities)."""
         return {"source": self.source, "head": self.head, "task": self.task, "classes": list(self.classes),
                 "label": self.label, "summary": self.summary, "window_s": self.window_s,
-                "trained_on": self.trained_on, "synthetic": self.synthetic,
+                "trained_on": self.trained_on, "synthetic": self.synthetic, "read_as": self.read_as,
                 "unfamiliar": self.unfamiliar, "out_of_distribution": self.out_of_distribution,
                 "windows": [{"start_s": round(float(t), 4), "label": lab,
                              "probs": {c: round(float(p), 6) for c, p in zip(self.classes, row)}}
@@ -146,17 +149,31 @@ def choose_head(model: EEGPT, electrodes: list[str], task: str | None = None, he
     return max(cands, key=overlap).name
 
 
-def _as_recording(x) -> Recording:
+PLACES = ("nearest", "splines", "montage")
+
+
+def _as_recording(x, montage: str | None = None, place: str = "nearest", onto=None) -> Recording:
     if isinstance(x, Recording):
         if x.unit != "uV":
             raise EEGInputError(f"{x.source}: this Recording is already preprocessed ({x.unit}); pass the "
                                 "recording as read, the model applies its own recipe")
+        if montage is not None or place != "nearest" or onto is not None:
+            raise EEGInputError(f"{x.source}: montage= and place= apply when reading; a Recording is read "
+                                "already and keeps no positions: pass the file or the MNE object")
         return x
-    return read(x)
+    return read(x, montage=montage, place="splines" if onto is not None else place, onto=onto)
+
+
+def _read_as(rec: Recording) -> str:
+    said = f"{len(rec.electrodes)} electrodes"
+    if "splines" in rec.meta:
+        return f"{said}: {rec.meta['splines']}"
+    placed = rec.meta.get("by_position", {})
+    return f"{said}, {len(placed)} of them placed by position" if placed else f"{said} by name"
 
 
 def predict(model, x, *, task: str | None = None, head: str | None = None, seconds: float | None = None,
-            batch_size: int = 32) -> Prediction:
+            batch_size: int = 32, montage: str | None = None, place: str = "nearest") -> Prediction:
     """Ask a trained model about one recording.
 
     Parameters
@@ -170,6 +187,12 @@ def predict(model, x, *, task: str | None = None, head: str | None = None, secon
     head : a head by dataset name (overrides ``task``).
     seconds : only the first ``seconds`` of the recording (cut before filtering).
     batch_size : windows per forward pass.
+    montage : positions for a cap of numbered channels (as :func:`eegpt.read` takes it).
+    place : how positioned channels are read: ``"nearest"`` and ``"splines"`` as :func:`eegpt.read`
+        reads them, or ``"montage"``: the cap interpolated by spherical splines onto the answering
+        head's own montage (the electrodes it was trained on, those the cap covers), from the
+        channels' positions — the file's, ``montage``'s, or their 10-05 names'. For caps that sit
+        off the 10-10 sites; see the cap-positions ablation.
 
     Returns
     -------
@@ -183,7 +206,12 @@ def predict(model, x, *, task: str | None = None, head: str | None = None, secon
     """
     if not isinstance(model, EEGPT):
         model = load(model)
-    rec = _as_recording(x)
+    if place not in PLACES:
+        raise EEGInputError(f"place={place!r}: choose one of {', '.join(PLACES)}")
+    rec = _as_recording(x, montage, "nearest" if place == "montage" else place)
+    if place == "montage":  # the head chosen on the cap as read, then the cap read again onto its montage
+        spec = model.cfg.head(choose_head(model, rec.electrodes, task, head))
+        rec = _as_recording(x, montage, onto=spec.electrodes)
     if seconds is not None:
         if seconds <= 0:
             raise EEGInputError(f"seconds={seconds}: must be positive")
@@ -198,7 +226,7 @@ def predict(model, x, *, task: str | None = None, head: str | None = None, secon
     scored = model.score(window_batches(model, rec, starts, w, batch_size), spec.name)
     return Prediction(rec.source, spec.name, spec.task, tuple(spec.classes), np.asarray(starts) / rec.sfreq,
                       spec.window_s, scored["probs"], scored["pooled"], model.cfg.trained_on(), model.cfg.synthetic,
-                      model.unfamiliar(spec.name, scored))
+                      model.unfamiliar(spec.name, scored), _read_as(rec))
 
 
 def window_batches(model: EEGPT, rec: Recording, starts, w: int, batch_size: int = 32, bucket: int = 64):

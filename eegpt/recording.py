@@ -110,7 +110,7 @@ class Recording:
 def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = None,
          subject: str | None = None, rename: dict[str, str] | None = None,
          drop_bad: bool = False, strict: bool = False, distributed: str | None = None,
-         montage: str | None = None, place: str = "nearest") -> Recording:
+         montage: str | None = None, place: str = "nearest", onto=None) -> Recording:
     """Read a recording from a file or an MNE object.
 
     Parameters
@@ -138,6 +138,9 @@ def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = Non
         electrode, its samples as recorded) or ``"splines"`` (each positioned EEG channel given
         one distinct 10-10 site by optimal assignment, and the samples there interpolated by
         spherical splines from every positioned channel; see the cap-positions ablation).
+    onto : with ``place="splines"``, the electrodes to interpolate onto instead (a model head's
+        montage: what :func:`eegpt.predict`'s ``place="montage"`` passes), those the cap covers; a
+        recording whose channels carry no positions is placed by its electrodes' names.
     distributed : read a dataset's own file layout (``deap-python``, ``seed-iv-mat``,
         ``cho2017-mat``, ``bciciv1-mat``; see :mod:`eegpt.datasets`): its trials end to end,
         each marked by an event naming its class.
@@ -189,17 +192,21 @@ def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = Non
         raise EEGInputError(f"{name}: ch_names applies to tables only; use rename= for MNE objects")
     if place not in ("nearest", "splines"):
         raise EEGInputError(f"place={place!r}: choose 'nearest' or 'splines'")
+    if onto is not None and place != "splines":
+        raise EEGInputError(f"onto= interpolates by spherical splines: read with place='splines' (not {place!r})")
     if place == "splines":
-        data, names, types, positions, meta = _onto_sites(name, data, names, types, positions, rename or {}, meta)
+        data, names, types, positions, meta = _onto_sites(name, data, names, types, positions, rename or {}, meta,
+                                                          onto)
     return _build(name, data, names, types, float(rate), ann, subject, rename or {},
                   drop_bad, strict, meta, positions)
 
 
-def _onto_sites(name, data, names, types, positions, rename, meta):
+def _onto_sites(name, data, names, types, positions, rename, meta, onto=None):
     """The positioned EEG channels (named or numbered; their positions, not their names, count)
-    replaced by their spherical-spline interpolation onto the 10-10 sites assigned to them
-    (:func:`eegpt.electrodes.assigned_sites`), named by those sites; the other channels as they were."""
-    from eegpt.electrodes import assigned_sites
+    replaced by their spherical-spline interpolation onto the 10-10 sites assigned to them, or onto
+    the electrodes ``onto`` that the cap covers (:func:`eegpt.electrodes.assigned_sites`), named by
+    those sites; the other channels as they were."""
+    from eegpt.electrodes import assigned_sites, position
 
     def eeg_like(i):
         return types[i] in ("eeg", "misc") and classify(rename.get(names[i], names[i])).kind in ("eeg", "unknown")
@@ -210,7 +217,13 @@ def _onto_sites(name, data, names, types, positions, rename, meta):
         raise EEGInputError(f"{name}: place='splines' needs the channels' positions, and they disagree with the "
                             "channel names (another coordinate frame?); read with place='nearest'")
     rows = [i for i in range(len(names)) if eeg_like(i) and has_position(positions.get(names[i]))]
-    channels, src, sites, dst = assigned_sites({names[i]: positions[names[i]] for i in rows})
+    if onto is not None and not rows:  # a cap named in the 10-05 system: its names say where it sits
+        positions = {raw: position(e) for raw, e in named.items() if "-" not in e}
+        rows = [i for i in range(len(names)) if names[i] in positions]
+    channels, src, sites, dst = assigned_sites({names[i]: positions[names[i]] for i in rows}, onto=onto)
+    if channels and not sites:  # only with onto=: a montage of bipolar derivations, or one off this cap
+        raise EEGInputError(f"{name}: none of the electrodes to interpolate onto ({_listed(list(onto))}) lies "
+                            f"within {MAX_POSITION_DEGREES:g} degrees of this cap's channels; read it as it is")
     if not sites:
         raise EEGInputError(f"{name}: place='splines' needs 8 or more channels with positions "
                             f"({len(rows)} have one); give the cap's montage (--montage NAME|FILE)")
@@ -232,7 +245,8 @@ def _onto_sites(name, data, names, types, positions, rename, meta):
     with mne.utils.use_log_level("error"):
         onto = raw.interpolate_to(mne.channels.make_dig_montage(dict(zip(sites, dst * 0.09)), coord_frame="head"),
                                   origin=(0.0, 0.0, 0.0), method="spline").get_data()
-    meta = {**meta, "splines": f"{len(channels)} positioned channels interpolated onto {len(sites)} 10-10 sites"}
+    meta = {**meta, "splines": f"{len(channels)} positioned channels interpolated onto {len(sites)} "
+                               + ("sites of the montage asked for" if onto is not None else "10-10 sites")}
     return (np.concatenate([onto, data[rest]]), list(sites) + [names[i] for i in rest],
             ["eeg"] * len(sites) + [types[i] for i in rest], {}, meta)
 

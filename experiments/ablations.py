@@ -55,8 +55,9 @@ corpus stays the same). What differs between arms:
   ``eegpt.read`` as each channel's nearest free 10-10 electrode within 10 degrees, the others set
   aside (``place="nearest"``, the default); the moved cap read with ``place="splines"`` (one 10-10
   site per channel by optimal assignment, its samples interpolated there by spherical splines);
-  the moved cap interpolated onto the model's montage first (``mne.io.Raw.interpolate_to``), as a
-  user who knows that montage can. SS is left out (its derivations are bipolar), and CM
+  the moved cap interpolated by spherical splines onto the answering head's own montage, the sites
+  the cap surrounds (``place="montage"`` of ``eegpt.predict``: ``read(place="splines",
+  onto=head.electrodes)``). SS is left out (its derivations are bipolar), and CM
   (Muse's four electrodes are too few to find a head's centre, so too few to place by position).
 - ``electrode-vs-multichannel``: the ETE reads each electrode alone, or all electrodes of a
   window per token (the multichannel AR of EEGPT-style models), with batches holding about the
@@ -230,21 +231,18 @@ def cap_positions(demo: Path, stores: dict, seed: int, degrees) -> dict:
             subject = make_subject(corpus_seed, sub)
             names, x, sfreq, trials = simulate(task, subject, corpus_seed)
             info = mne.create_info(list(names[:len(eeg)]), sfreq, "eeg")
-            readings = {"10-10 cap, by name": (mne.io.RawArray(x[:len(eeg)] * 1e-6, info, verbose=False), "nearest")}
+            readings = {"10-10 cap, by name": (mne.io.RawArray(x[:len(eeg)] * 1e-6, info, verbose=False), {})}
             for deg in degrees:
                 at = displaced(on_grid, deg, np.random.default_rng([seed, sub, int(deg * 10)]))
                 moved = simulate(task, subject, corpus_seed, at=at)[1][:len(eeg)]
                 numbered = [f"E{i + 1}" for i in range(len(eeg))]
                 raw = mne.io.RawArray(moved * 1e-6, mne.create_info(numbered, sfreq, "eeg"), verbose=False)
                 raw.set_montage(mne.channels.make_dig_montage(dict(zip(numbered, at)), coord_frame="head"))
-                readings[f"nearest electrode, {deg:g} deg"] = (raw, "nearest")
-                readings[f"splines, {deg:g} deg"] = (raw, "splines")
-                # what a user who knows the model's montage can do before reading
-                target = mne.channels.make_dig_montage(dict(zip(eeg, on_grid)), coord_frame="head")
-                readings[f"splines onto the montage, {deg:g} deg"] = (raw.copy().interpolate_to(target, method="spline"),
-                                                                      "nearest")
-            for arm, (raw, place) in readings.items():
-                rec = preprocess(read(raw, place=place), head.recipe)
+                readings[f"nearest electrode, {deg:g} deg"] = (raw, {"place": "nearest"})
+                readings[f"splines, {deg:g} deg"] = (raw, {"place": "splines"})
+                readings[f"splines onto the montage, {deg:g} deg"] = (raw, {"place": "splines", "onto": head.electrodes})
+            for arm, (raw, how) in readings.items():
+                rec = preprocess(read(raw, **how), head.recipe)
                 starts, labels = [], []
                 for onset, duration, k in trials:  # each trial tiled as the card's windows tile it
                     span = window_starts(round(onset * rec.sfreq), min(round((onset + duration) * rec.sfreq),
@@ -283,7 +281,8 @@ def plot(name: str, result: dict, path: Path) -> None:
     arms_ = list(result["arms"])
     tasks = list(result["arms"][arms_[0]]["tasks"])
     width = 0.8 / len(arms_)
-    fig, ax = plt.subplots(figsize=(1.3 * len(tasks) + 2, 3.2))
+    fig, ax = plt.subplots(figsize=(max(1.3 * len(tasks) + 2, 2.2 * min(len(arms_) + 1, 4)),
+                                    3.2 + 0.25 * (len(arms_) + 4) // 4))
     for i, arm in enumerate(arms_):
         r = result["arms"][arm]["tasks"]
         ax.bar(np.arange(len(tasks)) + i * width, [r[t]["mean"] for t in tasks], width,
@@ -294,7 +293,7 @@ def plot(name: str, result: dict, path: Path) -> None:
     ax.set_ylabel("test balanced accuracy")
     ax.set_ylim(0, 1)
     ax.set_title(f"{name} ({len(result['seeds'])} seeds)")
-    ax.legend(fontsize=8, ncol=len(arms_) + 1)
+    ax.legend(fontsize=8, ncol=min(len(arms_) + 1, 4), loc="upper center", bbox_to_anchor=(0.5, -0.12))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -350,12 +349,19 @@ def main(argv=None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda t: t.write_text(json.dumps(result, indent=2) + "\n"))
     plot(args.ablation, result, args.workdir / f"{args.ablation}.png")
-    arm_names = list(result["arms"])
-    print(f"\n{'task':<5}" + "".join(f"{a:>20}" for a in arm_names))
-    for t in result["arms"][arm_names[0]]["tasks"]:
-        print(f"{t:<5}" + "".join(f"{result['arms'][a]['tasks'][t]['mean']:>13.3f} ± {result['arms'][a]['tasks'][t]['std']:.3f}"
-                                  for a in arm_names))
+    print_table(result)
     print(f"(test balanced accuracy, mean ± std over seeds {args.seeds}; {result['seconds']:.0f} s) -> {out}")
+
+
+def print_table(result: dict) -> None:
+    """One row per arm, one column per task: mean ± std over the seeds."""
+    arm_names = list(result["arms"])
+    tasks = list(result["arms"][arm_names[0]]["tasks"])
+    width = max(len(a) for a in arm_names)
+    print(f"\n{'arm':<{width}}" + "".join(f"{t:>16}" for t in tasks))
+    for a in arm_names:
+        r = result["arms"][a]["tasks"]
+        print(f"{a:<{width}}" + "".join(f"{r[t]['mean']:>9.3f} ± {r[t]['std']:.3f}" for t in tasks))
     return 0
 
 

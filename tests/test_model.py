@@ -97,6 +97,33 @@ def test_predict_gives_the_same_probabilities_for_a_path_a_recording_and_a_raw(t
     assert short.starts_s[-1] + short.window_s <= 12 + 1e-6
 
 
+def test_predict_reads_a_numbered_cap_onto_the_heads_montage(tuned, corpus, capsys):
+    """place='montage': a cap of numbered channels with positions is interpolated onto the answering
+    head's electrodes. At the 10-10 sites it answers as the same recording read by name does."""
+    from eegpt.electrodes import position
+
+    model = load(tuned / "ft")
+    raw = mne.io.read_raw_edf(_mw_file(corpus), preload=True, verbose="error")
+    by_name = predict(model, raw, task="MW")
+    electrodes = read(raw).electrodes
+    numbered = raw.copy().pick(read(raw).raw_names)
+    numbered.rename_channels({n: f"E{i + 1}" for i, n in enumerate(numbered.ch_names)})
+    numbered.set_montage(mne.channels.make_dig_montage(
+        {f"E{i + 1}": 0.95 * position(e) for i, e in enumerate(electrodes)}, coord_frame="head"))
+    onto = predict(model, numbered, task="MW", place="montage")
+    assert "sites of the montage" in onto.read_as and by_name.read_as == f"{len(electrodes)} electrodes by name"
+    np.testing.assert_allclose(onto.probs, by_name.probs, atol=1e-4)
+    numbered.save(corpus.parent / "numbered_raw.fif", overwrite=True, verbose=False)
+    assert main(["predict", str(corpus.parent / "numbered_raw.fif"), "--model", str(tuned / "ft"),
+                 "--place", "montage"]) == 0
+    said = capsys.readouterr().out
+    assert "MW via synthetic-mw" in said and f"onto {len(electrodes)} sites of the montage" in said
+    with pytest.raises(EEGInputError, match="keeps no positions"):
+        predict(model, read(raw), place="montage")
+    with pytest.raises(EEGInputError, match="none of the electrodes to interpolate onto"):
+        predict(model, numbered, task="SS", place="montage")  # the sleep head reads bipolar derivations
+
+
 def test_predict_refuses_bad_input(tuned, corpus, tmp_path):
     model = load(tuned / "ft")
     with pytest.raises(EEGInputError, match="no such file"):
