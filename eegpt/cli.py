@@ -233,7 +233,8 @@ def _cmd_copilot(args) -> None:
         raise EEGInputError(f"{args.emr_out}: --emr-out must end in .md (Markdown) or .json (FHIR Bundle)")
     check_output(args.emr_out, args.overwrite, "an EMR")
     r = Copilot(_model_or_default(args.model), args.copilot).ask(args.file, task=args.task, age=args.age, sex=args.sex,
-                                              question=args.question, seconds=args.seconds)
+                                              question=args.question, seconds=args.seconds,
+                                              montage=args.montage, place=args.place)
     if args.emr_out:
         emr.write(r["record"], args.emr_out)
     if args.json:
@@ -261,7 +262,8 @@ def _cmd_chat(args) -> None:
     check_output(args.transcript, args.overwrite, "a transcript")
     library = Library(args.docs)  # a bad --docs folder is refused before the model loads
     talk = Conversation(Copilot(_model_or_default(args.model), args.copilot), args.file, task=args.task,
-                        age=args.age, sex=args.sex, seconds=args.seconds, library=library)
+                        age=args.age, sex=args.sex, seconds=args.seconds, library=library,
+                        montage=args.montage, place=args.place)
     interactive = sys.stdin.isatty()
     first = talk.ask(args.question)
     print(f"{Path(args.file).name}: {first['task']} via {first['head']} over {first['windows']} windows")
@@ -384,6 +386,18 @@ def _cmd_cards(args) -> None:
         print(f"{c.name:<14} {c.task}  {len(c.classes)} classes  {c.title}{status}")
 
 
+def _add_placing(s, model: bool = True) -> None:
+    """--montage and --place, for the commands that read a recording (``model``: one a head answers)."""
+    s.add_argument("--montage", metavar="NAME|FILE",
+                   help="positions for numbered channels: an MNE standard montage (GSN-HydroCel-129) or a file")
+    places = ("nearest", "splines", "montage") if model else ("nearest", "splines")
+    s.add_argument("--place", choices=places, default="nearest",
+                   help="positioned channels as the nearest 10-10 electrode each, samples as recorded (default), or "
+                        "each given its own 10-10 site with the samples there interpolated by spherical splines"
+                        + (", or interpolated onto the answering head's montage (montage: for caps that sit off the "
+                           "10-10 sites)" if model else ""))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="eegpt", description="EEGPT: read, simulate and prepare EEG for "
                                 "an autoregressive EEG generalist.")
@@ -400,11 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse a file with a channel that is no known electrode (by default it is set aside)")
     s.add_argument("--format", choices=sorted(READERS),
                    help="a dataset's own file layout (DEAP pickles, SEED-IV / Cho 2017 / BCI IV-1 .mat)")
-    s.add_argument("--montage", metavar="NAME|FILE",
-                   help="positions for numbered channels: an MNE standard montage (GSN-HydroCel-129) or a file")
-    s.add_argument("--place", choices=("nearest", "splines"), default="nearest",
-                   help="positioned channels as the nearest 10-10 electrode each, samples as recorded (default), or "
-                        "each given its own 10-10 site with the samples there interpolated by spherical splines")
+    _add_placing(s, model=False)
     s.set_defaults(fn=_cmd_inspect)
 
     s = sub.add_parser("synth", help="write the synthetic five-task corpus as EDF + events.tsv")
@@ -531,6 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--emr-out", help="PATH.md (Markdown) or PATH.json (FHIR R4 Bundle)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --emr-out")
     s.add_argument("--seconds", type=float, help="answer about the first SECONDS of the recording only")
+    _add_placing(s)
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=_cmd_copilot)
 
@@ -544,6 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--question", help="the first question (default: the task's state question)")
     s.add_argument("--docs", help="a folder of Markdown guidelines to retrieve and cite beside the knowledge base")
     s.add_argument("--seconds", type=float, help="only the first SECONDS of the recording")
+    _add_placing(s)
     s.add_argument("--transcript", help="write the questions, answers and citations to this JSON file")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --transcript")
     s.set_defaults(fn=_cmd_chat)
@@ -580,12 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--task", choices=TASKS, help="which task's head answers")
     s.add_argument("--head", help="a head by dataset name (see the model's config.json)")
     s.add_argument("--seconds", type=float, help="only the first SECONDS of the recording")
-    s.add_argument("--montage", metavar="NAME|FILE",
-                   help="positions for numbered channels: an MNE standard montage (GSN-HydroCel-129) or a file")
-    s.add_argument("--place", choices=("nearest", "splines", "montage"), default="nearest",
-                   help="positioned channels as the nearest 10-10 electrode each (default), interpolated onto "
-                        "10-10 sites of their own (splines), or interpolated onto the answering head's montage "
-                        "(montage: for caps that sit off the 10-10 sites)")
+    _add_placing(s)
     s.add_argument("--json", action="store_true", help="print everything as JSON")
     s.add_argument("--json-out", help="write the JSON to this file")
     s.add_argument("--csv", help="write one row per window (start, label, probabilities) to this .csv")

@@ -88,6 +88,35 @@ def test_copilot_command_answers_for_a_file_and_refuses_bad_input(demo_run, tmp_
     assert not (tmp_path / "x.txt").exists()
 
 
+def test_copilot_reads_a_numbered_cap_given_its_montage(demo_run, tmp_path, capsys):
+    """A cap of numbered channels without positions is answered once its montage file is given, as
+    the same recording by name is (``--montage``; ``--place montage`` interpolates onto the head's sites)."""
+    import numpy as np
+
+    from eegpt.electrodes import position
+    from eegpt.recording import read
+
+    model_dir, report = demo_run
+    edf = report["copilot"]["recording"]
+    rec = read(edf)
+    numbered = [f"Ch{i + 1}" for i in range(len(rec.electrodes))]  # (E1… would be read as an EGI net)
+    np.savez(tmp_path / "numbered.npz", data=rec.signals, ch_names=np.array(numbered), sfreq=rec.sfreq)
+    (tmp_path / "cap.sfp").write_text("".join(f"{n} {x:.5f} {y:.5f} {z:.5f}\n" for n, (x, y, z) in
+                                              zip(numbered, (1.05 * position(e) for e in rec.electrodes))))
+    answers = {}
+    for name, extra in (("by name", [edf]), ("numbered", [str(tmp_path / "numbered.npz"), "--montage",
+                                                          str(tmp_path / "cap.sfp")]),
+                        ("onto the montage", [str(tmp_path / "numbered.npz"), "--montage", str(tmp_path / "cap.sfp"),
+                                              "--place", "montage"])):
+        assert main(["copilot", *extra, "--model", str(model_dir), "--json"]) == 0, name
+        answers[name] = json.loads(capsys.readouterr().out)
+    for name in ("numbered", "onto the montage"):
+        assert answers[name]["task"] == answers["by name"]["task"] == "ER"
+        assert answers[name]["probs"] == pytest.approx(answers["by name"]["probs"], abs=1e-3), name
+    assert main(["copilot", str(tmp_path / "numbered.npz"), "--model", str(model_dir)]) == 2
+    assert "--montage" in capsys.readouterr().err
+
+
 def test_chat_answers_follow_ups_with_citations_and_stays_faithful(demo_run, tmp_path, capsys, monkeypatch):
     import io
 

@@ -79,13 +79,15 @@ class Copilot:
             self.model = load(self.dir)
         self.decoder, self.tok = load_decoder(Path(copilot) if copilot else self.dir / "copilot")
 
-    def ask(self, x, *, task=None, age=None, sex=None, question=None, seconds=None) -> dict:
-        """Recording -> prediction -> answer. Returns the prediction's fields, ``question``,
+    def ask(self, x, *, task=None, age=None, sex=None, question=None, seconds=None, montage=None,
+            place="nearest") -> dict:
+        """Recording -> prediction -> answer (``montage``, ``place``: how the recording is read, as
+        :func:`eegpt.predict` takes them). Returns the prediction's fields, ``question``,
         ``answer`` (with the model's provenance when it was trained on synthetic data),
         ``fallback``, ``trained_on``, ``record`` (an :class:`eegpt.copilot.emr.Record`) and timings."""
         age, sex = check_age(age), normalise_sex(sex)
         t0 = time.perf_counter()
-        pred = predict(self.model, x, task=task, seconds=seconds)
+        pred = predict(self.model, x, task=task, seconds=seconds, montage=montage, place=place)
         out = self.respond(pred, question, age, sex)
         out["seconds"]["predict"] = time.perf_counter() - t0 - out["seconds"]["decode"]
         return out

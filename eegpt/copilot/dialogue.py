@@ -127,10 +127,10 @@ class Conversation:
     """
 
     def __init__(self, copilot: Copilot, recording, *, task=None, age=None, sex=None, seconds=None,
-                 library: Library | None = None):
+                 library: Library | None = None, montage=None, place="nearest"):
         self.copilot, self.age, self.sex = copilot, check_age(age), normalise_sex(sex)
         self.library = library or Library()
-        self.prediction = predict(copilot.model, recording, task=task, seconds=seconds)
+        self.prediction = predict(copilot.model, recording, task=task, seconds=seconds, montage=montage, place=place)
         self.turns: list[dict] = []
 
     def ask(self, question: str | None = None) -> dict:
