@@ -203,13 +203,16 @@ def has_position(p) -> bool:
     return p is not None and bool(np.all(np.isfinite(p))) and bool(np.any(p))
 
 
+def _sphere_centre(xyz: np.ndarray) -> np.ndarray:
+    """Centre of the sphere that fits the positions ``xyz`` [N, 3] best, by least squares."""
+    return np.linalg.lstsq(np.c_[2 * xyz, np.ones(len(xyz))], (xyz ** 2).sum(1), rcond=None)[0][:3]
+
+
 def _directions(xyz: np.ndarray, fit: np.ndarray | None = None) -> np.ndarray:
     """Unit vectors from the centre of the sphere that fits the positions ``fit`` (default: ``xyz``)
     best, by least squares: caps and head models differ in size and origin, not in where on the head
     an electrode sits."""
-    fit = xyz if fit is None else fit
-    centre = np.linalg.lstsq(np.c_[2 * fit, np.ones(len(fit))], (fit ** 2).sum(1), rcond=None)[0][:3]
-    d = xyz - centre
+    d = xyz - _sphere_centre(xyz if fit is None else fit)
     return d / np.linalg.norm(d, axis=1, keepdims=True)
 
 
@@ -245,9 +248,8 @@ def _template() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     centre (fitted on the 10-05 scalp electrodes)."""
     every = [i for i, n in enumerate(NAMES) if "-" not in n and NAMES[i] not in REFERENCE_ELECTRODES]
     xyz = positions().astype(np.float64)
-    centre = np.linalg.lstsq(np.c_[2 * xyz[every], np.ones(len(every))], (xyz[every] ** 2).sum(1), rcond=None)[0][:3]
     names, sites = _ten_10()
-    return sites, xyz[[ID[n] for n in names]], centre
+    return sites, xyz[[ID[n] for n in names]], _sphere_centre(xyz[every])
 
 
 @functools.lru_cache(maxsize=1)
@@ -337,8 +339,9 @@ def assigned_sites(xyz: dict[str, np.ndarray], max_degrees: float = MAX_POSITION
     """The 10-10 sites assigned to a positioned cap — one per channel, all distinct, as many as can be
     within ``max_degrees`` of their channel, then the total distance least (an optimal assignment) — for
     interpolating the cap onto them: ``(channels, their directions [C, 3], sites, the sites'
-    directions [S, 3])``, directions being unit vectors from the centre fitted to each set (the
-    frame's orientation is assumed to be the head frame's, as :func:`by_position` assumes).
+    directions [S, 3])``, directions being unit vectors from the template head's centre, the cap
+    registered onto it (:func:`_positioned`; the frame's orientation is assumed to be the head
+    frame's, as :func:`by_position` assumes).
     With ``onto`` (electrode names, e.g. a model's montage), the sites are instead those of ``onto``
     that the cap covers — within ``max_degrees`` of a channel, or surrounded by channels
     (:func:`_surrounded`) — so the splines interpolate and never extrapolate beyond the cap. Empty

@@ -208,10 +208,14 @@ def predict(model, x, *, task: str | None = None, head: str | None = None, secon
         model = load(model)
     if place not in PLACES:
         raise EEGInputError(f"place={place!r}: choose one of {', '.join(PLACES)}")
-    rec = _as_recording(x, montage, "nearest" if place == "montage" else place)
-    if place == "montage":  # the head chosen on the cap as read, then the cap read again onto its montage
-        spec = model.cfg.head(choose_head(model, rec.electrodes, task, head))
-        rec = _as_recording(x, montage, onto=spec.electrodes)
+    if place == "montage":
+        # the head: named, the task's only one, or chosen on the cap as read (only then is it read twice)
+        of_task = [h.name for h in model.cfg.heads if h.task == task]
+        only = head or (of_task[0] if len(of_task) == 1 else None)
+        electrodes = [] if only else _as_recording(x, montage).electrodes
+        rec = _as_recording(x, montage, onto=model.cfg.head(choose_head(model, electrodes, task, only)).electrodes)
+    else:
+        rec = _as_recording(x, montage, place)
     if seconds is not None:
         if seconds <= 0:
             raise EEGInputError(f"seconds={seconds}: must be positive")
