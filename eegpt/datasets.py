@@ -2,7 +2,8 @@
 
 Several benchmarks ship arrays of trials rather than continuous recordings a reader like MNE
 opens: DEAP's Python pickles, SEED-IV's MATLAB files, Cho 2017's and BCI Competition IV-1's MATLAB
-structures. A card names the reader with ``[read] format = "..."``; the reader returns the file's
+structures; SEED-V ships continuous Neuroscan recordings whose clips are found only by a
+table of seconds in the dataset's documentation. A card names the reader with ``[read] format = "..."``; the reader returns the file's
 trials laid end to end, each trial marked by an event named after its class, so the card's
 ``events`` label adapter and the windowing of :mod:`eegpt.cards` apply as they do to an EDF+
 file. Electrode names come from the file where it holds them, else from the dataset's documented
@@ -43,6 +44,24 @@ SEED_IV_EMOTIONS = ["neutral", "sad", "fear", "happy"]
 SEED_IV_SESSIONS = {"1": [1, 2, 3, 0, 2, 0, 0, 1, 0, 1, 2, 1, 1, 1, 2, 3, 2, 2, 3, 3, 0, 3, 0, 3],
                     "2": [2, 1, 3, 0, 0, 2, 0, 2, 3, 3, 2, 3, 2, 0, 1, 1, 2, 1, 0, 3, 0, 1, 3, 1],
                     "3": [1, 2, 2, 1, 3, 3, 3, 1, 1, 2, 1, 0, 2, 3, 3, 0, 2, 3, 0, 0, 2, 0, 1, 0]}
+
+# SEED-V's "EEG_raw/<subject>_<session>_<date>.cnt" (Neuroscan, 1000 Hz; 62 EEG in the SEED order
+# above plus M1, M2, VEO, HEO): 15 film clips per session whose start and end, in seconds from the
+# recording's first sample, and emotion are fixed per session. The table is the dataset's
+# documentation's; it is not in the files. It is written here as torcheeg's SEEDVDataset, CBraMod's
+# SEED-V preprocessing and several other public readers give it, all of which agree digit for digit.
+SEED_V_EMOTIONS = ["disgust", "fear", "sad", "neutral", "happy"]
+SEED_V_SESSIONS = {
+    "1": {"start": [30, 132, 287, 555, 773, 982, 1271, 1628, 1730, 2025, 2227, 2435, 2667, 2932, 3204],
+          "end": [102, 228, 524, 742, 920, 1240, 1568, 1697, 1994, 2166, 2401, 2607, 2901, 3172, 3359],
+          "emotion": [4, 1, 3, 2, 0, 4, 1, 3, 2, 0, 4, 1, 3, 2, 0]},
+    "2": {"start": [30, 299, 548, 646, 836, 1000, 1091, 1392, 1657, 1809, 1966, 2186, 2333, 2490, 2741],
+          "end": [267, 488, 614, 773, 967, 1059, 1331, 1622, 1777, 1908, 2153, 2302, 2428, 2709, 2817],
+          "emotion": [2, 1, 3, 0, 4, 4, 0, 3, 2, 1, 3, 4, 1, 2, 0]},
+    "3": {"start": [30, 353, 478, 674, 825, 908, 1200, 1346, 1451, 1711, 2055, 2307, 2457, 2726, 2888],
+          "end": [321, 418, 643, 764, 877, 1147, 1284, 1418, 1679, 1996, 2275, 2425, 2664, 2857, 3066],
+          "emotion": [2, 1, 3, 0, 4, 4, 0, 3, 2, 1, 3, 4, 1, 2, 0]},
+}
 
 # Cho et al. 2017 (GigaDB 100295) "sNN.mat": struct "eeg" with imagery_left / imagery_right
 # [68, samples] (64 EEG in the BioSemi order below, then 4 EMG), imagery_event (1 at each cue)
@@ -136,6 +155,25 @@ def _seed_iv(path: Path):
     return joined, SEED_CHANNELS, SEED_IV_SFREQ, trials
 
 
+def _seed_v(path: Path):
+    from eegpt.recording import _from_mne, _open_mne
+
+    named = re.fullmatch(r"(\d+)_(\d+)_(\d{8})\.cnt", path.name, flags=re.IGNORECASE)
+    if not named or named.group(2) not in SEED_V_SESSIONS:
+        raise EEGInputError(f"{path}: SEED-V files are named <subject>_<session 1-3>_<date>.cnt, which fixes each "
+                            "clip's timing and emotion; keep the dataset's file names")
+    table = SEED_V_SESSIONS[named.group(2)]
+    raw, _ = _open_mne(path)
+    data, names, _, sfreq, _ = _from_mne(raw, str(path))
+    length_s = data.shape[1] / sfreq
+    if length_s < table["end"][-1]:
+        raise EEGInputError(f"{path}: {length_s:.0f} s long, but session {named.group(2)}'s last clip ends at "
+                            f"{table['end'][-1]} s; is this the dataset's recording as distributed?")
+    trials = [(float(a), float(b - a), SEED_V_EMOTIONS[k]) for a, b, k in zip(table["start"], table["end"],
+                                                                               table["emotion"])]
+    return data, names, sfreq, trials
+
+
 def _cho2017(path: Path):
     eeg = _loadmat(path)["eeg"]
     sfreq = float(eeg.srate)
@@ -171,4 +209,5 @@ def _bciciv1(path: Path):
     return cnt.T, names, sfreq, trials
 
 
-READERS = {"deap-python": _deap, "seed-iv-mat": _seed_iv, "cho2017-mat": _cho2017, "bciciv1-mat": _bciciv1}
+READERS = {"deap-python": _deap, "seed-iv-mat": _seed_iv, "seed-v-cnt": _seed_v, "cho2017-mat": _cho2017,
+           "bciciv1-mat": _bciciv1}
