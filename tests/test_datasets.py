@@ -2,12 +2,12 @@
 authors distribute (same keys, shapes, dtypes and label layout) and prepared end to end."""
 
 import pickle
-import struct
 
 import numpy as np
 import pytest
 from scipy.io import savemat
 
+from conftest import write_neuroscan_cnt
 from eegpt.cards import load_card
 from eegpt.cli import main
 from eegpt.datasets import CHO_CHANNELS, DEAP_CHANNELS, SEED_CHANNELS, SEED_IV_SESSIONS, SEED_V_EMOTIONS, SEED_V_SESSIONS
@@ -79,31 +79,6 @@ def test_seed_iv_sessions_fix_each_trials_emotion(tmp_path):
         read(moved, distributed="seed-iv-mat")
 
 
-def _neuroscan_cnt(path, names, x_uv, sfreq):
-    """A Neuroscan .cnt as Scan 4 writes it: the 900-byte SETUP header (channels at 370, rate at
-    376, samples at 864, event-table offset at 886), one 75-byte ELECTLOC per channel (name,
-    baseline at 47, sensitivity at 59, calibration at 71), int32 samples interleaved by channel,
-    then an empty event table."""
-    n_ch, n = x_uv.shape
-    head = bytearray(900)
-    head[0:11] = b"Version 3.0"
-    head[225:233], head[235:243] = b"08/04/18", b"10:00:00"
-    struct.pack_into("<H", head, 370, n_ch)
-    struct.pack_into("<H", head, 376, int(sfreq))
-    struct.pack_into("<i", head, 864, n)
-    struct.pack_into("<i", head, 886, 900 + 75 * n_ch + 4 * n_ch * n)
-    struct.pack_into("<fi", head, 890, n / sfreq, 4)
-    electlocs = bytearray(75 * n_ch)
-    for k, name in enumerate(names):
-        electlocs[75 * k:75 * k + len(name)] = name.encode()
-        struct.pack_into("<ff", electlocs, 75 * k + 19, np.cos(k), np.sin(k))  # a position on the layout
-        struct.pack_into("<f", electlocs, 75 * k + 59, 204.8)  # sensitivity x calibration / 204.8 = 0.01 uV a count
-        struct.pack_into("<f", electlocs, 75 * k + 71, 0.01)
-    counts = np.round(x_uv / 0.01).astype("<i4").T.tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(bytes(head) + bytes(electlocs) + counts + struct.pack("<Bll", 1, 0, 0))
-
-
 def test_seed_v_clips_come_from_each_sessions_table_of_seconds(tmp_path):
     """EEG_raw/<subject>_<session>_<date>.cnt, continuous Neuroscan; the clips by the session's
     table. Built at 64 Hz with 11 of its 66 channels (the files are 1000 Hz), so a test stays small."""
@@ -111,10 +86,10 @@ def test_seed_v_clips_come_from_each_sessions_table_of_seconds(tmp_path):
     root, sfreq = tmp_path / "SEED-V", 64.0
     files = {"3_1_20180804.cnt": 3400, "3_2_20180811.cnt": 2850, "14_1_20180901.cnt": 3400}
     for fname, seconds in files.items():
-        _neuroscan_cnt(root / "EEG_raw" / fname, names, 20 * RNG.standard_normal((len(names), int(seconds * sfreq))),
+        write_neuroscan_cnt(root / "EEG_raw" / fname, names, 20 * RNG.standard_normal((len(names), int(seconds * sfreq))),
                        sfreq)
     x = 20 * RNG.standard_normal((len(names), int(2850 * sfreq)))
-    _neuroscan_cnt(root / "EEG_raw" / "3_2_20180811.cnt", names, x, sfreq)
+    write_neuroscan_cnt(root / "EEG_raw" / "3_2_20180811.cnt", names, x, sfreq)
     rec = read(root / "EEG_raw" / "3_2_20180811.cnt", distributed="seed-v-cnt")
     assert rec.electrodes == ["Fp1", "Fz", "Cz", "Pz", "O1", "O2", "CB1", "M1", "M2"] and rec.sfreq == sfreq
     assert set(rec.set_aside) == {"VEO", "HEO"}  # the eye channels never reach the model
@@ -131,7 +106,7 @@ def test_seed_v_clips_come_from_each_sessions_table_of_seconds(tmp_path):
         for a, b, k in zip(t["start"], t["end"], t["emotion"]):
             expected[SEED_V_EMOTIONS[k]] += (b - a) // 4  # 4-s windows within each clip
     assert store.index["counts"]["train"] == expected
-    _neuroscan_cnt(tmp_path / "short" / "5_1_20180804.cnt", names, np.zeros((len(names), 64 * 100)) + 1, sfreq)
+    write_neuroscan_cnt(tmp_path / "short" / "5_1_20180804.cnt", names, np.zeros((len(names), 64 * 100)) + 1, sfreq)
     with pytest.raises(EEGInputError, match=r"5_1_20180804.cnt: 100 s long, but session 1's last clip ends at 3359 s"):
         read(tmp_path / "short" / "5_1_20180804.cnt", distributed="seed-v-cnt")
     (tmp_path / "short" / "5_1_20180804.cnt").rename(tmp_path / "short" / "recording.cnt")

@@ -9,7 +9,7 @@ from eegpt.recording import read
 from eegpt.errors import EEGInputError
 from eegpt.synth import write_recording
 
-from conftest import shared
+from conftest import shared, write_neuroscan_cnt
 
 
 def _edf(tmp_path, names=("Fp1", "Fp2", "C3", "C4"), sfreq=200.0, seconds=10, fill=None, name="r.edf"):
@@ -386,41 +386,36 @@ def test_egi_mff_folders(tmp_path, capsys):
 
 
 def test_cnt_files_are_tried_as_16_bit_neuroscan_then_ant(tmp_path, monkeypatch):
-    path = tmp_path / "r.cnt"
+    # a 16-bit Neuroscan file whose header leaves the sample count 0, as some Scan versions do: MNE's
+    # default reading cannot tell the sample width and refuses it; read as int16 it is whole
+    x = 30 * np.random.default_rng(8).standard_normal((3, 500))
+    write_neuroscan_cnt(tmp_path / "r.cnt", ["C3", "CZ", "C4"], x, 100.0, bytes_per_sample=2, header_samples=0)
+    with pytest.raises(RuntimeError, match="set data_format manually"):
+        mne.io.read_raw_cnt(tmp_path / "r.cnt", verbose=False)
+    rec = read(tmp_path / "r.cnt")
+    assert rec.electrodes == ["C3", "Cz", "C4"] and rec.signals.shape == (3, 500)
+    np.testing.assert_allclose(rec.signals, x, atol=0.01)  # the samples, in uV
+    write_neuroscan_cnt(tmp_path / "r32.cnt", ["C3", "CZ", "C4"], x, 100.0)  # 32-bit, as MNE reads by default
+    np.testing.assert_allclose(read(tmp_path / "r32.cnt").signals, x, atol=0.01)
+
+    # neither Neuroscan width: ANT Neuro's eego format (its reader, antio, cannot write one)
+    path = tmp_path / "ant.cnt"
     path.write_bytes(b"\0" * 900)
+    raw = mne.io.RawArray(x[:2] * 1e-6, mne.create_info(["C3", "C4"], 100.0, "eeg"), verbose=False)
     tried = []
-    raw = mne.io.RawArray(np.random.default_rng(8).standard_normal((2, 200)) * 1e-5, mne.create_info(["C3", "C4"], 100.0, "eeg"),
-                          verbose=False)
-
-    def default(*a, **k):
-        raise ValueError("could not determine the data format")
-
-    def neuroscan(p, data_format="auto", **k):
-        tried.append(data_format)
-        if data_format != "int16":
-            raise ValueError("no")
-        return raw
-
-    monkeypatch.setattr(mne.io, "read_raw", default)
-    monkeypatch.setattr(mne.io, "read_raw_cnt", neuroscan)
-    assert read(path).electrodes == ["C3", "C4"] and tried == ["int16"]
-
-    def neither(p, data_format="auto", **k):
-        raise ValueError("not Neuroscan")
 
     def ant(p, **k):
         tried.append("ant")
         return raw
 
-    monkeypatch.setattr(mne.io, "read_raw_cnt", neither)
     monkeypatch.setattr(mne.io, "read_raw_ant", ant)
-    assert read(path).electrodes == ["C3", "C4"] and tried[-1] == "ant"
+    assert read(path).electrodes == ["C3", "C4"] and tried == ["ant"]
 
     def no_antio(p, **k):
         raise ImportError("antio")
 
     monkeypatch.setattr(mne.io, "read_raw_ant", no_antio)
-    with pytest.raises(EEGInputError, match=r"r.cnt: cannot be read as CNT \(not Neuroscan\)"):
+    with pytest.raises(EEGInputError, match=r"ant.cnt: cannot be read as CNT \("):
         read(path)
 
 
