@@ -75,6 +75,7 @@ ID = {name: i for i, name in enumerate(NAMES)}
 # Value: the kind reported as "set aside".
 _NON_EEG_WORDS = {
     "ECG": "ecg", "EKG": "ecg", "EOG": "eog", "HEOG": "eog", "VEOG": "eog", "LOC": "eog", "ROC": "eog",
+    "VEO": "eog", "HEO": "eog", "VEOU": "eog", "VEOL": "eog", "HEOL": "eog", "HEOR": "eog",  # Neuroscan's
     "EMG": "emg", "CHIN": "emg", "RESP": "resp", "THOR": "resp", "ABD": "resp", "AIRFLOW": "resp",
     "SPO2": "misc", "SAO2": "misc", "PULSE": "misc", "PLETH": "misc", "TEMP": "misc", "LIGHT": "misc",
     "POSITION": "misc", "AUX": "misc", "ACC": "misc", "GYRO": "misc", "PHOTIC": "stim",

@@ -283,7 +283,11 @@ def recognised_cap(names: list[str]) -> tuple[str | None, dict[str, str], dict]:
 
 
 def _positions_of(inst) -> dict:
-    """The 3-D positions a file holds, by channel name (none when it has no montage)."""
+    """The 3-D positions a file holds, by channel name (none when it has no montage). A Neuroscan
+    CNT header holds only the 2-D layout the acquisition software draws its traces on, which MNE
+    lifts onto a sphere: not where the electrodes sat, so it is not taken for their positions."""
+    if type(inst).__name__ == "RawCNT":  # mne.io does not export the class
+        return {}
     found = inst.get_montage()
     return dict(found.get_positions()["ch_pos"]) if found is not None else {}
 

@@ -388,15 +388,19 @@ def test_egi_mff_folders(tmp_path, capsys):
 def test_cnt_files_are_tried_as_16_bit_neuroscan_then_ant(tmp_path, monkeypatch):
     # a 16-bit Neuroscan file whose header leaves the sample count 0, as some Scan versions do: MNE's
     # default reading cannot tell the sample width and refuses it; read as int16 it is whole
-    x = 30 * np.random.default_rng(8).standard_normal((3, 500))
-    write_neuroscan_cnt(tmp_path / "r.cnt", ["C3", "CZ", "C4"], x, 100.0, bytes_per_sample=2, header_samples=0)
+    x = 30 * np.random.default_rng(8).standard_normal((5, 500))
+    names = ["C3", "CZ", "C4", "M1", "VEO"]
+    write_neuroscan_cnt(tmp_path / "r.cnt", names, x, 100.0, bytes_per_sample=2, header_samples=0)
     with pytest.raises(RuntimeError, match="set data_format manually"):
         mne.io.read_raw_cnt(tmp_path / "r.cnt", verbose=False)
     rec = read(tmp_path / "r.cnt")
-    assert rec.electrodes == ["C3", "Cz", "C4"] and rec.signals.shape == (3, 500)
-    np.testing.assert_allclose(rec.signals, x, atol=0.01)  # the samples, in uV
-    write_neuroscan_cnt(tmp_path / "r32.cnt", ["C3", "CZ", "C4"], x, 100.0)  # 32-bit, as MNE reads by default
-    np.testing.assert_allclose(read(tmp_path / "r32.cnt").signals, x, atol=0.01)
+    # the header's display layout (here a circle) is not taken for positions: M1 stays the mastoid
+    # rather than being moved to the scalp site its layout point falls on; Neuroscan's VEO is an EOG
+    assert rec.electrodes == ["C3", "Cz", "C4", "M1"] and rec.signals.shape == (4, 500)
+    assert rec.set_aside == {"VEO": "eog"} and not rec.summary()["by_position"]
+    np.testing.assert_allclose(rec.signals, x[:4], atol=0.01)  # the samples, in uV
+    write_neuroscan_cnt(tmp_path / "r32.cnt", names, x, 100.0)  # 32-bit, as MNE reads by default
+    np.testing.assert_allclose(read(tmp_path / "r32.cnt").signals, x[:4], atol=0.01)
 
     # neither Neuroscan width: ANT Neuro's eego format (its reader, antio, cannot write one)
     path = tmp_path / "ant.cnt"
