@@ -2,14 +2,15 @@
 
 Several benchmarks ship arrays of trials rather than continuous recordings a reader like MNE
 opens: DEAP's Python pickles, SEED-IV's MATLAB files, Cho 2017's and BCI Competition IV-1's MATLAB
-structures; SEED-V ships continuous Neuroscan recordings whose clips are found only by a
-table of seconds in the dataset's documentation. A card names the reader with ``[read] format = "..."``; the reader returns the file's
-trials laid end to end, each trial marked by an event named after its class, so the card's
-``events`` label adapter and the windowing of :mod:`eegpt.cards` apply as they do to an EDF+
-file. Electrode names come from the file where it holds them, else from the dataset's documented
-channel order (below, with its source). Anything in a file that disagrees with the layout
-described here (a missing key, another shape, a label outside the scale) is refused with one line
-naming the file, never read wrong.
+structures. Others ship continuous recordings whose labels are elsewhere: DEAP's BDFs (rated in a
+table beside them) and SEED-V's Neuroscan files (its clips found by a table of seconds in the
+dataset's documentation). A card names the reader with ``[read] format = "..."``; the reader
+returns the file's trials laid end to end (or the recording as it is), each trial marked by an
+event named after its class, so the card's ``events`` label adapter and the windowing of
+:mod:`eegpt.cards` apply as they do to an EDF+ file. Electrode names come from the file where it
+holds them, else from the dataset's documented channel order (below, with its source). Anything in
+a file that disagrees with the layout described here (a missing key, another shape, a label outside
+the scale) is refused with one line naming the file, never read wrong.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ DEAP_CHANNELS = ["Fp1", "AF3", "F3", "F7", "FC5", "FC1", "C3", "T7", "CP5", "CP1
                  "P4", "P8", "PO4", "O2", "hEOG", "vEOG", "zEMG", "tEMG", "GSR", "Respiration belt",
                  "Plethysmograph", "Temperature"]
 DEAP_SFREQ, DEAP_BASELINE_S = 128.0, 3.0
+
+# DEAP's "data_original/sXX.bdf" (the dataset's readme): BioSemi at 512 Hz, channels named in the
+# file (the Geneva and Twente sites order them differently), and a Status channel whose code 4 starts
+# each 60-s music video (1 start, rating screens; 2 sync; 3 fixation before; 5 fixation after; 7 end).
+# Twente's files set BioSemi's system bits above the 16 trigger bits, hence the mask. The ratings are
+# in "metadata_csv/participant_ratings.csv": Participant_id, Trial (the presentation order the
+# markers follow), Experiment_id, Start_time, Valence, Arousal, Dominance, Liking, Familiarity.
+DEAP_VIDEO_CODE, DEAP_VIDEO_S, BIOSEMI_TRIGGER_BITS = 4, 60.0, 0xFFFF
 
 # SEED-IV's "eeg_raw_data/<session>/<subject>_<date>.mat" (the dataset's ReadMe and channel-order
 # sheet): 24 trials per session as "<initials>_eeg1" ... "_eeg24", [62, samples] at 200 Hz; the
@@ -120,10 +129,58 @@ def _deap(path: Path):
         raise ValueError("ratings outside DEAP's 1-9 scale")
     trial_s = data.shape[2] / DEAP_SFREQ
     # valence (column 0) and arousal (1): high above the scale's midpoint 5
-    quadrant = [("HV" if v > 5 else "LV") + ("HA" if a > 5 else "LA") for v, a in ratings[:, :2]]
+    quadrant = [_quadrant(v, a) for v, a in ratings[:, :2]]
     joined, trials = _laid_end_to_end(list(data), DEAP_SFREQ,
                                       [(DEAP_BASELINE_S, trial_s - DEAP_BASELINE_S, q) for q in quadrant])
     return joined, DEAP_CHANNELS, DEAP_SFREQ, trials
+
+
+def _quadrant(valence: float, arousal: float) -> str:
+    """DEAP's valence/arousal quadrant: high above the 1-9 scale's midpoint 5."""
+    return ("HV" if valence > 5 else "LV") + ("HA" if arousal > 5 else "LA")
+
+
+def _deap_ratings(path: Path, subject: int) -> list[str]:
+    """Each trial's quadrant, in presentation order, from the participant_ratings.csv beside the
+    recording's folder (``metadata_csv/`` as the dataset ships it) or in it."""
+    import csv
+
+    found = [c for folder in (path.parent, path.parent.parent)
+             for c in (folder / "participant_ratings.csv", folder / "metadata_csv" / "participant_ratings.csv")
+             if c.is_file()]
+    if not found:
+        raise EEGInputError(f"{path}: no participant_ratings.csv beside it (DEAP's metadata_csv/, next to "
+                            "data_original/): the ratings that label its trials")
+    with open(found[0], newline="", encoding="utf-8-sig") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["Participant_id"]) == subject]
+    if not rows:
+        raise EEGInputError(f"{path}: {found[0]} holds no ratings of participant {subject}")
+    rows.sort(key=lambda r: int(r["Trial"]))
+    ratings = np.array([[float(r["Valence"]), float(r["Arousal"])] for r in rows])
+    if ((ratings < 1) | (ratings > 9)).any():
+        raise ValueError(f"{found[0]}: ratings outside DEAP's 1-9 scale")
+    return [_quadrant(v, a) for v, a in ratings]
+
+
+def _deap_bdf(path: Path):
+    from eegpt.recording import _from_mne, _open_mne
+
+    named = re.fullmatch(r"s(\d\d)\.bdf", path.name, flags=re.IGNORECASE)
+    if not named:
+        raise EEGInputError(f"{path}: DEAP's recordings are named sXX.bdf, the participant's number; keep the "
+                            "dataset's file names")
+    quadrants = _deap_ratings(path, int(named.group(1)))
+    raw, _ = _open_mne(path)
+    data, names, _, sfreq, _ = _from_mne(raw, str(path))
+    status = [i for i, n in enumerate(names) if n.lower() == "status"]
+    if not status:
+        raise EEGInputError(f"{path}: no Status channel, which marks DEAP's videos")
+    codes = np.round(data[status[0]]).astype(np.int64) & BIOSEMI_TRIGGER_BITS
+    starts = np.flatnonzero((codes == DEAP_VIDEO_CODE) & (np.r_[-1, codes[:-1]] != DEAP_VIDEO_CODE))
+    if len(starts) != len(quadrants):
+        raise EEGInputError(f"{path}: {len(starts)} video starts (Status code {DEAP_VIDEO_CODE}) where the "
+                            f"ratings list {len(quadrants)} trials of this participant")
+    return data, names, sfreq, [(k / sfreq, DEAP_VIDEO_S, q) for k, q in zip(starts, quadrants)]
 
 
 def _loadmat(path: Path) -> dict:
@@ -209,5 +266,5 @@ def _bciciv1(path: Path):
     return cnt.T, names, sfreq, trials
 
 
-READERS = {"deap-python": _deap, "seed-iv-mat": _seed_iv, "seed-v-cnt": _seed_v, "cho2017-mat": _cho2017,
+READERS = {"deap-python": _deap, "deap-bdf": _deap_bdf, "seed-iv-mat": _seed_iv, "seed-v-cnt": _seed_v, "cho2017-mat": _cho2017,
            "bciciv1-mat": _bciciv1}

@@ -141,7 +141,7 @@ def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = Non
     onto : with ``place="splines"``, the electrodes to interpolate onto instead (a model head's
         montage: what :func:`eegpt.predict`'s ``place="montage"`` passes), those the cap covers; a
         recording whose channels carry no positions is placed by its electrodes' names.
-    distributed : read a dataset's own file layout (``deap-python``, ``seed-iv-mat``,
+    distributed : read a dataset's own file layout (``deap-python``, ``deap-bdf``, ``seed-iv-mat``,
         ``seed-v-cnt``, ``cho2017-mat``, ``bciciv1-mat``; see :mod:`eegpt.datasets`): its trials end to end,
         each marked by an event naming its class.
 

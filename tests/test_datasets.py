@@ -52,6 +52,62 @@ def test_deap_pickles_become_quadrant_labelled_trials(tmp_path):
         read(tmp_path / "junk.dat", distributed="deap-python")
 
 
+def _deap_bdf(path, names, ratings, sfreq=128.0, twente=False):
+    """data_original/sXX.bdf: BioSemi channels named in the file and a Status channel (3 fixation
+    5 s, 4 video 60 s, 5 fixation 3 s, 1 rating screen) per trial; Twente's files set BioSemi's
+    system bits above the trigger bits. Returns each video's first sample."""
+    import edfio
+
+    phases = [(3, 5.0), (4, 60.0), (5, 3.0), (1, 4.0)]
+    codes, starts = [np.zeros(int(10 * sfreq))], []
+    for _ in ratings:
+        for code, seconds in phases:
+            if code == 4:
+                starts.append(sum(len(c) for c in codes))
+            codes.append(np.full(int(seconds * sfreq), code))
+    status = np.concatenate(codes) + (0x190000 if twente else 0)
+    x = 20 * RNG.standard_normal((len(names), len(status)))
+    signals = [edfio.BdfSignal(row, sfreq, label=n, physical_dimension="uV", physical_range=(-262144, 262143))
+               for n, row in zip(names, x)]
+    signals.append(edfio.BdfSignal(status.astype(float), sfreq, label="Status", physical_dimension="Boolean",
+                                   physical_range=(-8388608, 8388607)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    edfio.Bdf(signals).write(path)
+    return x, np.array(starts)
+
+
+def test_deap_original_bdfs_take_their_labels_from_the_ratings_table(tmp_path):
+    root = tmp_path / "deap"
+    ratings = {1: [(7, 7), (7.5, 2), (2, 6), (1, 1), (5, 9), (6, 5)], 27: [(1, 1), (8, 8), (3, 7), (9, 2), (4, 4), (6, 6)]}
+    geneva = ["Fp1", "AF3", "F3", "Cz", "EXG1", "GSR1", "Resp"]
+    x, starts = _deap_bdf(root / "data_original" / "s01.bdf", geneva, ratings[1])
+    _deap_bdf(root / "data_original" / "s27.bdf", ["Cz", "F3", "Fp1", "AF3", "EXG1", "GSR1", "Resp"], ratings[27],
+              twente=True)
+    (root / "metadata_csv").mkdir()
+    rows = [(p, t + 1, 10 + t, 0, v, a) for p, rs in ratings.items() for t, (v, a) in enumerate(rs)]
+    lines = ["Participant_id,Trial,Experiment_id,Start_time,Valence,Arousal,Dominance,Liking,Familiarity"]
+    lines += [f"{p},{t},{e},{s},{v},{a},5,5,3" for p, t, e, s, v, a in rows[::-1]]  # any row order
+    (root / "metadata_csv" / "participant_ratings.csv").write_text("\n".join(lines) + "\n")
+    rec = read(root / "data_original" / "s01.bdf", distributed="deap-bdf")
+    assert rec.electrodes == ["Fp1", "AF3", "F3", "Cz"] and set(rec.set_aside) == {"EXG1", "GSR1", "Resp", "Status"}
+    # each trial's own rating, high above 5: (5, 9) is low valence, (6, 5) low arousal
+    assert list(rec.events.description) == ["HVHA", "HVLA", "LVHA", "LVLA", "LVHA", "HVLA"]
+    assert np.allclose(rec.events.onset, starts / 128.0) and np.allclose(rec.events.duration, 60.0)
+    np.testing.assert_allclose(rec.signals[0], x[0], atol=0.016)  # BioSemi's 1/32-uV step, halved
+    twente = read(root / "data_original" / "s27.bdf", distributed="deap-bdf")  # system bits masked off
+    assert list(twente.events.description) == ["LVLA", "HVHA", "LVHA", "HVLA", "LVLA", "HVHA"]
+    store = prepare("deap-bdf", root, tmp_path / "st", Preprocess(sfreq=128.0), workers=1, progress=False)
+    assert store.index["splits"] == {"01": "train", "27": "test"}
+    assert store.index["counts"]["train"] == {"HVHA": 15, "HVLA": 30, "LVHA": 30, "LVLA": 15}  # 15 4-s windows a video
+    lines.append("1,7,50,0,5,5,5,5,3")  # a seventh rated trial the recording does not hold
+    (root / "metadata_csv" / "participant_ratings.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(EEGInputError, match=r"s01.bdf: 6 video starts \(Status code 4\) where the ratings list 7"):
+        read(root / "data_original" / "s01.bdf", distributed="deap-bdf")
+    (root / "metadata_csv" / "participant_ratings.csv").unlink()
+    with pytest.raises(EEGInputError, match=r"s01.bdf: no participant_ratings.csv beside it"):
+        read(root / "data_original" / "s01.bdf", distributed="deap-bdf")
+
+
 def test_seed_iv_sessions_fix_each_trials_emotion(tmp_path):
     """eeg_raw_data/<session>/<subject>_<date>.mat with <initials>_eeg1 ... _eeg24, [62, samples] at 200 Hz."""
     lengths = RNG.integers(800, 1300, 24)

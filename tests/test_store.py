@@ -17,7 +17,7 @@ from conftest import shared
 def test_every_card_loads_and_names_its_split():
     names = card_names()
     for required in ("eegmat", "eegmmidb", "sleep-edf", "hmc", "eegnb-n170", "eegnb-p300", "bciciv-1",
-                     "bciciv-2a", "mibci", "stew", "deap", "faced", "seed-iv", "seed-v", "things-eeg", "synthetic-mw"):
+                     "bciciv-2a", "mibci", "stew", "deap", "deap-bdf", "faced", "seed-iv", "seed-v", "things-eeg", "synthetic-mw"):
         assert required in names
     for n in names:
         card = load_card(n)
