@@ -423,6 +423,29 @@ def test_cnt_files_are_tried_as_16_bit_neuroscan_then_ant(tmp_path, monkeypatch)
         read(path)
 
 
+def test_trigger_channels_become_events(tmp_path):
+    import edfio
+
+    # a FIF's STI channel: each change to a non-zero code is an event, a change between codes too
+    stim = np.zeros(1000)
+    stim[100:150], stim[300:350], stim[350:400] = 5, 7, 2
+    info = mne.create_info(["C3", "C4", "STI 014"], 100.0, ["eeg", "eeg", "stim"])
+    mne.io.RawArray(np.r_[np.random.default_rng(3).standard_normal((2, 1000)) * 1e-5, stim[None]], info,
+                    verbose=False).save(tmp_path / "r_raw.fif", verbose=False)
+    rec = read(tmp_path / "r_raw.fif")
+    assert list(rec.events.description) == ["5", "7", "2"] and np.allclose(rec.events.onset, [1.0, 3.0, 3.5])
+    assert rec.electrodes == ["C3", "C4"] and rec.set_aside == {"STI 014": "stim"}
+    # BioSemi's Status with the system bits set above the 16 trigger bits (Twente's DEAP files)
+    status = np.full(512 * 6, float(0x190000))
+    status[1024:1536] += 4
+    signals = [edfio.BdfSignal(np.random.default_rng(4).standard_normal(len(status)) * 20, 512, label=n,
+                               physical_dimension="uV", physical_range=(-262144, 262143)) for n in ("Fp1", "Fp2")]
+    signals.append(edfio.BdfSignal(status, 512, label="Status", physical_range=(-8388608, 8388607)))
+    edfio.Bdf(signals).write(tmp_path / "r.bdf")
+    rec = read(tmp_path / "r.bdf")
+    assert list(rec.events.description) == ["4"] and np.allclose(rec.events.onset, [2.0])
+
+
 def test_eeglab_epoch_files_are_read_epoch_by_epoch(tmp_path):
     x = np.random.default_rng(1).standard_normal((4, 3, 300)) * 1e-5
     events = np.c_[np.arange(4) * 300, np.zeros(4, int), [1, 2, 2, 1]]
