@@ -438,27 +438,32 @@ def _from_mne(inst, name: str):
             raise EEGInputError(f"{name}: cannot read the samples ({err}); the file is damaged") from None
         a = inst.annotations  # made relative to the first sample, without a wall-clock origin
         offset = inst.first_time if a.orig_time is not None else 0.0
-        ann = mne.Annotations(a.onset - offset, a.duration, a.description) + _trigger_events(inst)
+        ann = mne.Annotations(a.onset - offset, a.duration, a.description) + _trigger_events(inst, data)
     types = inst.get_channel_types()
     # MNE stores volts for EEG; tables and other types are taken as they are.
     scale = np.array([1e6 if t in ("eeg", "eog", "ecg", "emg", "seeg", "misc") else 1.0 for t in types])
     return data * scale[:, None], list(inst.ch_names), types, inst.info["sfreq"], ann
 
 
-def _trigger_events(raw) -> mne.Annotations:
-    """The codes of a raw's trigger (stim) channels as events, as ``mne.find_events`` reads them
-    (each change to a non-zero code, described by the code), for files that mark trials on a trigger
-    channel rather than with annotations: BioSemi's Status, a FIF's STI channels. BioSemi sets
-    system bits above its 16 trigger bits (Twente's DEAP files), so a BDF's codes are masked."""
-    stim = [n for n, t in zip(raw.ch_names, raw.get_channel_types()) if t == "stim"]
-    if not stim:
+def _trigger_events(raw, data: np.ndarray) -> mne.Annotations:
+    """The codes of a raw's trigger (stim) channels (their rows of ``data``, as read) as events, as
+    ``mne.find_events`` reads them (each change to a non-zero code, described by the code), for files
+    that mark trials on a trigger channel rather than with annotations: BioSemi's Status, a FIF's
+    STI channels. BioSemi sets system bits above its 16 trigger bits (Twente's DEAP files), so a
+    BDF's codes are masked. A channel MNE types as stim by its name ("Trigger" in an EDF) may carry
+    an analog signal: only whole-number codes are triggers."""
+    rows = [k for k, t in enumerate(raw.get_channel_types())
+            if t == "stim" and np.array_equal(data[k], np.round(data[k]))]
+    if not rows:
         return mne.Annotations([], [], [])
+    sfreq = raw.info["sfreq"]
+    names = [raw.ch_names[k] for k in rows]
+    codes = mne.io.RawArray(data[rows], mne.create_info(names, sfreq, "stim"), verbose="error")
     bdf = any(str(f).lower().endswith(".bdf") for f in raw.filenames if f)
-    found = mne.find_events(raw, stim_channel=stim, consecutive=True, shortest_event=1, verbose="error",
+    found = mne.find_events(codes, stim_channel=names, consecutive=True, shortest_event=1, verbose="error",
                             **({"mask": 0xFFFF, "mask_type": "and"} if bdf else {}))
     found = found[found[:, 2] != 0]
-    return mne.Annotations((found[:, 0] - raw.first_samp) / raw.info["sfreq"], [0.0] * len(found),
-                           [str(int(c)) for c in found[:, 2]])
+    return mne.Annotations(found[:, 0] / sfreq, [0.0] * len(found), [str(int(c)) for c in found[:, 2]])
 
 
 def _build(name, data, names, types, sfreq, ann, subject, rename, drop_bad, strict, meta, positions=None) -> Recording:
