@@ -446,12 +446,16 @@ def _from_mne(inst, name: str):
 
 
 def _trigger_events(raw, data: np.ndarray) -> mne.Annotations:
-    """The codes of a raw's trigger (stim) channels (their rows of ``data``, as read) as events, as
-    ``mne.find_events`` reads them (each change to a non-zero code, described by the code), for files
-    that mark trials on a trigger channel rather than with annotations: BioSemi's Status, a FIF's
-    STI channels. BioSemi sets system bits above its 16 trigger bits (Twente's DEAP files), so a
-    BDF's codes are masked. A channel MNE types as stim by its name ("Trigger" in an EDF) may carry
-    an analog signal: only whole-number codes are triggers."""
+    """The codes of a BDF's or a FIF's trigger (stim) channels (their rows of ``data``, as read) as
+    events, as ``mne.find_events`` reads them (each change to a non-zero code, described by the
+    code): files that mark trials on a trigger channel rather than with annotations, BioSemi's
+    Status and Neuromag's STI channels (and an MNE object built in memory). BioSemi sets system bits above its 16 trigger bits (Twente's
+    DEAP files), so a BDF's codes are masked. Other formats' stim channels are MNE's guess from a
+    name ("Trigger" in an EDF) and may carry an analog signal, so they give no events."""
+    files = [str(f).lower() for f in raw.filenames if f]
+    bdf = any(f.endswith(".bdf") for f in files)
+    if files and not (bdf or any(f.endswith((".fif", ".fif.gz")) for f in files)):
+        return mne.Annotations([], [], [])  # (an object built in memory: its stim channels are the user's)
     rows = [k for k, t in enumerate(raw.get_channel_types())
             if t == "stim" and np.array_equal(data[k], np.round(data[k]))]
     if not rows:
@@ -459,7 +463,6 @@ def _trigger_events(raw, data: np.ndarray) -> mne.Annotations:
     sfreq = raw.info["sfreq"]
     names = [raw.ch_names[k] for k in rows]
     codes = mne.io.RawArray(data[rows], mne.create_info(names, sfreq, "stim"), verbose="error")
-    bdf = any(str(f).lower().endswith(".bdf") for f in raw.filenames if f)
     found = mne.find_events(codes, stim_channel=names, consecutive=True, shortest_event=1, verbose="error",
                             **({"mask": 0xFFFF, "mask_type": "and"} if bdf else {}))
     found = found[found[:, 2] != 0]

@@ -444,6 +444,12 @@ def test_trigger_channels_become_events(tmp_path):
     edfio.Bdf(signals).write(tmp_path / "r.bdf")
     rec = read(tmp_path / "r.bdf")
     assert list(rec.events.description) == ["4"] and np.allclose(rec.events.onset, [2.0])
+    # an EDF channel MNE types as stim by its name but that carries an analog signal: no events
+    analog = [edfio.EdfSignal(np.random.default_rng(5).standard_normal(1000) * 20, 100, label=n,
+                              physical_dimension="uV", physical_range=(-500, 500)) for n in ("Fp1", "Trigger")]
+    edfio.Edf(analog).write(tmp_path / "a.edf")
+    rec = read(tmp_path / "a.edf")
+    assert rec.set_aside == {"Trigger": "stim"} and len(rec.events) == 0
 
 
 def test_eeglab_epoch_files_are_read_epoch_by_epoch(tmp_path):
