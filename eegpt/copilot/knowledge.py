@@ -37,6 +37,14 @@ def _c(name, finding, meaning, advice):
 
 
 _MOOD_CHECK = "Confirm with a structured mood interview before drawing conclusions."
+
+
+def _object_image(what: str) -> ClassText:
+    """An image category of the THINGS card: what the evoked response allows one to say of it."""
+    return _c(f"an image of {what}", [f"a visual evoked response to an image of {what}",
+                                      "an object-category pattern in the evoked response"],
+              ["The visual system responded to the image.", "Object-category processing appears intact."],
+              ["No action is needed.", "Use this response as a baseline for visual assessments."])
 CLASSES: dict[str, dict[str, ClassText]] = {
     "ER": {
         "anger": _c("anger", ["a pattern associated with anger, with high arousal and withdrawal of positive affect",
@@ -248,6 +256,10 @@ CLASSES: dict[str, dict[str, ClassText]] = {
                                                           "a standard-stimulus response"],
                          ["The patient did not treat this stimulus as rare.", "This is the expected standard response."],
                          ["No action is needed.", "Continue routine assessment."]),
+        **{c: _object_image(what) for c, what in (("animal", "an animal"), ("food", "food"), ("tool", "a tool"),
+                                                   ("vehicle", "a vehicle"), ("body_part", "a body part"),
+                                                   ("clothing", "clothing"), ("furniture", "furniture"),
+                                                   ("plant", "a plant"))},
     },
 }
 
