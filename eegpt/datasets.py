@@ -34,11 +34,11 @@ DEAP_SFREQ, DEAP_BASELINE_S = 128.0, 3.0
 
 # DEAP's "data_original/sXX.bdf" (the dataset's readme): BioSemi at 512 Hz, channels named in the
 # file (the Geneva and Twente sites order them differently), and a Status channel whose code 4 starts
-# each 60-s music video (1 start, rating screens; 2 sync; 3 fixation before; 5 fixation after; 7 end).
-# Twente's files set BioSemi's system bits above the 16 trigger bits, hence the mask. The ratings are
+# each 60-s music video (1 start, rating screens; 2 sync; 3 fixation before; 5 fixation after; 7 end;
+# read as events by eegpt.recording, masked to the trigger bits as Twente's files need). The ratings are
 # in "metadata_csv/participant_ratings.csv": Participant_id, Trial (the presentation order the
 # markers follow), Experiment_id, Start_time, Valence, Arousal, Dominance, Liking, Familiarity.
-DEAP_VIDEO_CODE, DEAP_VIDEO_S, BIOSEMI_TRIGGER_BITS = 4, 60.0, 0xFFFF
+DEAP_VIDEO_CODE, DEAP_VIDEO_S = 4, 60.0
 
 # SEED-IV's "eeg_raw_data/<session>/<subject>_<date>.mat" (the dataset's ReadMe and channel-order
 # sheet): 24 trials per session as "<initials>_eeg1" ... "_eeg24", [62, samples] at 200 Hz; the
@@ -171,16 +171,14 @@ def _deap_bdf(path: Path):
                             "dataset's file names")
     quadrants = _deap_ratings(path, int(named.group(1)))
     raw, _ = _open_mne(path)
-    data, names, _, sfreq, _ = _from_mne(raw, str(path))
-    status = [i for i, n in enumerate(names) if n.lower() == "status"]
-    if not status:
+    data, names, _, sfreq, triggers = _from_mne(raw, str(path))  # the Status codes as events
+    if not any(n.lower() == "status" for n in names):
         raise EEGInputError(f"{path}: no Status channel, which marks DEAP's videos")
-    codes = np.round(data[status[0]]).astype(np.int64) & BIOSEMI_TRIGGER_BITS
-    starts = np.flatnonzero((codes == DEAP_VIDEO_CODE) & (np.r_[-1, codes[:-1]] != DEAP_VIDEO_CODE))
+    starts = triggers.onset[triggers.description == str(DEAP_VIDEO_CODE)]
     if len(starts) != len(quadrants):
         raise EEGInputError(f"{path}: {len(starts)} video starts (Status code {DEAP_VIDEO_CODE}) where the "
                             f"ratings list {len(quadrants)} trials of this participant")
-    return data, names, sfreq, [(k / sfreq, DEAP_VIDEO_S, q) for k, q in zip(starts, quadrants)]
+    return data, names, sfreq, [(float(t), DEAP_VIDEO_S, q) for t, q in zip(starts, quadrants)]
 
 
 def _loadmat(path: Path) -> dict:

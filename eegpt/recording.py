@@ -445,6 +445,9 @@ def _from_mne(inst, name: str):
     return data * scale[:, None], list(inst.ch_names), types, inst.info["sfreq"], ann
 
 
+BIOSEMI_TRIGGER_BITS = 0xFFFF  # BioSemi's Status: 16 trigger bits, then the system's (CMS, battery, ...)
+
+
 def _trigger_events(raw, data: np.ndarray) -> mne.Annotations:
     """The codes of a BDF's or a FIF's trigger (stim) channels (their rows of ``data``, as read) as
     events, as ``mne.find_events`` reads them (each change to a non-zero code, described by the
@@ -464,7 +467,7 @@ def _trigger_events(raw, data: np.ndarray) -> mne.Annotations:
     names = [raw.ch_names[k] for k in rows]
     codes = mne.io.RawArray(data[rows], mne.create_info(names, sfreq, "stim"), verbose="error")
     found = mne.find_events(codes, stim_channel=names, consecutive=True, shortest_event=1, verbose="error",
-                            **({"mask": 0xFFFF, "mask_type": "and"} if bdf else {}))
+                            **({"mask": BIOSEMI_TRIGGER_BITS, "mask_type": "and"} if bdf else {}))
     found = found[found[:, 2] != 0]
     return mne.Annotations(found[:, 0] / sfreq, [0.0] * len(found), [str(int(c)) for c in found[:, 2]])
 
