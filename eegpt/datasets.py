@@ -55,7 +55,7 @@ SEED_IV_SESSIONS = {"1": [1, 2, 3, 0, 2, 0, 0, 1, 0, 1, 2, 1, 1, 1, 2, 3, 2, 2, 
                     "3": [1, 2, 2, 1, 3, 3, 3, 1, 1, 2, 1, 0, 2, 3, 3, 0, 2, 3, 0, 0, 2, 0, 1, 0]}
 
 # SEED-V's "EEG_raw/<subject>_<session>_<date>.cnt" (Neuroscan, 1000 Hz; 62 EEG in the SEED order
-# above plus M1, M2, VEO, HEO): 15 film clips per session whose start and end, in seconds from the
+# above plus M1, M2, VEO, HEO; a few as "..._repaired.cnt", which readers use instead of the original): 15 film clips per session whose start and end, in seconds from the
 # recording's first sample, and emotion are fixed per session. The table is the dataset's
 # documentation's; it is not in the files. It is written here as torcheeg's SEEDVDataset, CBraMod's
 # SEED-V preprocessing and several other public readers give it, all of which agree digit for digit.
@@ -213,10 +213,14 @@ def _seed_iv(path: Path):
 def _seed_v(path: Path):
     from eegpt.recording import _from_mne, _open_mne
 
-    named = re.fullmatch(r"(\d+)_(\d+)_(\d{8})\.cnt", path.name, flags=re.IGNORECASE)
+    named = re.fullmatch(r"(\d+)_(\d+)_(\d{8})(_repaired)?\.cnt", path.name, flags=re.IGNORECASE)
     if not named or named.group(2) not in SEED_V_SESSIONS:
         raise EEGInputError(f"{path}: SEED-V files are named <subject>_<session 1-3>_<date>.cnt, which fixes each "
                             "clip's timing and emotion; keep the dataset's file names")
+    repaired = path.with_name(f"{path.stem}_repaired{path.suffix}")
+    if not named.group(4) and repaired.exists():  # reading both would count the session twice
+        raise EEGInputError(f"{path}: superseded by {repaired.name} beside it; move one of the two out of the "
+                            "folder (or prepare with --skip-bad)")
     table = SEED_V_SESSIONS[named.group(2)]
     raw, _ = _open_mne(path)
     data, names, _, sfreq, _ = _from_mne(raw, str(path))

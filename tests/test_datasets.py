@@ -165,6 +165,12 @@ def test_seed_v_clips_come_from_each_sessions_table_of_seconds(tmp_path):
     write_neuroscan_cnt(tmp_path / "short" / "5_1_20180804.cnt", names, np.zeros((len(names), 64 * 100)) + 1, sfreq)
     with pytest.raises(EEGInputError, match=r"5_1_20180804.cnt: 100 s long, but session 1's last clip ends at 3359 s"):
         read(tmp_path / "short" / "5_1_20180804.cnt", distributed="seed-v-cnt")
+    # a session shipped again as "_repaired": the original is refused rather than counted twice
+    write_neuroscan_cnt(tmp_path / "short" / "5_1_20180804_repaired.cnt", names,
+                        20 * RNG.standard_normal((len(names), 64 * 3400)), sfreq)
+    assert read(tmp_path / "short" / "5_1_20180804_repaired.cnt", distributed="seed-v-cnt").events[0]["onset"] == 30
+    with pytest.raises(EEGInputError, match=r"5_1_20180804.cnt: superseded by 5_1_20180804_repaired.cnt"):
+        read(tmp_path / "short" / "5_1_20180804.cnt", distributed="seed-v-cnt")
     (tmp_path / "short" / "5_1_20180804.cnt").rename(tmp_path / "short" / "recording.cnt")
     with pytest.raises(EEGInputError, match=r"recording.cnt: SEED-V files are named <subject>_<session 1-3>_<date>"):
         read(tmp_path / "short" / "recording.cnt", distributed="seed-v-cnt")
