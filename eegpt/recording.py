@@ -387,14 +387,13 @@ def _open_mne(path: Path) -> tuple[mne.io.BaseRaw | mne.BaseEpochs, dict[str, st
                     raise
                 raw = _other_cnt(path)
         except Exception as err:  # MNE raises many types for a damaged file; all mean the same
+            _refuse_truncated(path, caught)
             msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise EEGInputError(f"{path}: cannot be read as {path.suffix.lstrip('.').upper()} "
                                 f"({msg}); the file is damaged or not of that format") from None
+    _refuse_truncated(path, caught)
     repeated: set[str] = set()
     for w in caught:
-        if "does not match the file size" in str(w.message):
-            raise EEGInputError(f"{path}: truncated: the header promises more data records than "
-                                "the file holds; re-download or re-export it")
         found = re.search(r"found duplicates for: (\{.*?\})", str(w.message))
         if found:
             repeated |= ast.literal_eval(found.group(1))
@@ -405,6 +404,16 @@ def _open_mne(path: Path) -> tuple[mne.io.BaseRaw | mne.BaseEpochs, dict[str, st
     return raw, duplicates
 
 
+def _refuse_truncated(path: Path, caught) -> None:
+    """Refuse a file whose header, by MNE's warnings, promises more than the file holds: EDF/BDF
+    data records, or a Neuroscan CNT's event table placed beyond the file's end (MNE would read on
+    from a recomputed end, giving a shorter recording without saying so)."""
+    for w in caught:
+        if "does not match the file size" in str(w.message) or "is larger than file size" in str(w.message):
+            raise EEGInputError(f"{path}: truncated: the header promises more data than the file holds; "
+                                "re-download or re-export it")
+
+
 def _other_cnt(path: Path):
     """A ``.cnt`` MNE's default Neuroscan reading refused: Neuroscan with 16-bit samples (which MNE
     reads only when told), else ANT Neuro's eego format (MNE's reader, with the antio package)."""
@@ -413,8 +422,10 @@ def _other_cnt(path: Path):
     except Exception as neuroscan:
         try:
             return mne.io.read_raw_ant(path, preload=False, verbose="warning")
-        except ImportError:
-            raise neuroscan from None  # antio absent: the Neuroscan error is the one to show
+        except Exception as ant:  # MNE says antio is absent with a RuntimeError
+            if isinstance(ant, ImportError) or "antio" in str(ant):
+                raise neuroscan from None  # antio absent: the Neuroscan error is the one to show
+            raise
 
 
 def _from_mne(inst, name: str):
@@ -449,16 +460,16 @@ BIOSEMI_TRIGGER_BITS = 0xFFFF  # BioSemi's Status: 16 trigger bits, then the sys
 
 
 def _trigger_events(raw, data: np.ndarray) -> mne.Annotations:
-    """The codes of a BDF's or a FIF's trigger (stim) channels (their rows of ``data``, as read) as
-    events, as ``mne.find_events`` reads them (each change to a non-zero code, described by the
-    code): files that mark trials on a trigger channel rather than with annotations, BioSemi's
-    Status and Neuromag's STI channels (and an MNE object built in memory). BioSemi sets system bits above its 16 trigger bits (Twente's
-    DEAP files), so a BDF's codes are masked. Other formats' stim channels are MNE's guess from a
-    name ("Trigger" in an EDF) and may carry an analog signal, so they give no events."""
-    files = [str(f).lower() for f in raw.filenames if f]
+    """The codes of the trigger (stim) channels (their rows of ``data``, as read) as events, as
+    ``mne.find_events`` reads them: each change to a non-zero code, described by the code. Only for
+    formats that mark trials on a trigger channel (a BDF's Status, a FIF's STI channels) and MNE
+    objects built in memory; elsewhere a stim channel is MNE's guess from a name ("Trigger" in an
+    EDF) and may carry an analog signal. BioSemi sets system bits above its 16 trigger bits
+    (Twente's DEAP files), so a BDF's codes are masked."""
+    files = [str(f).lower() for f in raw.filenames if f]  # none for an object built in memory
     bdf = any(f.endswith(".bdf") for f in files)
     if files and not (bdf or any(f.endswith((".fif", ".fif.gz")) for f in files)):
-        return mne.Annotations([], [], [])  # (an object built in memory: its stim channels are the user's)
+        return mne.Annotations([], [], [])
     rows = [k for k, t in enumerate(raw.get_channel_types())
             if t == "stim" and np.array_equal(data[k], np.round(data[k]))]
     if not rows:
@@ -468,7 +479,6 @@ def _trigger_events(raw, data: np.ndarray) -> mne.Annotations:
     codes = mne.io.RawArray(data[rows], mne.create_info(names, sfreq, "stim"), verbose="error")
     found = mne.find_events(codes, stim_channel=names, consecutive=True, shortest_event=1, verbose="error",
                             **({"mask": BIOSEMI_TRIGGER_BITS, "mask_type": "and"} if bdf else {}))
-    found = found[found[:, 2] != 0]
     return mne.Annotations(found[:, 0] / sfreq, [0.0] * len(found), [str(int(c)) for c in found[:, 2]])
 
 

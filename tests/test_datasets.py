@@ -52,7 +52,7 @@ def test_deap_pickles_become_quadrant_labelled_trials(tmp_path):
         read(tmp_path / "junk.dat", distributed="deap-python")
 
 
-def _deap_bdf(path, names, ratings, sfreq=128.0, twente=False):
+def _write_deap_bdf(path, names, ratings, sfreq=128.0, twente=False):
     """data_original/sXX.bdf: BioSemi channels named in the file and a Status channel (3 fixation
     5 s, 4 video 60 s, 5 fixation 3 s, 1 rating screen) per trial; Twente's files set BioSemi's
     system bits above the trigger bits. Returns each video's first sample."""
@@ -80,8 +80,8 @@ def test_deap_original_bdfs_take_their_labels_from_the_ratings_table(tmp_path):
     root = tmp_path / "deap"
     ratings = {1: [(7, 7), (7.5, 2), (2, 6), (1, 1), (5, 9), (6, 5)], 27: [(1, 1), (8, 8), (3, 7), (9, 2), (4, 4), (6, 6)]}
     geneva = ["Fp1", "AF3", "F3", "Cz", "EXG1", "GSR1", "Resp"]
-    x, starts = _deap_bdf(root / "data_original" / "s01.bdf", geneva, ratings[1])
-    _deap_bdf(root / "data_original" / "s27.bdf", ["Cz", "F3", "Fp1", "AF3", "EXG1", "GSR1", "Resp"], ratings[27],
+    x, starts = _write_deap_bdf(root / "data_original" / "s01.bdf", geneva, ratings[1])
+    _write_deap_bdf(root / "data_original" / "s27.bdf", ["Cz", "F3", "Fp1", "AF3", "EXG1", "GSR1", "Resp"], ratings[27],
               twente=True)
     (root / "metadata_csv").mkdir()
     rows = [(p, t + 1, 10 + t, 0, v, a) for p, rs in ratings.items() for t, (v, a) in enumerate(rs)]

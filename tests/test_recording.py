@@ -415,12 +415,19 @@ def test_cnt_files_are_tried_as_16_bit_neuroscan_then_ant(tmp_path, monkeypatch)
     monkeypatch.setattr(mne.io, "read_raw_ant", ant)
     assert read(path).electrodes == ["C3", "C4"] and tried == ["ant"]
 
-    def no_antio(p, **k):
-        raise ImportError("antio")
+    def no_antio(p, **k):  # as MNE says it: a RuntimeError naming the package
+        raise RuntimeError("For reading ANT files to work, the module antio>=0.5.0 is needed")
 
     monkeypatch.setattr(mne.io, "read_raw_ant", no_antio)
-    with pytest.raises(EEGInputError, match=r"ant.cnt: cannot be read as CNT \("):
-        read(path)
+    with pytest.raises(EEGInputError, match=r"ant.cnt: cannot be read as CNT \((?!For reading ANT)"):
+        read(path)  # the Neuroscan reading's error, not the missing package's
+
+    # a Neuroscan file cut short: its header places the event table beyond the end, and MNE would
+    # read on from a recomputed end; refused, not read shorter
+    cut = tmp_path / "cut.cnt"
+    cut.write_bytes((tmp_path / "r32.cnt").read_bytes()[:3000])
+    with pytest.raises(EEGInputError, match=r"cut.cnt: truncated"):
+        read(cut)
 
 
 def test_trigger_channels_become_events(tmp_path):
