@@ -125,7 +125,7 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
               progress: bool = True) -> dict:
     """Run protocol ``name`` for every seed; ``specialists`` None: the networks run when the
     ``peers`` extra is installed."""
-    from eegpt.baseline import SPECIALISTS, fit_predict, specialists_installed
+    from eegpt.baseline import SPECIALISTS, fit_predict, recipes, specialists_installed
     from eegpt.finetune import FinetuneConfig, finetune
     from eegpt.model import load
     from eegpt.store import prepare
@@ -150,6 +150,8 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
     # what a fold's scores depend on besides the seed and the fold: a kept score is reused only for these
     made_for = {"preset": preset, "pretrain_steps": pretrain_steps, "finetune_steps": finetune_steps,
                 "batch_size": batch_size, "ete": None if ete is None else str(Path(ete).resolve()), "peers": list(peers)}
+    if networks := recipes(peers):
+        made_for["recipes"] = networks  # a fold's networks are kept for the recipe they were trained with
     for seed in seeds:
         for fold, split, what in protocol_folds:
             s = store.with_splits(split)

@@ -81,7 +81,7 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
     """Run the demo in ``workdir`` (``plan`` overrides the quick/full plans, for tests).
     ``specialists``: EEGNet and ShallowFBCSPNet beside the classical peers (None: as the plan says,
     when the ``peers`` extra is installed)."""
-    from eegpt.baseline import SPECIALISTS, fit_predict, specialists_installed
+    from eegpt.baseline import SPECIALISTS, fit_predict, recipes, specialists_installed
     from eegpt.embed import embed, tsne
     from eegpt.finetune import FinetuneConfig, evaluate, finetune
     from eegpt.model import load
@@ -130,6 +130,8 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
             # Each peer's score is kept as it is made, so an interrupted evaluation resumes peer by peer
             # (the full demo's two networks on five tasks take over an hour here).
             done, made_for = workdir / "peers" / f"{t.lower()}-{name}.json", {"subjects": plan.subjects, "seed": seed}
+            if name in SPECIALISTS:  # a network's score is kept for the recipe it was trained with
+                made_for["recipe"] = recipes([name])[name]
             if (before := kept(done, made_for)) is not None:
                 baselines[name] = before
                 continue
@@ -169,7 +171,8 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
     emr.write(answered["record"], workdir / "emr.md")
     emr.write(answered["record"], workdir / "emr.json")
     stage("copilot")
-    report = {"plan": "quick" if quick else "full", **plan.__dict__, "specialists": specialists, "seconds": round(time.perf_counter() - t_start, 1),
+    report = {"plan": "quick" if quick else "full", **plan.__dict__, "specialists": specialists,
+              "recipes": _recipes(specialists), "seconds": round(time.perf_counter() - t_start, 1),
               "stage_seconds": stages, "split": "train subjects fit, val subjects select, test subjects score",
               "finetune_best_step": tuned["best_step"], "tasks": tasks, "tsne": str(workdir / "tsne.png"),
               "clustering": clusters["clustering"],
@@ -187,6 +190,13 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
 TARGETS = {"quick": {"task_margin": 0.10, "mean": False}, "full": {"task_margin": 0.03, "mean": True}}
 
 
+def _recipes(specialists: bool) -> dict:
+    """How the networks of a demo with(out) ``specialists`` are trained (kept in its report)."""
+    from eegpt.baseline import SPECIALISTS, recipes
+
+    return recipes(SPECIALISTS) if specialists else {}
+
+
 def demo_seeds(workdir, seeds, quick: bool = False, progress: bool = True, specialists: bool | None = None,
                plan: DemoPlan | None = None) -> dict:
     """The demo once per seed in ``workdir/seed-S`` — each seed draws its own corpus and trains and
@@ -200,7 +210,9 @@ def demo_seeds(workdir, seeds, quick: bool = False, progress: bool = True, speci
         done = workdir / f"seed-{seed}" / "report.json"
         if done.exists():  # a seed finished before (the full demo's take over an hour each) is kept, not rerun
             report = json.loads(done.read_text())
-            if report.get("plan") == kind and specialists in (None, report.get("specialists")):
+            # ... unless its networks were trained with another recipe than today's
+            if report.get("plan") == kind and specialists in (None, report.get("specialists")) \
+                    and report.get("recipes", {}) == _recipes(report.get("specialists")):
                 if progress:
                     print(f"== seed {seed}: finished before, its report kept ({done})", flush=True)
                 reports[seed] = report

@@ -92,18 +92,30 @@ def test_eegmmidb_s001_protocol_end_to_end_with_seeds_and_a_usable_model(tmp_pat
     assert p.probs.shape[1] == 4 and len(p.probs) > 0
 
 
+@pytest.mark.slow  # each network trained as the peers are: about a minute on 2 cores
 def test_specialist_networks_learn_their_training_windows(stores):
     pytest.importorskip("braindecode", reason="the specialist peers need the peers extra (pip install -e '.[peers]')")
-    from eegpt.baseline import fit_predict
+    from eegpt.baseline import SPECIALISTS, fit_predict
     from eegpt.metrics import classification
 
     s = stores["cm"]
     train = s.indices("train")
-    for name in ("eegnet", "shallow_fbcsp"):
-        probs, labels, chosen = fit_predict(name, s, train, train, epochs=30)
-        assert chosen == {"epoch": 30}  # nothing to select on: the last epoch
+    for name, spec in SPECIALISTS.items():
+        probs, labels, chosen = fit_predict(name, s, train, train)
+        assert chosen == {"epoch": spec.epochs}  # nothing to select on: the last epoch
         assert classification(labels, probs, len(s.classes))["balanced_accuracy"] > 0.65, name  # 160 windows
-        probs, _, chosen = fit_predict(name, s, train, s.indices("test"), s.indices("val"), epochs=3)
+
+
+def test_specialist_networks_keep_the_epoch_chosen_on_validation_windows(stores):
+    pytest.importorskip("braindecode", reason="the specialist peers need the peers extra (pip install -e '.[peers]')")
+    from dataclasses import replace
+
+    from eegpt.baseline import SPECIALISTS, fit_predict
+
+    s = stores["cm"]
+    for name, spec in SPECIALISTS.items():
+        probs, _, chosen = fit_predict(name, s, s.indices("train"), s.indices("test"), s.indices("val"),
+                                       specialist=replace(spec, epochs=3))
         assert 1 <= chosen["epoch"] <= 3 and np.allclose(probs.sum(1), 1.0, atol=1e-5)
 
 
@@ -123,7 +135,10 @@ def _demo_report(seed, model, peers):
 
 
 def test_demo_over_seeds_runs_each_seed_apart_and_checks_the_targets_on_the_means(tmp_path, monkeypatch, capsys):
+    from dataclasses import asdict
+
     import eegpt.demo as demo_module
+    from eegpt.baseline import SPECIALISTS
 
     scores = {0: ({"ER": 0.80, "CM": 0.70}, {"band_power": {"ER": 0.78, "CM": 0.60}, "eegnet": {"ER": 0.50, "CM": 0.76}}),
               1: ({"ER": 0.84, "CM": 0.72}, {"band_power": {"ER": 0.82, "CM": 0.62}, "eegnet": {"ER": 0.52, "CM": 0.70}}),
@@ -159,5 +174,12 @@ def test_demo_over_seeds_runs_each_seed_apart_and_checks_the_targets_on_the_mean
     assert main(["demo", "--workdir", str(tmp_path / "w"), "--quick", "--seeds", "0", "1", "2", "3", "--quiet"]) == 0
     assert seen == [(tmp_path / "w" / "seed-3", 3)]
     assert json.loads((tmp_path / "w" / "summary.json").read_text())["seeds"] == [0, 1, 2, 3]
+    # ... unless its networks were trained with another recipe than today's: that seed runs again
+    stale = {**_demo_report(1, *scores[1]), "plan": "quick", "specialists": True,
+             "recipes": {name: {**asdict(spec), "epochs": spec.epochs // 2} for name, spec in SPECIALISTS.items()}}
+    (tmp_path / "w" / "seed-1" / "report.json").write_text(json.dumps(stale))
+    seen.clear()
+    assert main(["demo", "--workdir", str(tmp_path / "w"), "--quick", "--seeds", "0", "1", "--quiet"]) == 0
+    assert seen == [(tmp_path / "w" / "seed-1", 1)]
     assert main(["demo", "--workdir", str(tmp_path / "bad"), "--seeds", "1", "1"]) == 2
     assert "seeds must be distinct" in capsys.readouterr().err and not (tmp_path / "bad").exists()
