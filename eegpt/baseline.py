@@ -196,7 +196,7 @@ def specialists_installed() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("torch", "braindecode", "skorch"))
 
 
-def _specialist(spec: Specialist, sfreq, x_tr, y_tr, x_val, y_val, x_te, n_classes, seed):
+def train_specialist(spec: Specialist, sfreq, x_tr, y_tr, x_val, y_val, x_te, n_classes, seed):
     """Train braindecode's network as ``spec`` says on the training windows (sampled at ``sfreq``);
     class probabilities of ``x_te``, the epoch kept, and the training history (per epoch: training
     loss, validation balanced accuracy)."""
@@ -209,6 +209,8 @@ def _specialist(spec: Specialist, sfreq, x_tr, y_tr, x_val, y_val, x_te, n_class
 
     epochs = spec.epochs
     if spec.sfreq is not None and sfreq > spec.sfreq:
+        # MNE's FFT resampling, as a braindecode user would resample; the windows are stored already
+        # band-passed, so there is nothing for preprocess.filter_resample's filters to add
         import mne
 
         down = sfreq / spec.sfreq
@@ -258,8 +260,8 @@ def fit_predict(name: str, store, train_positions, test_positions, val_positions
     x_val, y_val = (store_arrays(store, val_positions)[:2] if val_positions is not None and len(val_positions)
                     else (None, None))
     if name in SPECIALISTS:
-        probs, chosen, _ = _specialist(specialist or SPECIALISTS[name], store.index["sfreq"], x_tr, y_tr, x_val,
-                                       y_val, x_te, len(store.classes), seed)
+        probs, chosen, _ = train_specialist(specialist or SPECIALISTS[name], store.index["sfreq"], x_tr, y_tr,
+                                            x_val, y_val, x_te, len(store.classes), seed)
         return probs, y_te, chosen
     import mne
 

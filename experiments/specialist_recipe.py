@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eegpt.baseline import SPECIALISTS, Specialist, _specialist, store_arrays
+from eegpt.baseline import SPECIALISTS, Specialist, store_arrays, train_specialist
 from eegpt.errors import atomic_write
 from eegpt.metrics import classification
 from eegpt.store import Store
@@ -53,8 +53,8 @@ def main(argv=None) -> None:
         for net in args.networks:
             for what, spec in RECIPES[net].items():
                 t0 = time.perf_counter()
-                probs, chosen, history = _specialist(spec, s.index["sfreq"], x_tr, y_tr, x_val, y_val, x_te,
-                                                     len(s.classes), args.seed)
+                probs, chosen, history = train_specialist(spec, s.index["sfreq"], x_tr, y_tr, x_val, y_val, x_te,
+                                                          len(s.classes), args.seed)
                 test = classification(y_te, probs, len(s.classes))["balanced_accuracy"]
                 loss = history["train_loss"]
                 print(f"{task} {net} [{what}: {spec.sfreq or s.index['sfreq']:g} Hz, lr {spec.lr:g}, "
