@@ -10,6 +10,7 @@
     python experiments/ablations.py laplacian                  --workdir runs/ablations
     python experiments/ablations.py linear-start               --workdir runs/ablations
     python experiments/ablations.py gentle-graph               --workdir runs/ablations
+    python experiments/ablations.py pretrain-length            --workdir runs/ablations
     python experiments/ablations.py cap-positions --demo runs/demo-quick --workdir runs/ablations
 
 Every arm uses the demo's recipe (``eegpt demo --quick``: 14 synthetic subjects, base preset,
@@ -47,6 +48,11 @@ corpus stays the same). What differs between arms:
   graph to the linear start without undoing it: the readout kept as fitted (``readout_lr=0``),
   learning rate 3e-4, evaluated every 25 steps, patience 6. Both keep the step validation prefers,
   the linear start included.
+- ``pretrain-length``: the ETE pretrained ``--pretrain-steps`` (400) or ten times as long; the demo's
+  graph input and linear start, but the readout reads every node column, the ETE's features among
+  them (``readout="all"``), so the start can use what longer pretraining adds (the demo's readout
+  reads only the classical views, so its start does not depend on the encoder). The demo's recipe
+  on the short ETE is the reference arm.
 - ``cap-positions``: no training; the model of a finished demo (``--demo``, default the quick
   demo's) reads its own test subjects recorded with a cap whose electrodes are not at their 10-10
   sites — each moved ``--degrees`` (seen from the head's centre) in a random direction, drawn anew
@@ -87,9 +93,10 @@ from eegpt.train import PretrainConfig, pretrain
 SAME_WINDOW = ("ER", "MI", "MW")
 
 
-def pretrained(workdir: Path, stores: dict, tasks, steps: int, seed: int, mode="electrode", objective="ar") -> Path:
+def pretrained(workdir: Path, stores: dict, tasks, steps: int, seed: int, mode="electrode", objective="ar",
+               tag="") -> Path:
     on = "" if tuple(tasks) == ALL else "-" + "".join(t.lower() for t in tasks)
-    out = workdir / f"ete-{mode}-{objective}{on}-seed{seed}"
+    out = workdir / f"ete-{mode}-{objective}{on}{tag}-seed{seed}"
     # A step sees about the same EEG in both modes: 256 electrode sequences, or 8 windows of all
     # their electrodes (ER/MI/MW average ~36 electrodes a window).
     batch = 256 if mode == "electrode" else 8
@@ -161,6 +168,19 @@ def arms(name: str, workdir: Path, stores: dict, seed: int, args) -> dict:
         return {"demo recipe": tuned(ete, stores, ALL, run / "demo", demo_ft),
                 "gentle graph": tuned(ete, stores, ALL, run / "gentle",
                                       dataclasses.replace(demo_ft, lr=3e-4, readout_lr=0.0, eval_every=25, patience=6))}
+    if name == "pretrain-length":
+        short, long_ = args.pretrain_steps, 10 * args.pretrain_steps
+        demo_ft = dataclasses.replace(ft, nodes=PLANS["quick"].nodes, readout="classical", readout_init="lr",
+                                      readout_search="each", eval_every=PLANS["quick"].eval_every,
+                                      patience=PLANS["quick"].patience)
+        ete = {short: pretrained(workdir, stores, ALL, short, seed),
+               # its own folder: a pretraining run given more steps would resume the short one
+               long_: pretrained(workdir, stores, ALL, long_, seed, tag=f"-{long_}steps")}
+        out = {f"demo recipe, {short:,} steps": tuned(ete[short], stores, ALL, run / "demo", demo_ft)}
+        for steps, path in ete.items():
+            out[f"ETE in the readout, {steps:,} steps"] = tuned(path, stores, ALL, run / f"all-{steps}",
+                                                               dataclasses.replace(demo_ft, readout="all"))
+        return out
     if name == "electrode-vs-multichannel":
         return {mode: tuned(pretrained(workdir, stores, SAME_WINDOW, args.pretrain_steps, seed, mode=mode),
                             stores, SAME_WINDOW, run / mode, ft) for mode in ("electrode", "multichannel")}
@@ -259,7 +279,7 @@ def cap_positions(demo: Path, stores: dict, seed: int, degrees) -> dict:
 
 
 ABLATIONS = ("joint-vs-single", "ar-vs-mae", "frozen-vs-trainable", "electrode-vs-multichannel", "graph-start",
-             "graph-input", "laplacian", "linear-start", "gentle-graph", "cap-positions")
+             "graph-input", "laplacian", "linear-start", "gentle-graph", "pretrain-length", "cap-positions")
 
 
 def summarise(per_seed: list[dict]) -> dict:
