@@ -306,9 +306,10 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
         # demo it takes most of the stage); the settings it chose are the ones reported before
         lr_chosen = json.loads(before.read_text()).get("readout_start")
     elif ft.readout_init == "lr":
-        views = [(v, node_width(v, mcfg.ete.d_model)) for v in node_views(ft.nodes) if v != "ete"]
-        if ft.readout == "all":
-            views = [("all", tcfg.readout_features)]
+        # the readout's columns by view, in column order: the classical views, and with readout "all"
+        # the ETE's features too, so the search can choose the encoder's view like any other
+        views = [(v, node_width(v, mcfg.ete.d_model)) for v in node_views(ft.nodes)
+                 if v != "ete" or ft.readout == "all"]
         teg_pure, lr_chosen = linear_readout(teg_pure, model.heads, stores, cache, norm, all_train, views,
                                              ft.readout_search)
     params = {"ete": ete_params, "teg": teg_pure, "norm": norm}

@@ -50,7 +50,8 @@ corpus stays the same). What differs between arms:
   the linear start included.
 - ``pretrain-length``: the ETE pretrained ``--pretrain-steps`` (400) or ten times as long; the demo's
   graph input and linear start, but the readout reads every node column, the ETE's features among
-  them (``readout="all"``), so the start can use what longer pretraining adds (the demo's readout
+  them (``readout="all"``: the ETE is one more view the validation subjects can choose, alone or
+  with all the others), so the start can use what longer pretraining adds (the demo's readout
   reads only the classical views, so its start does not depend on the encoder). The demo's recipe
   on the short ETE is the reference arm.
 - ``cap-positions``: no training; the model of a finished demo (``--demo``, default the quick

@@ -405,6 +405,21 @@ def test_the_linear_start_is_a_logistic_regression_on_each_electrodes_band_power
     np.testing.assert_allclose(softmax(run["logits"], axis=1), expected, atol=2e-3)
 
 
+def test_the_linear_start_with_readout_all_chooses_among_the_ete_and_the_classical_views(tuned, stores, tmp_path):
+    """readout="all": the ETE's features are a view like the band powers; the validation subjects
+    choose one of them or both, and the columns of a view not chosen start at zero weight."""
+    s = stores["mw"]
+    ft = FinetuneConfig(steps=1, eval_every=1, batch_size=8, warmup=1, lr=1e-12, k_neighbours=4, nodes="ete+bands",
+                        readout="all", readout_init="lr", readout_search="each")
+    out = finetune(tuned / "ete", [s], tmp_path / "ft", ft, progress=False, track=False)
+    view = out["readout_start"][s.name]["view"]
+    assert view in ("ete", "bands", "ete+bands")
+    weights = np.asarray(load(tmp_path / "ft").params["teg"]["readout"][s.name])  # [vocabulary, 32 + 5, classes]
+    assert weights.shape[1] == 32 + 5
+    for name, cols in (("ete", slice(0, 32)), ("bands", slice(32, 37))):
+        assert np.any(weights[:, cols]) == (name in view.split("+")), (name, view)
+
+
 def test_probe_scores_each_feature_set_grouped_by_subject(tuned, stores):
     from eegpt.embed import PROBES, probe
 
