@@ -137,7 +137,13 @@ def test_summary_feature_alone_equals_the_full_pass(objective):
     alone = nnx.jit(lambda m, x: m.summary_feature(x, ids, n))(m, x)
     np.testing.assert_allclose(np.asarray(alone), np.asarray(full), rtol=1e-5, atol=1e-6)
     graphdef, state = nnx.split(m)
-    grads = [jax.jit(jax.grad(lambda st: jnp.sum(f(nnx.merge(graphdef, st)) ** 2)))(state) for f in
+    # a fixed random projection of the feature, not its squared norm: the feature is layer-normed, so
+    # its squared norm barely depends on the parameters and its gradients are float32 rounding
+    r = jax.random.normal(jax.random.key(8), full.shape)
+    grads = [jax.jit(jax.grad(lambda st: jnp.sum(f(nnx.merge(graphdef, st)) * r)))(state) for f in
              (lambda m: m(x, ids, n_valid_B=n)["feature"], lambda m: m.summary_feature(x, ids, n))]
+    assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grads[0])) > 1.0  # gradients, not rounding
     for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
-        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
+        # float32 rounding is relative to each parameter's largest gradient (measured: under 1e-6 of it)
+        a, b = np.asarray(a), np.asarray(b)
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5 * np.abs(a).max())
