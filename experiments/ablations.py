@@ -161,19 +161,17 @@ def arms(name: str, workdir: Path, stores: dict, seed: int, args) -> dict:
                     ("absolute views", "absolute", "ete+bands+erp+lap", "each"),
                     ("+ relative views", "relative", "ete+bands+rel+erp+lap+laprel", "each"),
                     ("+ every combination", "combinations", "ete+bands+rel+erp+lap+laprel", "combinations"))}
+    # the quick demo's fine-tuning: its graph input, linear start, evaluation and early stopping
+    demo_ft = dataclasses.replace(ft, nodes=PLANS["quick"].nodes, readout=PLANS["quick"].readout,
+                                  readout_init=PLANS["quick"].readout_init, readout_search=PLANS["quick"].readout_search,
+                                  eval_every=PLANS["quick"].eval_every, patience=PLANS["quick"].patience)
     if name == "gentle-graph":
         ete = pretrained(workdir, stores, ALL, args.pretrain_steps, seed)
-        demo_ft = dataclasses.replace(ft, nodes=PLANS["quick"].nodes, readout="classical", readout_init="lr",
-                                      readout_search="each", eval_every=PLANS["quick"].eval_every,
-                                      patience=PLANS["quick"].patience)
         return {"demo recipe": tuned(ete, stores, ALL, run / "demo", demo_ft),
                 "gentle graph": tuned(ete, stores, ALL, run / "gentle",
                                       dataclasses.replace(demo_ft, lr=3e-4, readout_lr=0.0, eval_every=25, patience=6))}
     if name == "pretrain-length":
         short, long_ = args.pretrain_steps, 10 * args.pretrain_steps
-        demo_ft = dataclasses.replace(ft, nodes=PLANS["quick"].nodes, readout="classical", readout_init="lr",
-                                      readout_search="each", eval_every=PLANS["quick"].eval_every,
-                                      patience=PLANS["quick"].patience)
         ete = {short: pretrained(workdir, stores, ALL, short, seed),
                # its own folder: a pretraining run given more steps would resume the short one
                long_: pretrained(workdir, stores, ALL, long_, seed, tag=f"-{long_}steps")}
