@@ -126,7 +126,7 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
     """Run protocol ``name`` for every seed; ``specialists`` None: the networks run when the
     ``peers`` extra is installed."""
     from eegpt.baseline import SPECIALISTS, fit_predict, recipes, specialists_installed
-    from eegpt.finetune import FinetuneConfig, finetune
+    from eegpt.finetune import FinetuneConfig, finetune, kept_model
     from eegpt.model import load
     from eegpt.store import prepare
     from eegpt.train import PretrainConfig, pretrain
@@ -177,9 +177,10 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
             ft = FinetuneConfig(steps=finetune_steps, batch_size=batch_size, eval_every=max(finetune_steps // 5, 1),
                                 lr=3e-3, k_neighbours=8, patience=2, graph_layers=1, seed=seed,
                                 nodes="ete+bands+rel+erp+lap+laprel", readout="classical", readout_init="lr")
-            finetune(ete_dir, [s], fold_dir / "finetune", ft, progress=progress, track=False)
+            tuned = finetune(ete_dir, [s], fold_dir / "finetune", ft, progress=progress, track=False)
             scored = load(fold_dir / "finetune").run(s, "test")
-            models = {"EEGPT": _score(scored["labels"], scored["probs"], present)}
+            models = {"EEGPT": {**_score(scored["labels"], scored["probs"], present),
+                                "kept": kept_model(tuned)[s.name]}}
             for peer in peers:
                 if peer in classical.get(fold, {}):  # deterministic: fitted once, reported per seed
                     models[peer] = classical[fold][peer]
@@ -198,6 +199,7 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
                "classes": [store.classes[c] for c in present],
                "seeds": list(seeds), "peers": list(peers),
                "summary": _summary(runs, len(protocol_folds)), "runs": runs,
+               "kept": {f"seed-{r['seed']}/{r['fold']}": r["models"]["EEGPT"].get("kept") for r in runs},
                "models": {f"seed-{r['seed']}/{r['fold']}": str(workdir / f"seed-{r['seed']}" / r["fold"] / "finetune"
                                                                 / "model") for r in runs},
                "published_balanced_accuracy": PUBLISHED.get(name, {}),
@@ -219,3 +221,6 @@ def print_results(r: dict) -> None:
     print(f"{'':<14} " + " ".join(f"{k:>15}" for k in ("bal. acc.", "kappa", "w. F1", "AUROC", "ECE")))
     for label, block in r["summary"].items():
         print(f"{label:<14} " + " ".join(f"{value(block, k):>15}" for k in keys))
+    print("EEGPT's kept model, per seed and fold (the step kept, the views read, whether the ETE was read):")
+    for where, k in r.get("kept", {}).items():
+        print(f"  {where}: {k['text'] if k else 'not recorded (scored before kept was)'}")

@@ -25,7 +25,7 @@ import mne
 import numpy as np
 
 from eegpt.recording import Recording
-from eegpt.errors import EEGInputError
+from eegpt.errors import READER_ERRORS, EEGInputError, from_reader
 
 # Cards are package data (eegpt/data/*.toml), so a wheel installed anywhere finds them.
 CARDS_DIR = Path(str(importlib.resources.files("eegpt") / "data"))
@@ -163,7 +163,9 @@ def _events_for(card: Card, rec: Recording, path: Path) -> mne.Annotations:
             raise EEGInputError(f"{path}: no annotation file {m.expand(glob)!r} beside it")
         try:
             return mne.read_annotations(matches[0])
-        except Exception as err:
+        except READER_ERRORS as err:
+            if not from_reader(err):
+                raise
             raise EEGInputError(f"{matches[0]}: cannot read annotations ({err})") from None
     raise EEGInputError(f"{card.path}: unknown labels.source {source!r}")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from eegpt import TASKS
 from eegpt.datasets import READERS
-from eegpt.errors import EEGInputError, TrainingError, atomic_write
+from eegpt.errors import USER_OS_ERRORS, EEGInputError, TrainingError, atomic_write
 from eegpt.options import add_config, check_output, config_class, config_from
 
 
@@ -105,15 +105,17 @@ def _cmd_pretrain(args) -> None:
 
 
 def _cmd_finetune(args) -> None:
-    from eegpt.finetune import FinetuneConfig, finetune
+    from eegpt.finetune import FinetuneConfig, finetune, kept_model
 
     ft = config_from(FinetuneConfig, args)
     out = finetune(args.ete, args.data, args.workdir, ft, progress=not args.quiet)
-    last = out["history"][-1] if out["history"] else {}
     print(f"fine-tuned {out['steps_run']} steps ({'stopped early' if out['stopped_early'] else 'to the end'}); "
           f"kept step {out['best_step']}, selected on {out['selected_on']}")
-    for name, v in last.get("val_balanced_accuracy", {}).items():
-        print(f"  {name:<22} val balanced accuracy {v:.3f} (last evaluation)")
+    at_best = next((h for h in out["history"] if h["step"] == out["best_step"]), {})
+    for name, kept in kept_model(out).items():
+        val = at_best.get("val_balanced_accuracy", {}).get(name)
+        print(f"  {name:<22} " + (f"val balanced accuracy {val:.3f}; " if val is not None else "")
+              + f"kept: {kept['text']}")
     print(f"wrote the model directory {out['model']} and {Path(args.workdir) / 'finetune.json'}")
     print(f"score it with: eegpt evaluate --workdir {args.workdir} --data {' '.join(args.data)}; "
           f"ask it about a recording with: eegpt predict FILE --model {out['model']}")
@@ -134,6 +136,11 @@ def _cmd_evaluate(args) -> None:
         print(json.dumps(out, indent=2))
         return
     print_table(out["datasets"])
+    for name in per_run[0]:
+        for w, r in zip(runs, per_run):
+            k = r[name].get("kept")
+            print(f"{name} kept{'' if len(runs) == 1 else f' ({w})'}: "
+                  + (k["text"] if k else "not recorded (a model directory without its finetune.json)"))
     if len(runs) == 1:
         print("confusion matrices: " + ", ".join(r["confusion_plot"] for r in per_run[0].values()))
         print("coverage-accuracy curves: " + ", ".join(r["coverage_plot"] for r in per_run[0].values()))
@@ -239,8 +246,8 @@ def _cmd_copilot(args) -> None:
         emr.write(r["record"], args.emr_out)
     if args.json:
         print(json.dumps({k: r[k] for k in ("task", "head", "label", "probs", "windows", "question", "answer",
-                                             "fallback", "trained_on", "synthetic", "out_of_distribution",
-                                             "unfamiliar", "uncertain", "answer_above")}, indent=2))
+                                             "fallback", "decoder_answer", "trained_on", "synthetic",
+                                             "out_of_distribution", "unfamiliar", "uncertain", "answer_above")}, indent=2))
         return
     top = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["probs"].items(), key=lambda kv: -kv[1])[:3])
     print(f"{Path(args.file).name}: {r['task']} via {r['head']} over {r['windows']} windows ({top})"
@@ -617,10 +624,13 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # the reader went away (`eegpt presets | head`): nothing left to say
         return 0
     except (EEGInputError, TrainingError, OSError) as err:
+        user_os = isinstance(err, OSError) and err.errno in USER_OS_ERRORS and err.filename is not None
+        if isinstance(err, OSError) and not user_os:
+            raise  # an OSError of our own making (a path we built wrong) is a bug: its traceback stays
         for path in created:
             shutil.rmtree(path, ignore_errors=True)
-        if isinstance(err, OSError) and not isinstance(err, EEGInputError):  # an unwritable workdir, a full disk
-            print(f"eegpt: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        if user_os:  # an unwritable workdir, a full disk, a file where a folder should be
+            print(f"eegpt: {err.filename}: {err.strerror or err}", file=sys.stderr)
         else:
             print(f"eegpt: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eegpt.errors import EEGInputError
+from eegpt.errors import READER_ERRORS, EEGInputError, from_reader
 
 # DEAP's "data_preprocessed_python" (Koelstra et al. 2012, the dataset's own description):
 # 32 EEG channels in the Geneva order, then 8 peripheral channels; 128 Hz; each trial is 3 s of
@@ -96,14 +96,38 @@ def read_distributed(fmt: str, path: Path):
         raise EEGInputError(f"{path}: unknown read.format {fmt!r}; choose from {', '.join(READERS)}")
     try:
         data, names, sfreq, trials = READERS[fmt](path)
-    except EEGInputError:
-        raise
-    except (KeyError, IndexError, AttributeError, TypeError, ValueError) as err:
-        raise EEGInputError(f"{path}: not laid out as a {fmt} file ({type(err).__name__}: {err}); "
+    except NotLaidOut as err:
+        raise EEGInputError(f"{path}: not laid out as a {fmt} file ({err}); "
                             "is this the dataset's file as distributed?") from None
     onsets, durations, labels = zip(*trials) if trials else ((), (), ())
     return (np.asarray(data, np.float64), list(names), ["misc"] * len(names), float(sfreq),
             mne.Annotations(list(onsets), list(durations), list(labels)))
+
+
+class NotLaidOut(Exception):
+    """A file's content disagrees with its dataset's documented layout (a missing key or field,
+    another shape, values that are not numbers): raised by the readers here, and told the user by
+    ``read_distributed`` in one line. Any other exception from a reader is a bug and keeps its traceback."""
+
+
+def _field(obj, name: str):
+    """``obj[name]`` of a dict (a pickle, a MATLAB file's variables) or ``obj.name`` of a MATLAB
+    struct; missing, it is the file's fault."""
+    if isinstance(obj, dict):
+        if name not in obj:
+            raise NotLaidOut(f"no {name!r}; it holds {', '.join(map(str, obj)) or 'nothing'}")
+        return obj[name]
+    if not hasattr(obj, name):
+        raise NotLaidOut(f"no field {name!r} in a {type(obj).__name__}")
+    return getattr(obj, name)
+
+
+def _numbers(x, what: str) -> np.ndarray:
+    """``x`` as float64, refused as the file's fault when it does not hold numbers."""
+    x = np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.bool_)):
+        raise NotLaidOut(f"{what} holds {x.dtype} values, not numbers")
+    return x.astype(np.float64)
 
 
 def _laid_end_to_end(arrays, sfreq, spans):
@@ -121,12 +145,12 @@ def _deap(path: Path):
             obj = pickle.load(f, encoding="latin1")  # pickled by Python 2
     except (pickle.UnpicklingError, EOFError, UnicodeDecodeError) as err:
         raise EEGInputError(f"{path}: cannot be read as a DEAP Python pickle ({err})") from None
-    data, ratings = np.asarray(obj["data"], np.float64), np.asarray(obj["labels"], np.float64)
+    data, ratings = _numbers(_field(obj, "data"), "data"), _numbers(_field(obj, "labels"), "labels")
     if data.ndim != 3 or data.shape[1] != len(DEAP_CHANNELS) or ratings.shape != (data.shape[0], 4):
-        raise ValueError(f"data {data.shape} and labels {ratings.shape}, expected [trials, 40, samples] and "
+        raise NotLaidOut(f"data {data.shape} and labels {ratings.shape}, expected [trials, 40, samples] and "
                          "[trials, 4]")
     if ((ratings < 1) | (ratings > 9)).any():
-        raise ValueError("ratings outside DEAP's 1-9 scale")
+        raise NotLaidOut("ratings outside DEAP's 1-9 scale")
     trial_s = data.shape[2] / DEAP_SFREQ
     # valence (column 0) and arousal (1): high above the scale's midpoint 5
     quadrant = [_quadrant(v, a) for v, a in ratings[:, :2]]
@@ -151,14 +175,21 @@ def _deap_ratings(path: Path, subject: int) -> list[str]:
     if not found:
         raise EEGInputError(f"{path}: no participant_ratings.csv beside it (DEAP's metadata_csv/, next to "
                             "data_original/): the ratings that label its trials")
+    columns = ("Participant_id", "Trial", "Valence", "Arousal")
     with open(found[0], newline="", encoding="utf-8-sig") as f:
-        rows = [r for r in csv.DictReader(f) if int(r["Participant_id"]) == subject]
+        table = list(csv.DictReader(f))
+    if not table or any(c not in table[0] for c in columns):
+        raise NotLaidOut(f"{found[0]}: the columns {', '.join(columns)} are not all there")
+    try:  # the table's cells as numbers: a cell that is not one is the table's fault
+        cells = [(int(r["Participant_id"]), int(r["Trial"]), float(r["Valence"]), float(r["Arousal"])) for r in table]
+    except (TypeError, ValueError) as err:
+        raise NotLaidOut(f"{found[0]}: a cell that is not a number ({err})") from None
+    rows = sorted((trial, v, a) for who, trial, v, a in cells if who == subject)
     if not rows:
         raise EEGInputError(f"{path}: {found[0]} holds no ratings of participant {subject}")
-    rows.sort(key=lambda r: int(r["Trial"]))
-    ratings = np.array([[float(r["Valence"]), float(r["Arousal"])] for r in rows])
+    ratings = np.array([[v, a] for _, v, a in rows])
     if ((ratings < 1) | (ratings > 9)).any():
-        raise ValueError(f"{found[0]}: ratings outside DEAP's 1-9 scale")
+        raise NotLaidOut(f"{found[0]}: ratings outside DEAP's 1-9 scale")
     return [_quadrant(v, a) for v, a in ratings]
 
 
@@ -188,7 +219,9 @@ def _loadmat(path: Path) -> dict:
         return loadmat(path, squeeze_me=True, struct_as_record=False)
     except NotImplementedError:
         raise EEGInputError(f"{path}: a MATLAB v7.3 (HDF5) file; save it as v7 or earlier") from None
-    except Exception as err:  # scipy raises several types for a damaged file
+    except READER_ERRORS as err:  # scipy raises several types for a damaged file
+        if not from_reader(err):
+            raise
         raise EEGInputError(f"{path}: cannot be read as a MATLAB file ({err})") from None
 
 
@@ -201,10 +234,10 @@ def _seed_iv(path: Path):
     found = {int(m.group(1)): k for k in mat if (m := re.fullmatch(r"[A-Za-z]+_eeg(\d+)", k))}
     labels = SEED_IV_SESSIONS[session]
     if sorted(found) != list(range(1, len(labels) + 1)):
-        raise ValueError(f"trials {sorted(found)} where session {session} has 1-{len(labels)}")
-    arrays = [np.atleast_2d(np.asarray(mat[found[k]], np.float64)) for k in sorted(found)]
-    if any(a.shape[0] != len(SEED_CHANNELS) for a in arrays):
-        raise ValueError(f"trials of {sorted({a.shape[0] for a in arrays})} channels, expected {len(SEED_CHANNELS)}")
+        raise NotLaidOut(f"trials {sorted(found)} where session {session} has 1-{len(labels)}")
+    arrays = [np.atleast_2d(_numbers(mat[found[k]], found[k])) for k in sorted(found)]
+    if any(a.ndim != 2 or a.shape[0] != len(SEED_CHANNELS) for a in arrays):
+        raise NotLaidOut(f"trials of {sorted({a.shape[0] for a in arrays})} channels, expected {len(SEED_CHANNELS)}")
     joined, trials = _laid_end_to_end(arrays, SEED_IV_SFREQ, [(0.0, a.shape[1] / SEED_IV_SFREQ, SEED_IV_EMOTIONS[lab])
                                                               for a, lab in zip(arrays, labels)])
     return joined, SEED_CHANNELS, SEED_IV_SFREQ, trials
@@ -234,14 +267,18 @@ def _seed_v(path: Path):
 
 
 def _cho2017(path: Path):
-    eeg = _loadmat(path)["eeg"]
-    sfreq = float(eeg.srate)
+    eeg = _field(_loadmat(path), "eeg")
+    rate = _numbers(_field(eeg, "srate"), "srate")
+    if rate.size != 1:
+        raise NotLaidOut(f"srate of shape {rate.shape}, expected one number")
+    sfreq = float(rate.reshape(()))
+    events = _numbers(_field(eeg, "imagery_event"), "imagery_event").ravel()
     parts, trials, at = [], [], 0
     for label, key in (("left_hand", "imagery_left"), ("right_hand", "imagery_right")):
-        x = np.asarray(getattr(eeg, key), np.float64)
-        cues = np.flatnonzero(np.asarray(eeg.imagery_event).ravel() > 0)
-        if x.shape[0] != len(CHO_CHANNELS) or len(np.asarray(eeg.imagery_event).ravel()) != x.shape[1]:
-            raise ValueError(f"{key} {x.shape} and imagery_event of {np.asarray(eeg.imagery_event).size} samples, "
+        x = _numbers(_field(eeg, key), key)
+        cues = np.flatnonzero(events > 0)
+        if x.ndim != 2 or x.shape[0] != len(CHO_CHANNELS) or len(events) != x.shape[1]:
+            raise NotLaidOut(f"{key} {x.shape} and imagery_event of {events.size} samples, "
                              f"expected [{len(CHO_CHANNELS)}, samples] and one flag per sample")
         parts.append(x - x.mean(axis=1, keepdims=True))  # the amplifier's offset, as MOABB removes it
         trials += [((at + c) / sfreq, CHO_IMAGERY_S, label) for c in cues]
@@ -254,14 +291,18 @@ def _bciciv1(path: Path):
     if "mrk" not in mat:
         raise EEGInputError(f"{path}: no 'mrk' (cue positions and classes): an evaluation file, whose labels the "
                             "competition published separately; prepare the calibration files (BCICIV_calib_*)")
-    nfo, mrk = mat["nfo"], mat["mrk"]
-    cnt = np.asarray(mat["cnt"], np.float64) * 0.1  # int16 in 0.1 µV
-    names, sfreq = [str(c) for c in np.atleast_1d(nfo.clab)], float(nfo.fs)
-    classes = [str(c) for c in np.atleast_1d(nfo.classes)]
-    pos, y = np.atleast_1d(mrk.pos).astype(int), np.atleast_1d(mrk.y).astype(int)
+    nfo, mrk = _field(mat, "nfo"), mat["mrk"]
+    cnt = _numbers(_field(mat, "cnt"), "cnt") * 0.1  # int16 in 0.1 µV
+    rate = _numbers(_field(nfo, "fs"), "nfo.fs")
+    if rate.size != 1:
+        raise NotLaidOut(f"nfo.fs of shape {rate.shape}, expected one number")
+    names, sfreq = [str(c) for c in np.atleast_1d(_field(nfo, "clab"))], float(rate.reshape(()))
+    classes = [str(c) for c in np.atleast_1d(_field(nfo, "classes"))]
+    pos = np.atleast_1d(_numbers(_field(mrk, "pos"), "mrk.pos")).astype(int)
+    y = np.atleast_1d(_numbers(_field(mrk, "y"), "mrk.y")).astype(int)
     if cnt.ndim != 2 or cnt.shape[1] != len(names) or len(pos) != len(y) or len(classes) != 2 \
             or not set(y) <= {-1, 1}:
-        raise ValueError(f"cnt {cnt.shape} for {len(names)} names, {len(pos)} cues, {len(y)} labels, classes "
+        raise NotLaidOut(f"cnt {cnt.shape} for {len(names)} names, {len(pos)} cues, {len(y)} labels, classes "
                          f"{classes}")
     # mrk.pos counts samples from 1 (MATLAB)
     trials = [((p - 1) / sfreq, BCICIV1_IMAGERY_S, classes[0 if k == -1 else 1]) for p, k in zip(pos, y)]

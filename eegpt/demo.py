@@ -83,7 +83,7 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
     when the ``peers`` extra is installed)."""
     from eegpt.baseline import SPECIALISTS, fit_predict, recipes, specialists_installed
     from eegpt.embed import embed, tsne
-    from eegpt.finetune import FinetuneConfig, evaluate, finetune
+    from eegpt.finetune import FinetuneConfig, evaluate, finetune, kept_model
     from eegpt.model import load
     from eegpt.metrics import classification
     from eegpt.train import PretrainConfig, pretrain
@@ -123,6 +123,7 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
     stage("finetune")
     say("[4/6] scoring held-out subjects beside the classical baselines", flush=True)
     scored = evaluate(workdir / "finetune", list(stores.values()), "test", features=features)
+    what_kept = kept_model(tuned)
     tasks = {}
     for t, s in stores.items():
         baselines = {}
@@ -142,7 +143,7 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
             keep(done, made_for, baselines[name])
         best = max(baselines, key=lambda n: baselines[n]["balanced_accuracy"])  # the strictest comparison
         r = scored[s.name]
-        tasks[t] = {"balanced_accuracy": r["balanced_accuracy"],
+        tasks[t] = {"balanced_accuracy": r["balanced_accuracy"], "kept": what_kept[s.name],
                     "baseline_balanced_accuracy": baselines[best]["balanced_accuracy"], "best_baseline": best,
                     "n_classes": len(s.classes), "chance": 1.0 / len(s.classes), "classes": s.classes,
                     "test_windows": r["n"], "model": {k: v for k, v in r.items() if k not in ("classes", "task")},
@@ -179,6 +180,7 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
               "model": str(workdir / "model"), "trained_on": answered["trained_on"],
               "copilot": {"recording": str(example), "question": answered["question"], "answer": answered["answer"],
                           "probs": answered["probs"], "fallback": answered["fallback"],
+                          "decoder_answer": answered["decoder_answer"],
                           "out_of_distribution": answered["out_of_distribution"], "uncertain": answered["uncertain"],
                           "emr": [str(workdir / "emr.md"), str(workdir / "emr.json")]}}
     atomic_write(workdir / "report.json", lambda p: p.write_text(json.dumps(report, indent=2) + "\n"))
@@ -242,7 +244,7 @@ def summarize_seeds(reports: dict, plan: str) -> dict:
                  for name in runs[0]["tasks"][t]["baselines"]}
         best = max(peers, key=lambda n: peers[n]["mean"])  # the strictest comparison, on the means
         model = spread([r["tasks"][t]["balanced_accuracy"] for r in runs])
-        tasks[t] = {"model": model, "peers": peers, "best_peer": best,
+        tasks[t] = {"model": model, "peers": peers, "best_peer": best, "kept": [r["tasks"][t].get("kept") for r in runs],
                     "gap": model["mean"] - peers[best]["mean"], "chance": runs[0]["tasks"][t]["chance"]}
     target = TARGETS[plan]
     mean = float(np.mean([r["model"]["mean"] for r in tasks.values()]))
@@ -266,6 +268,11 @@ def print_summary(summary: dict) -> None:
         print(f"{t:<5} {ms(r['model']):>14} {ms(r['peers'][r['best_peer']]):>16} {r['best_peer']:<15} "
               f"{r['gap']:>+12.3f}")
     print(f"{'mean':<5} {summary['mean']:>14.3f} {summary['best_peers_mean']:>16.3f}")
+    print("EEGPT's kept model, per task and seed (the step kept on validation, the views read, whether the "
+          "ETE was read):")
+    for t, r in summary["tasks"].items():
+        for seed, k in zip(summary["seeds"], r["kept"]):
+            print(f"  {t:<4} seed {seed}: {k['text'] if k else 'not recorded (a report from before kept was)'}")
     tg = summary["target"]
     rule = f"no task more than {tg['task_margin']:.2f} below its best peer" + (
         ", and the mean at or above the best peers' mean" if tg["mean"] else "")
@@ -287,6 +294,9 @@ def print_table(report: dict) -> None:
     best = sum(r["baseline_balanced_accuracy"] for r in report["tasks"].values()) / len(report["tasks"])
     print(f"{'mean':<5} {'':>7} {'':>12} {mean:>7.3f} {'':>11} {'':>8} {'':>6} {'':>7} {'':>8} {best:>6.3f}")
     print(f"(balanced accuracy on held-out synthetic subjects; {report['seconds']:.0f} s in all)")
+    print("EEGPT's kept model (the step kept on validation, the views read, whether the ETE was read):")
+    for t, r in report["tasks"].items():
+        print(f"  {t:<4} {r['kept']['text']}")
     if "copilot" in report:
         c = report["copilot"]
         print(f"\ncopilot on {Path(c['recording']).name}, a held-out subject:\nQ: {c['question']}\nA: {c['answer']}")

@@ -8,9 +8,15 @@ bug and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
 import os
+import pickle
 import shutil
+import struct
 import uuid
+import zipfile
+import zlib
+from xml.etree.ElementTree import ParseError
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,6 +27,34 @@ class EEGInputError(ValueError):
 
 class TrainingError(RuntimeError):
     """Training cannot go on (diverged, or a configuration that cannot work); one-line message."""
+
+
+# What the third-party readers (MNE, mne-bids, scipy, numpy, pyxdf) raise for a damaged or foreign
+# file. Caught only where such a reader is called, and only when the reader raised it (``from_reader``).
+READER_ERRORS = (ValueError, TypeError, KeyError, IndexError, OSError, EOFError, RuntimeError, AssertionError,
+                 NotImplementedError, struct.error, zipfile.BadZipFile, zlib.error, pickle.UnpicklingError,
+                 ParseError)
+
+_OURS = tuple(str(Path(__file__).resolve().parents[1] / pkg) for pkg in ("eegpt", "ete", "teg"))
+
+
+def from_reader(err: BaseException) -> bool:
+    """Whether ``err`` was raised inside a third-party reader rather than by this project's code:
+    the innermost frame of its traceback lies outside the project's packages. A reader's error for a
+    damaged file becomes one line naming the file; one raised by our own code is a bug and keeps its
+    traceback (``except READER_ERRORS as err: if not from_reader(err): raise``)."""
+    tb = err.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return not os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_OURS)
+
+
+# The OSErrors that say something about the user's machine or paths (a read-only or full disk, a
+# folder where a file is wanted): one line. Any other OSError is a bug of ours and keeps its traceback.
+USER_OS_ERRORS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EISDIR, errno.ENOTDIR,
+                  errno.ENAMETOOLONG, errno.EFBIG, errno.EEXIST}
 
 
 def atomic_write(path: str | os.PathLike, write) -> None:

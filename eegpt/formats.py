@@ -16,24 +16,31 @@ import mne
 import numpy as np
 
 from eegpt.electrodes import classify
-from eegpt.errors import EEGInputError
+from eegpt.errors import READER_ERRORS, EEGInputError, from_reader
 
 
 def read_table(path: Path, sfreq, ch_names):
     """CSV/TSV/TXT (optionally gzipped) or NPZ tables of µV, one column (CSV) or row (NPZ) per channel."""
     if path.name.lower().endswith(".npz"):
         try:
-            with np.load(path, allow_pickle=False) as z:
-                key = next((k for k in ("data", "signals", "X") if k in z), None)
-                if key is None:
-                    raise EEGInputError(f"{path}: no 'data' array in the NPZ (keys: {', '.join(z.files)})")
-                data = np.asarray(z[key], np.float64)
-                names = list(ch_names or (z["ch_names"].tolist() if "ch_names" in z else []))
-                rate = sfreq or (float(z["sfreq"]) if "sfreq" in z else None)
-        except EEGInputError:
-            raise
-        except Exception as err:
+            # the file opened here, not by np.load, which leaves its handle open when the zip is damaged
+            with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except READER_ERRORS as err:
+            if not from_reader(err):
+                raise
             raise EEGInputError(f"{path}: cannot be read as NPZ ({err})") from None
+        key = next((k for k in ("data", "signals", "X") if k in arrays), None)
+        if key is None:
+            raise EEGInputError(f"{path}: no 'data' array in the NPZ (keys: {', '.join(arrays)})")
+        for k in (key, "sfreq"):
+            if k in arrays and not np.issubdtype(arrays[k].dtype, np.number):
+                raise EEGInputError(f"{path}: '{k}' holds {arrays[k].dtype} values, not numbers")
+        if "sfreq" in arrays and arrays["sfreq"].size != 1:
+            raise EEGInputError(f"{path}: 'sfreq' must be one number, got shape {arrays['sfreq'].shape}")
+        data = arrays[key].astype(np.float64)
+        names = list(ch_names or (arrays["ch_names"].tolist() if "ch_names" in arrays else []))
+        rate = sfreq or (float(arrays["sfreq"].reshape(())) if "sfreq" in arrays else None)
         if data.ndim != 2:
             raise EEGInputError(f"{path}: 'data' must be 2-D [channels, samples], got shape {data.shape}")
         if not names:
@@ -105,7 +112,9 @@ def read_xdf(path: Path):
 
     try:
         streams, _ = pyxdf.load_xdf(str(path), dejitter_timestamps=False)
-    except Exception as err:  # pyxdf raises several types for a damaged file
+    except READER_ERRORS as err:  # pyxdf raises several types for a damaged file
+        if not from_reader(err):
+            raise
         raise EEGInputError(f"{path}: cannot be read as XDF ({err}); the file is damaged or not XDF") from None
 
     def info(s, key, default=""):

@@ -21,7 +21,7 @@ import mne
 import numpy as np
 
 from eegpt.electrodes import MAX_POSITION_DEGREES, by_position, classify, frame_agrees, has_position, misplaced
-from eegpt.errors import EEGInputError
+from eegpt.errors import READER_ERRORS, EEGInputError, from_reader
 from eegpt.formats import read_table, read_xdf
 
 TEXT_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
@@ -382,11 +382,13 @@ def _open_mne(path: Path) -> tuple[mne.io.BaseRaw | mne.BaseEpochs, dict[str, st
                     raise
                 # an EEGLAB epoch file: its epochs end to end, each marked by its condition
                 raw = mne.read_epochs_eeglab(path, verbose="warning")
-            except Exception:
-                if not lower.endswith(".cnt"):
+            except READER_ERRORS as err:
+                if not lower.endswith(".cnt") or not from_reader(err):
                     raise
                 raw = _other_cnt(path)
-        except Exception as err:  # MNE raises many types for a damaged file; all mean the same
+        except READER_ERRORS as err:  # MNE raises many types for a damaged file; all mean the same
+            if not from_reader(err):
+                raise  # our own code's error (EEGInputError included) goes up as it is
             _refuse_truncated(path, caught)
             msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise EEGInputError(f"{path}: cannot be read as {path.suffix.lstrip('.').upper()} "
@@ -419,10 +421,10 @@ def _other_cnt(path: Path):
     reads only when told), else ANT Neuro's eego format (MNE's reader, with the antio package)."""
     try:
         return mne.io.read_raw_cnt(path, data_format="int16", preload=False, verbose="warning")
-    except Exception as neuroscan:
+    except READER_ERRORS as neuroscan:
         try:
             return mne.io.read_raw_ant(path, preload=False, verbose="warning")
-        except Exception as ant:  # MNE says antio is absent with a RuntimeError
+        except (ImportError, *READER_ERRORS) as ant:  # MNE says antio is absent with a RuntimeError
             if isinstance(ant, ImportError) or "antio" in str(ant):
                 raise neuroscan from None  # antio absent: the Neuroscan error is the one to show
             raise
@@ -441,7 +443,9 @@ def _from_mne(inst, name: str):
     else:
         try:
             data = inst.get_data()
-        except Exception as err:
+        except READER_ERRORS as err:
+            if not from_reader(err):
+                raise
             wanted = err.args[0] if isinstance(err, AssertionError) and err.args else None
             if isinstance(wanted, tuple) and len(wanted) == 2:  # MNE's reader got fewer samples than it sought
                 raise EEGInputError(f"{name}: the file ends early (a block of {wanted[0]} samples held "

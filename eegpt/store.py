@@ -28,7 +28,7 @@ from eegpt.cards import Card, load_card, split_of, subject_of, windows
 from eegpt.electrodes import ID
 from eegpt.preprocess import Preprocess, preprocess
 from eegpt.recording import check_file, read
-from eegpt.errors import EEGInputError, atomic_write
+from eegpt.errors import READER_ERRORS, EEGInputError, atomic_write, from_reader
 
 FORMAT_VERSION = 1
 
@@ -87,7 +87,9 @@ def _prepare_one(card_path: str, source: str, rel: str, shard_base: str, cfg: Pr
         check_file(path)
         try:
             raw = read_raw_bids(bids_path, verbose="error")
-        except Exception as err:  # mne-bids and MNE raise many types for a damaged file or sidecar
+        except READER_ERRORS as err:  # mne-bids and MNE raise many types for a damaged file or sidecar
+            if not from_reader(err):
+                raise
             raise EEGInputError(f"{path}: cannot be read as BIDS ({str(err).strip().splitlines()[0]}); check the "
                                 "file and its sidecars (channels.tsv, events.tsv)") from None
         rec = read(raw, subject=bids_path.subject, rename=card.read.get("rename"))

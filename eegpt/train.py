@@ -262,6 +262,16 @@ def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track
             if cfg.tokens().count(s.window_samples) < cfg.seq_tokens:
                 raise TrainingError(f"{s.path}: {s.index['window_s']:g}-s windows hold fewer than "
                                     f"--seq-tokens {cfg.seq_tokens} tokens of {cfg.tokens().token_len} samples")
+    for s in stores:
+        if not len(s.indices("train")):
+            raise TrainingError(f"{s.path}: no training windows to pretrain on")
+    # the held-out MSE is scored at the end on the stores that hold the split: checked now, not
+    # after the last step (an eegmmidb store, whose card puts every subject in train, holds no val)
+    held_out = [s for s in stores if len(s.indices(cfg.eval_split))]
+    if not held_out:
+        raise TrainingError(f"no store among {', '.join(str(s.path) for s in stores)} has windows in split "
+                            f"{cfg.eval_split!r} to score the held-out MSE on; add a store with such subjects, or "
+                            "give --eval-split train")
     _check_resume(workdir, cfg)
     sharding.initialize_distributed()
     mesh = sharding.make_mesh(cfg.mesh[0] or None, cfg.mesh[1])
@@ -321,7 +331,8 @@ def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track
     params = state["params"]
     ar = fit_linear_ar(cfg, stores) if cfg.objective == "ar" else None
     metrics = {"step": final_step, "resumed_from": resumed_from, "preset": cfg.preset, "mode": cfg.mode,
-               "objective": cfg.objective, **evaluate(cfg, graphdef, params, stores, ar),
+               "objective": cfg.objective, **evaluate(cfg, graphdef, params, held_out, ar),
+               "evaluated_on": [str(s.path) for s in held_out],
                "train_loss": history[-1]["loss"] if history else None,
                "train_token_mse": history[-1]["token_mse"] if history else None,
                "seconds": round(train_seconds, 2), "stores": [str(s.path) for s in stores]}

@@ -1,5 +1,9 @@
-"""Ablations on the synthetic corpus: one command each, each writing ``WORKDIR/<name>.json`` and
-``WORKDIR/<name>.png`` (test balanced accuracy per task and arm, mean ± std over seeds).
+"""Ablations on a synthetic development corpus: one command each, each writing
+``WORKDIR/<name>.json`` and ``WORKDIR/<name>.png``. Per arm and task: the validation balanced
+accuracy of the step each run kept (the choice reads this alone: the arm with the best mean over
+tasks and seeds is ``chosen``), the test balanced accuracy (reported after the choice, never read
+by it), and what each run kept (step, views, whether the ETE was read). The corpus is drawn with
+``--corpus-seed`` (1000), which no demo uses, so no choice made here has seen a demo's subjects.
 
     python experiments/ablations.py joint-vs-single            --workdir runs/ablations
     python experiments/ablations.py ar-vs-mae                  --workdir runs/ablations
@@ -89,9 +93,13 @@ import numpy as np
 from eegpt import TASKS as ALL
 from eegpt.demo import PLANS, synthetic_stores
 from eegpt.errors import EEGInputError, TrainingError, atomic_write
-from eegpt.finetune import FinetuneConfig, evaluate, finetune
+from eegpt.finetune import FinetuneConfig, evaluate, finetune, kept_model
 from eegpt.train import PretrainConfig, pretrain
 SAME_WINDOW = ("ER", "MI", "MW")
+# The development corpus every ablation trains, chooses and scores on: drawn with a seed no demo uses
+# (a demo's corpus is drawn with its own seed, 0, 1, 2, ...), so a choice made here reads none of the
+# demo's subjects, and within it the choice reads the validation subjects alone.
+DEV_CORPUS_SEED = 1000
 
 
 def pretrained(workdir: Path, stores: dict, tasks, steps: int, seed: int, mode="electrode", objective="ar",
@@ -108,15 +116,21 @@ def pretrained(workdir: Path, stores: dict, tasks, steps: int, seed: int, mode="
 
 
 def tuned(ete: Path, stores: dict, tasks, workdir: Path, ft: FinetuneConfig) -> dict:
-    """{task: test balanced accuracy} of the graph fine-tuned on ``tasks`` over ``ete``."""
+    """``{"val": {task: ...}, "test": {task: ...}, "kept": {task: ...}}`` of the graph fine-tuned on
+    ``tasks`` over ``ete``: the validation balanced accuracy of the step kept (what an arm is chosen
+    on), the test balanced accuracy of that step (reported, never chosen on), and what was kept."""
     picked = [stores[t] for t in tasks]
-    finetune(ete, picked, workdir, ft, progress=False, track=False)
+    summary = finetune(ete, picked, workdir, ft, progress=False, track=False)
     scores = evaluate(workdir, picked, "test", plots=False)
-    return {t: scores[stores[t].name]["balanced_accuracy"] for t in tasks}
+    at_best = next(h for h in summary["history"] if h["step"] == summary["best_step"])
+    described = kept_model(summary)
+    return {"val": {t: at_best["val_balanced_accuracy"][stores[t].name] for t in tasks},
+            "test": {t: scores[stores[t].name]["balanced_accuracy"] for t in tasks},
+            "kept": {t: described[stores[t].name] for t in tasks}}
 
 
 def arms(name: str, workdir: Path, stores: dict, seed: int, args) -> dict:
-    """{arm: {task: test balanced accuracy}} of one ablation for one seed."""
+    """{arm: tuned(...)} of one ablation for one seed: validation and test scores per task."""
     ft = FinetuneConfig(steps=args.finetune_steps, eval_every=max(args.finetune_steps // 5, 1), lr=3e-3,
                         k_neighbours=8, patience=100, graph_layers=PLANS["quick"].graph_layers, seed=seed)
     run = workdir / name / f"seed{seed}"
@@ -282,13 +296,34 @@ ABLATIONS = ("joint-vs-single", "ar-vs-mae", "frozen-vs-trainable", "electrode-v
 
 
 def summarise(per_seed: list[dict]) -> dict:
+    """Per arm and task: the test and (where the arm trains) validation balanced accuracy as
+    mean ± std over seeds, their means over tasks, and what each seed's model kept."""
     out = {}
     for arm in per_seed[0]:
-        tasks = {t: [s[arm][t] for s in per_seed] for t in per_seed[0][arm]}
-        out[arm] = {"tasks": {t: {"mean": float(np.mean(v)), "std": float(np.std(v)), "seeds": v}
-                              for t, v in tasks.items()},
-                    "mean_over_tasks": float(np.mean([np.mean(v) for v in tasks.values()]))}
+        out[arm] = {}
+        for split in ("test", "val"):
+            if split not in per_seed[0][arm]:
+                continue
+            tasks = {t: [s[arm][split][t] for s in per_seed] for t in per_seed[0][arm][split]}
+            key = "tasks" if split == "test" else "val"
+            out[arm][key] = {t: {"mean": float(np.mean(v)), "std": float(np.std(v)), "seeds": v}
+                             for t, v in tasks.items()}
+            out[arm]["mean_over_tasks" if split == "test" else "val_mean_over_tasks"] = float(
+                np.mean([np.mean(v) for v in tasks.values()]))
+        if "kept" in per_seed[0][arm]:
+            out[arm]["kept"] = [s[arm]["kept"] for s in per_seed]
     return out
+
+
+def choose(arms_: dict) -> dict:
+    """The arm with the best validation score (mean over tasks and seeds), or none where the arms
+    were not trained (cap-positions measures a finished model and chooses nothing)."""
+    scored = {a: r["val_mean_over_tasks"] for a, r in arms_.items() if "val_mean_over_tasks" in r}
+    if not scored:
+        return {"arm": None, "on": "nothing: no arm is trained here, so nothing is chosen"}
+    best = max(scored, key=scored.get)  # on a tie, the arm listed first (the simpler one, by the lists above)
+    return {"arm": best, "on": "validation balanced accuracy of the step each run kept, mean over tasks and seeds",
+            "val_mean_over_tasks": scored, "tied": [a for a in scored if a != best and scored[a] == scored[best]]}
 
 
 def plot(name: str, result: dict, path: Path) -> None:
@@ -326,6 +361,9 @@ def main(argv=None) -> int:
     p.add_argument("--pretrain-steps", type=int, default=PLANS["quick"].pretrain_steps)
     p.add_argument("--finetune-steps", type=int, default=PLANS["quick"].finetune_steps)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--corpus-seed", type=int, default=DEV_CORPUS_SEED,
+                   help="the development corpus the arms are trained, chosen and scored on (the demo's corpora "
+                        "are drawn with its seeds, 0, 1, 2, ...: keep this apart from them)")
     p.add_argument("--demo", type=Path, default=Path("runs/demo-quick"),
                    help="cap-positions: a finished demo's directory (its model, corpus and stores)")
     p.add_argument("--degrees", type=float, nargs="+", default=[4.0, 6.0, 8.0],
@@ -340,20 +378,26 @@ def main(argv=None) -> int:
             stores = synthetic_stores(args.demo, corpus["subjects"], corpus["seed"])
             stores = {t: s for t, s in stores.items() if t in ("ER", "MI", "MW")}
         else:
-            stores = synthetic_stores(args.workdir, args.subjects)
+            stores = synthetic_stores(args.workdir, args.subjects, args.corpus_seed)
         per_seed = []
         for seed in args.seeds:
-            per_seed.append(cap_positions(args.demo, stores, seed, args.degrees) if args.ablation == "cap-positions"
+            per_seed.append({arm: {"test": r} for arm, r in cap_positions(args.demo, stores, seed, args.degrees).items()}
+                            if args.ablation == "cap-positions"
                             else arms(args.ablation, args.workdir, stores, seed, args))
-            print(f"seed {seed}: " + "; ".join(f"{arm} " + " ".join(f"{t} {v:.3f}" for t, v in r.items())
-                                              for arm, r in per_seed[-1].items()), flush=True)
+            print(f"seed {seed}: " + "; ".join(f"{arm} " + " ".join(
+                f"{t} {v:.3f}" + (f" (val {r['val'][t]:.3f})" if "val" in r else "") for t, v in r["test"].items())
+                for arm, r in per_seed[-1].items()), flush=True)
     except (EEGInputError, TrainingError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    summary = summarise(per_seed)
     result = {"ablation": args.ablation, "subjects": args.subjects, "pretrain_steps": args.pretrain_steps,
-              "finetune_steps": args.finetune_steps, "seeds": args.seeds, "metric": "test balanced accuracy",
+              "finetune_steps": args.finetune_steps, "seeds": args.seeds,
+              "corpus_seed": corpus["seed"] if args.ablation == "cap-positions" else args.corpus_seed,
+              "metric": "balanced accuracy: 'val' on the validation subjects (the choice), 'tasks' on the test "
+                        "subjects (reported after the choice)",
               "chance": {t: 1 / len(s.classes) for t, s in stores.items()},
-              "arms": summarise(per_seed), "seconds": round(time.perf_counter() - t0, 1)}
+              "arms": summary, "chosen": choose(summary), "seconds": round(time.perf_counter() - t0, 1)}
     if args.ablation == "cap-positions":
         result["templates"] = template_distances()
         from eegpt.electrodes import _ten_10
@@ -369,19 +413,27 @@ def main(argv=None) -> int:
     atomic_write(out, lambda t: t.write_text(json.dumps(result, indent=2) + "\n"))
     plot(args.ablation, result, args.workdir / f"{args.ablation}.png")
     print_table(result)
-    print(f"(test balanced accuracy, mean ± std over seeds {args.seeds}; {result['seconds']:.0f} s) -> {out}")
+    print(f"(mean ± std over seeds {args.seeds}, corpus seed {result['corpus_seed']}; "
+          f"{result['seconds']:.0f} s) -> {out}")
+    return 0
 
 
 def print_table(result: dict) -> None:
-    """One row per arm, one column per task: mean ± std over the seeds."""
+    """One row per arm: the validation mean the choice reads, then each task's test balanced
+    accuracy (mean ± std over the seeds), and the arm chosen on validation."""
     arm_names = list(result["arms"])
     tasks = list(result["arms"][arm_names[0]]["tasks"])
     width = max(len(a) for a in arm_names)
-    print(f"\n{'arm':<{width}}" + "".join(f"{t:>16}" for t in tasks))
+    print(f"\n{'arm':<{width}} {'val mean':>9}" + "".join(f"{'test ' + t:>16}" for t in tasks))
     for a in arm_names:
-        r = result["arms"][a]["tasks"]
-        print(f"{a:<{width}}" + "".join(f"{r[t]['mean']:>9.3f} ± {r[t]['std']:.3f}" for t in tasks))
-    return 0
+        r = result["arms"][a]
+        val = f"{r['val_mean_over_tasks']:.3f}" if "val_mean_over_tasks" in r else "-"
+        print(f"{a:<{width}} {val:>9}" + "".join(f"{r['tasks'][t]['mean']:>9.3f} ± {r['tasks'][t]['std']:.3f}"
+                                                 for t in tasks))
+    chosen = result["chosen"]
+    print(f"chosen: {chosen['arm']} (on {chosen['on']})" if chosen["arm"] else f"chosen: {chosen['on']}")
+    if chosen.get("tied"):
+        print(f"  tied on validation with: {', '.join(chosen['tied'])} (the first listed is kept)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 import json
 import numpy as np
 import pytest
+from sklearn.metrics import balanced_accuracy_score
 
 from eegpt.benchmark import benchmark, folds
 from eegpt.cli import main
@@ -54,7 +55,6 @@ def test_leave_one_subject_out_scores_every_subject_once(stores, name):
 @pytest.mark.slow  # about a minute on 2 cores
 def test_eegmmidb_s001_protocol_end_to_end_with_seeds_and_a_usable_model(tmp_path):
     from eegpt.baseline import fit_predict
-    from eegpt.benchmark import _score
     from eegpt.model import load
     from eegpt.predict import predict
 
@@ -68,18 +68,30 @@ def test_eegmmidb_s001_protocol_end_to_end_with_seeds_and_a_usable_model(tmp_pat
     for run in saved["runs"]:
         assert set(run["models"]) == {"EEGPT", "band_power", "csp_lda"}
         assert run["models"]["EEGPT"]["n"] == run["models"]["csp_lda"]["n"] == 15  # run 12: 15 fist trials
-    # the summary is the mean over seeds of what each seed scored
-    per_seed = [x["models"]["EEGPT"]["balanced_accuracy"] for x in saved["runs"]]
-    assert saved["summary"]["EEGPT"]["balanced_accuracy"]["mean"] == pytest.approx(np.mean(per_seed))
-    # a peer's figure is the peer fitted on the protocol's windows, nothing else
-    model = load(tmp_path / "seed-0" / "S001" / "finetune")  # the model directory of seed 0
     from eegpt.store import Store
 
     s = Store(tmp_path / "store").with_splits(folds("eegmmidb-s001", Store(tmp_path / "store"))[0][1])
-    probs, labels, _ = fit_predict("csp_lda", s, s.indices("train"), s.indices("test"))
+    truth = s.labels[s.indices("test")]  # run 12's imagined left / right fists, from the store
     present = np.unique(s.labels[s.indices("train")])
+    assert len(present) == 2 and set(truth) <= set(present)
+
+    def two_class(probs):  # the protocol's two classes: the more likely of them, by hand
+        return present[np.argmax(probs[:, present], 1)]
+
+    # each seed's EEGPT figure is its saved model's predictions on run 12, scored by scikit-learn
+    per_seed = []
+    for seed in (0, 1):
+        model = load(tmp_path / f"seed-{seed}" / "S001" / "finetune")
+        per_seed.append(balanced_accuracy_score(truth, two_class(model.run(s, "test")["probs"])))
+        run = saved["runs"][seed]["models"]["EEGPT"]
+        assert run["balanced_accuracy"] == pytest.approx(per_seed[-1])
+        tuned = json.loads((tmp_path / f"seed-{seed}" / "S001" / "finetune" / "finetune.json").read_text())
+        assert run["kept"]["step"] == tuned["best_step"] and saved["kept"][f"seed-{seed}/S001"] == run["kept"]
+    assert saved["summary"]["EEGPT"]["balanced_accuracy"]["mean"] == pytest.approx(np.mean(per_seed))
+    # a peer's figure is the peer fitted on the protocol's windows, nothing else
+    probs, _, _ = fit_predict("csp_lda", s, s.indices("train"), s.indices("test"))
     assert saved["summary"]["csp_lda"]["balanced_accuracy"]["mean"] == pytest.approx(
-        _score(labels, probs, present)["balanced_accuracy"])
+        balanced_accuracy_score(truth, two_class(probs)))
     # each fold's scores are kept: a rerun (an interrupted one, or more seeds) reuses them as they are
     kept = {f: f.stat().st_mtime_ns for f in tmp_path.glob("seed-*/S001/scores.json")}
     assert len(kept) == 2
@@ -110,13 +122,18 @@ def test_specialist_networks_keep_the_epoch_chosen_on_validation_windows(stores)
     pytest.importorskip("braindecode", reason="the specialist peers need the peers extra (pip install -e '.[peers]')")
     from dataclasses import replace
 
-    from eegpt.baseline import SPECIALISTS, fit_predict
+    from eegpt.baseline import SPECIALISTS, store_arrays, train_specialist
 
     s = stores["cm"]
+    x_tr, y_tr, _ = store_arrays(s, s.indices("train"))
+    x_val, y_val, _ = store_arrays(s, s.indices("val"))
     for name, spec in SPECIALISTS.items():
-        probs, _, chosen = fit_predict(name, s, s.indices("train"), s.indices("test"), s.indices("val"),
-                                       specialist=replace(spec, epochs=3))
-        assert 1 <= chosen["epoch"] <= 3 and np.allclose(probs.sum(1), 1.0, atol=1e-5)
+        # scored on the validation windows themselves: the network kept must be the best epoch's
+        probs, chosen, history = train_specialist(replace(spec, epochs=4), s.index["sfreq"], x_tr, y_tr, x_val, y_val,
+                                                  x_val, len(s.classes), seed=0)
+        best = int(np.argmax(history["valid_bacc"]))
+        assert chosen["epoch"] == best + 1 and len(history["valid_bacc"]) == 4
+        assert balanced_accuracy_score(y_val, probs.argmax(1)) == pytest.approx(history["valid_bacc"][best])
 
 
 def test_benchmark_refuses_unknown_names_and_empty_folders(tmp_path):

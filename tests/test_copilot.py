@@ -101,10 +101,19 @@ def test_training_lowers_the_loss_and_the_model_reloads(tmp_path):
     losses = [h["loss"] for h in r["history"]]
     assert losses[-1] < 0.6 * np.log(500)  # from ~ln(vocab) at the start
     model, tok = D.load(tmp_path)
-    case = CO.make_corpus(1, seed=11)[0]
-    out = answer(model, tok, case)
-    check = kb.faithfulness(out["text"], case.task, case.label, case.probs)
-    assert check["names_prediction"] and not check["contradiction"]  # guaranteed, by the fallback if need be
+    cases = CO.make_corpus(12, seed=11)
+    own = 0
+    for case in cases:
+        out = answer(model, tok, case)
+        # the decoder alone, before the guard: its text with the slots filled, checked here
+        alone = kb.fill(out["decoder_text"], case.task, case.label, case.probs, case.age, case.sex, None)
+        check = kb.faithfulness(alone, case.task, case.label, case.probs)
+        faithful = check["names_prediction"] and not check["contradiction"] and (
+            max(case.probs.values()) >= kb.UNCERTAIN_BELOW or check["says_uncertain"])
+        assert out["fallback"] == (not faithful)  # the fallback flag says exactly when the guard stepped in
+        assert (out["text"] == alone) == faithful  # the decoder's own answer is kept when, and only when, faithful
+        own += faithful
+    assert own >= 6, f"the decoder alone was faithful on {own} of {len(cases)} cases"
 
 
 def test_pruning_keeps_the_most_important_heads_and_channels(tok):

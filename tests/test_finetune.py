@@ -3,12 +3,11 @@ import json
 import jax
 import numpy as np
 import pytest
-from sklearn.metrics import balanced_accuracy_score
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix
 
 from eegpt.cli import main
 from eegpt.embed import embed, tsne
-from eegpt.finetune import FinetuneConfig, evaluate, finetune, load_ete
-from eegpt.metrics import expected_calibration_error
+from eegpt.finetune import FinetuneConfig, evaluate, finetune, kept_model, load_ete
 from eegpt.model import load
 from eegpt.train import PretrainConfig, pretrain
 from eegpt.errors import TrainingError
@@ -20,6 +19,18 @@ def tiny_ete(stores, tmp_path_factory):
     pretrain(PretrainConfig(preset="tiny", steps=4, batch_size=16, seq_tokens=2, warmup=1, eval_batches=1),
              [stores["mw"]], out, progress=False, track=False)
     return out
+
+
+def _ece(labels, probs, bins: int = 10) -> float:
+    """Expected calibration error written out: |accuracy - confidence| per confidence bin
+    [k/10, (k+1)/10) (the last one closed), weighted by the bin's share of the windows."""
+    conf, hit = probs.max(1), probs.argmax(1) == labels
+    total = 0.0
+    for k in range(bins):
+        inside = (conf >= k / bins) & ((conf < (k + 1) / bins) | (k == bins - 1))
+        if inside.any():
+            total += inside.mean() * abs(hit[inside].mean() - conf[inside].mean())
+    return total
 
 
 def _leaves_equal(a, b):
@@ -49,13 +60,17 @@ def test_frozen_joint_finetuning_resumes_and_evaluates(stores, tiny_ete, tmp_pat
     for name, s in (("synthetic-mw", stores["mw"]), ("synthetic-cm", stores["cm"])):
         r = res[name]
         run = model.run(s, "test")
-        assert r["n"] == len(s.indices("test"))
-        assert r["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(run["labels"], run["probs"].argmax(1)))
+        truth = s.labels[s.indices("test")]  # from the store, not from the model's run
+        assert r["n"] == len(truth) and np.array_equal(run["labels"], truth)
+        assert r["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(truth, run["probs"].argmax(1)))
         assert {"cohen_kappa", "weighted_f1", "ece", "auroc", "auc_pr"} <= set(r)
-        assert np.sum(r["confusion"]) == r["n"] and (tmp_path / "ft" / f"confusion-{name}-test.png").exists()
+        assert np.array_equal(r["confusion"], confusion_matrix(truth, run["probs"].argmax(1), labels=range(len(s.classes))))
+        assert (tmp_path / "ft" / f"confusion-{name}-test.png").exists()
         assert (tmp_path / "ft" / f"coverage-{name}-test.png").exists() and r["temperature"] == again["temperature"][name]
-        raw = jax.nn.softmax(run["logits"], -1)  # the uncalibrated ECE is the one of softmax(logits)
-        assert r["ece_uncalibrated"] == pytest.approx(expected_calibration_error(run["labels"], raw))
+        # the uncalibrated ECE, from softmax(logits) by hand
+        raw = np.exp(run["logits"] - run["logits"].max(1, keepdims=True))
+        raw /= raw.sum(1, keepdims=True)
+        assert r["ece_uncalibrated"] == pytest.approx(_ece(truth, raw), abs=1e-6)
         assert np.allclose(run["probs"], jax.nn.softmax(run["logits"] / r["temperature"], -1), atol=1e-5)
     run = model.run(stores["cm"], "test")
     assert np.allclose(run["probs"].sum(1), 1.0, atol=1e-5) and run["pooled"].shape[0] == run["probs"].shape[0]
@@ -92,8 +107,25 @@ def test_embed_and_tsne(stores, tiny_ete, tmp_path):
     out = tsne(tmp_path / "e.npz", tmp_path / "t.png", max_points=200)
     assert (tmp_path / "t.png").stat().st_size > 1000 and out["key"] == "mean"
     scores = json.loads((tmp_path / "t.json").read_text())["clustering"]
-    assert set(scores) == {"MW", "CM", "tasks"}
-    assert -1.0 <= scores["MW"]["kmeans_ari"] <= 1.0 and -1.0 <= scores["tasks"]["silhouette"] <= 1.0
+    assert set(scores) == {"MW", "CM", "tasks"} and scores["MW"]["n"] + scores["CM"]["n"] == out["points"]
+
+
+def test_tsne_clustering_scores_find_clusters_whose_answer_is_known(tmp_path):
+    """Three well-separated classes in one task and pure noise in another: the clustering finds
+    the first exactly (ARI 1) and nothing in the second (ARI near 0)."""
+    rng = np.random.default_rng(0)
+    centres = np.eye(3) * 20.0
+    labels = np.repeat([0, 1, 2], 30)
+    clusters = centres[labels] + rng.standard_normal((90, 3))
+    noise = rng.standard_normal((90, 3))
+    np.savez(tmp_path / "e.npz", mean=np.concatenate([clusters, noise]).astype(np.float32),
+             labels=np.concatenate([labels, rng.integers(0, 3, 90)]), tasks=np.repeat(["A", "B"], 90),
+             label_names=np.array([f"c{k}" for k in np.concatenate([labels, labels])]),
+             subjects=np.zeros(180, int))
+    scores = tsne(tmp_path / "e.npz", tmp_path / "t.png")["clustering"]
+    assert scores["A"]["kmeans_ari"] == pytest.approx(1.0) and scores["A"]["spectral_ari"] == pytest.approx(1.0)
+    assert scores["A"]["silhouette"] > 0.8
+    assert abs(scores["B"]["kmeans_ari"]) < 0.1 and abs(scores["B"]["silhouette"]) < 0.1
 
 
 def test_cli_finetune_evaluate_embed_tsne(stores, tiny_ete, tmp_path, capsys):
@@ -142,3 +174,21 @@ def test_load_ete_reads_the_parameters_alone(tiny_ete, tmp_path):
     shutil.rmtree(other / "checkpoints" / str(step) / "state")  # a damaged copy
     with pytest.raises(TrainingError, match="has no saved parameters"):
         load_ete(other)
+
+
+def test_kept_model_says_what_answers():
+    """Step 0 of a linear start is the regression on the views its search chose (the graph's
+    output is zero there); any later step, or a run without a linear start, is the graph over
+    every node view."""
+    def summary(step, init, nodes="ete+bands+erp", views="bands+erp"):
+        return {"finetune": {"nodes": nodes, "readout_init": init}, "best_step": step,
+                "datasets": [{"name": "a"}], "readout_start": {"a": {"view": views, "C": 0.1}} if init == "lr" else None}
+
+    start = kept_model(summary(0, "lr"))["a"]
+    assert (start["what"], start["views"], start["ete_read"]) == ("linear start", ["bands", "erp"], False)
+    assert start["text"] == "step 0 (linear start): bands+erp; ETE not read"
+    assert kept_model(summary(0, "lr", views="ete+bands"))["a"]["ete_read"]  # readout all: the ETE chosen
+    graph = kept_model(summary(200, "lr"))["a"]
+    assert (graph["what"], graph["step"], graph["ete_read"]) == ("graph", 200, True)
+    assert not kept_model(summary(200, "lr", nodes="bands+erp"))["a"]["ete_read"]  # no encoder in the graph
+    assert kept_model(summary(400, "zero"))["a"]["what"] == "graph"

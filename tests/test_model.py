@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import mne
 import numpy as np
 import pytest
+from sklearn.metrics import balanced_accuracy_score
 
 from eegpt.cli import build_parser, main
 from eegpt.errors import EEGInputError
@@ -367,14 +368,19 @@ def test_band_log_power_finds_the_band_of_a_rhythm():
 
 @pytest.mark.parametrize("nodes,readout", [("ete+bands", "classical"), ("bands+erp", "all")])
 def test_band_nodes_and_the_electrode_readout_train_save_and_predict(tuned, stores, corpus, tmp_path, nodes, readout):
-    ft = FinetuneConfig(steps=4, eval_every=2, batch_size=8, warmup=1, k_neighbours=4, nodes=nodes, readout=readout)
-    finetune(tuned / "ete", [stores["mw"]], tmp_path / "ft", ft, progress=False, track=False)
+    ft = FinetuneConfig(steps=60, eval_every=60, batch_size=16, warmup=5, lr=3e-3, k_neighbours=4, nodes=nodes,
+                        readout=readout)
+    out = finetune(tuned / "ete", [stores["mw"]], tmp_path / "ft", ft, progress=False, track=False)
     model = load(tmp_path / "ft")
     assert model.cfg.nodes == nodes and model.cfg.node_width == (32 + 5 if nodes == "ete+bands" else 5 + 16)
     assert model.cfg.teg.readout_features == (5 if readout == "classical" else model.cfg.node_width)
-    by_store = model.run(stores["mw"], None)
+    # it learned: the training subject's windows, at chance before (two classes), are told apart after
+    s = stores["mw"]
+    train = s.indices("train")
+    learnt = balanced_accuracy_score(s.labels[train], model.run(s, "train")["probs"].argmax(1))
+    assert out["best_step"] == 60 and learnt >= 0.8, learnt
     pred = predict(model, _mw_file(corpus))
-    assert pred.probs.shape[1] == 2 and np.isfinite(by_store["probs"]).all()
+    assert pred.probs.shape[1] == 2 and np.isfinite(pred.probs).all()
 
 
 def test_the_linear_start_is_a_logistic_regression_on_each_electrodes_band_powers(tuned, stores, tmp_path):
@@ -418,6 +424,14 @@ def test_the_linear_start_with_readout_all_chooses_among_the_ete_and_the_classic
     assert weights.shape[1] == 32 + 5
     for name, cols in (("ete", slice(0, 32)), ("bands", slice(32, 37))):
         assert np.any(weights[:, cols]) == (name in view.split("+")), (name, view)
+    from eegpt.finetune import kept_model
+
+    kept = kept_model(out)[s.name]  # what answers: the start, unless a trained step beat it on validation
+    if out["best_step"] == 0:
+        assert kept["what"] == "linear start" and kept["views"] == view.split("+")
+        assert kept["ete_read"] == ("ete" in view.split("+"))
+    else:
+        assert kept["what"] == "graph" and kept["ete_read"]
 
 
 def test_probe_scores_each_feature_set_grouped_by_subject(tuned, stores):
@@ -427,6 +441,25 @@ def test_probe_scores_each_feature_set_grouped_by_subject(tuned, stores):
     assert r["subjects"] == 3 and r["windows"] == len(stores["mw"]) and r["chance"] == 0.5
     for name in PROBES:
         assert len(r[name]["folds"]) == 3 and r[name]["mean"] == pytest.approx(np.mean(r[name]["folds"]))
+    # the band-power probe written out with scikit-learn: each subject held out once, C chosen by
+    # leaving out each of the two others in turn, scored on the held-out subject alone
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, LeaveOneGroupOut
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from eegpt.baseline import band_power, store_arrays
+
+    x, y, subjects = store_arrays(stores["mw"])
+    feats = band_power(x, stores["mw"].index["sfreq"])
+    expected = []
+    for held_out in np.unique(subjects):
+        tr, te = subjects != held_out, subjects == held_out
+        search = GridSearchCV(make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, class_weight="balanced")),
+                              {"logisticregression__C": [0.001, 0.01, 0.1, 1.0, 10.0]}, scoring="balanced_accuracy",
+                              cv=LeaveOneGroupOut().split(feats[tr], y[tr], subjects[tr])).fit(feats[tr], y[tr])
+        expected.append(balanced_accuracy_score(y[te], search.predict(feats[te])))
+    assert sorted(r["band_power"]["folds"]) == pytest.approx(sorted(expected))
 
 
 def test_baselines_choose_their_setting_on_the_validation_subjects(stores):

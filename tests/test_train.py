@@ -29,9 +29,8 @@ def test_pretrain_writes_metrics_and_resumes_with_more_steps(mw, tmp_path):
     cfg = PretrainConfig(steps=20, ckpt_every=10, **FAST)
     m = pretrain(cfg, [mw], tmp_path, progress=False, track=False)
     assert m["step"] == 20 and m["resumed_from"] == 0
-    for key in ("val_mse", "zero_mse", "persistence_mse", "linear_ar_mse"):
-        assert np.isfinite(m[key]) and m[key] > 0
-    assert json.loads((tmp_path / "metrics.json").read_text())["step"] == 20
+    assert {"val_mse", "zero_mse", "persistence_mse", "linear_ar_mse"} <= set(m)  # what training learns: below
+    assert json.loads((tmp_path / "metrics.json").read_text()) == m
     more = pretrain(PretrainConfig(steps=30, ckpt_every=10, **FAST), [mw], tmp_path, progress=False, track=False)
     assert more["step"] == 30 and more["resumed_from"] == 20
     assert len(_losses(tmp_path)) == 30
@@ -60,13 +59,16 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_losses(mw, tmp_path):
     np.testing.assert_allclose(_losses(killed), _losses(ref), rtol=1e-5)
 
 
-@pytest.mark.parametrize("mode,objective,bf16", [("multichannel", "ar", False), ("electrode", "mae", False),
-                                                 ("electrode", "ar", True)])
-def test_other_modes_objectives_and_bf16_train(mw, tmp_path, mode, objective, bf16):
-    cfg = PretrainConfig(steps=6, ckpt_every=6, mode=mode, objective=objective, bf16=bf16,
-                         **{**FAST, "batch_size": 8 if mode == "multichannel" else 32})
+@pytest.mark.parametrize("mode,objective,bf16,lr", [("electrode", "ar", False, 3e-3), ("multichannel", "ar", False, 3e-3),
+                                                    ("electrode", "mae", False, 1e-2), ("electrode", "ar", True, 3e-3)])
+def test_pretraining_learns_to_predict_held_out_tokens_in_every_mode(mw, tmp_path, mode, objective, bf16, lr):
+    """300 steps of the tiny preset predict the validation subject's tokens better than the zero
+    (the data's mean) and persistence (the previous token) predictors, scored on the same tokens."""
+    cfg = PretrainConfig(steps=300, ckpt_every=300, mode=mode, objective=objective, bf16=bf16,
+                         **{**FAST, "lr": lr, "batch_size": 8 if mode == "multichannel" else 32})
     m = pretrain(cfg, [mw], tmp_path, progress=False, track=False)
-    assert m["step"] == 6 and np.isfinite(m["val_mse"]) and np.isfinite(m["train_loss"])
+    assert m["step"] == 300
+    assert m["val_mse"] < 0.95 * m["zero_mse"] and m["val_mse"] < 0.95 * m["persistence_mse"], m
     assert ("linear_ar_mse" in m) == (objective == "ar")
 
 

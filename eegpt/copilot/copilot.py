@@ -49,14 +49,15 @@ def answer(model: Decoder, tok, case: Case, night: str | None = None, top_k: int
     eeg = case.eeg if case.eeg is not None else np.zeros(model.cfg.eeg_features, np.float32)
     ids = generate(model, eeg, encode_prompt(tok, case), top_k=top_k, seed=seed)
     raw = tok.decode(ids, skip_special_tokens=False).strip()
-    text = kb.fill(raw, case.task, case.label, case.probs, case.age, case.sex, night)
+    text = decoded = kb.fill(raw, case.task, case.label, case.probs, case.age, case.sex, night)
     check = kb.faithfulness(text, case.task, case.label, case.probs)
     fallback = not check["names_prediction"] or check["contradiction"] or (
         max(case.probs.values()) < kb.UNCERTAIN_BELOW and not check["says_uncertain"])
     if fallback:
         ref = kb.reference(case.task, case.label, case.probs, case.question, np.random.default_rng(seed))
         text = kb.fill(ref, case.task, case.label, case.probs, case.age, case.sex, night)
-    return {"text": text, "decoder_text": raw, "fallback": bool(fallback), "decoder_check": check}
+    return {"text": text, "decoder_text": raw, "decoder_answer": decoded, "fallback": bool(fallback),
+            "decoder_check": check}
 
 
 class Copilot:
@@ -84,7 +85,9 @@ class Copilot:
         """Recording -> prediction -> answer (``montage``, ``place``: how the recording is read, as
         :func:`eegpt.predict` takes them). Returns the prediction's fields, ``question``,
         ``answer`` (with the model's provenance when it was trained on synthetic data),
-        ``fallback``, ``trained_on``, ``record`` (an :class:`eegpt.copilot.emr.Record`) and timings."""
+        ``fallback`` (the decoder's text failed the faithfulness check and a template answers),
+        ``decoder_answer`` (the decoder's own text, slots filled; None where no reading was given),
+        ``trained_on``, ``record`` (an :class:`eegpt.copilot.emr.Record`) and timings."""
         age, sex = check_age(age), normalise_sex(sex)
         t0 = time.perf_counter()
         pred = predict(self.model, x, task=task, seconds=seconds, montage=montage, place=place)
@@ -113,7 +116,8 @@ class Copilot:
                             [night] if night else [], pred.trained_on, withheld=withheld)
         return {"task": pred.task, "head": pred.head, "label": pred.label, "probs": pred.summary,
                 "windows": len(pred.probs), "recording": pred.source, "question": question, "answer": text,
-                "fallback": out["fallback"], "trained_on": pred.trained_on, "synthetic": pred.synthetic,
+                "fallback": out["fallback"], "decoder_answer": out.get("decoder_answer"),
+                "trained_on": pred.trained_on, "synthetic": pred.synthetic,
                 "out_of_distribution": pred.out_of_distribution, "unfamiliar": pred.unfamiliar,
                 "uncertain": withheld == emr.UNCERTAIN, "answer_above": answer_above,
                 "record": record, "prediction": pred,
