@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from eegpt.errors import READER_ERRORS, EEGInputError, from_reader
+from eegpt.mne_io import from_mne, open_mne
 
 # DEAP's "data_preprocessed_python" (Koelstra et al. 2012, the dataset's own description):
 # 32 EEG channels in the Geneva order, then 8 peripheral channels; 128 Hz; each trial is 3 s of
@@ -194,15 +195,14 @@ def _deap_ratings(path: Path, subject: int) -> list[str]:
 
 
 def _deap_bdf(path: Path):
-    from eegpt.recording import _from_mne, _open_mne
 
     named = re.fullmatch(r"s(\d\d)\.bdf", path.name, flags=re.IGNORECASE)
     if not named:
         raise EEGInputError(f"{path}: DEAP's recordings are named sXX.bdf, the participant's number; keep the "
                             "dataset's file names")
     quadrants = _deap_ratings(path, int(named.group(1)))
-    raw, _ = _open_mne(path)
-    data, names, _, sfreq, triggers = _from_mne(raw, str(path))  # the Status codes as events
+    raw, _ = open_mne(path)
+    data, names, _, sfreq, triggers = from_mne(raw, str(path))  # the Status codes as events
     if not any(n.lower() == "status" for n in names):
         raise EEGInputError(f"{path}: no Status channel, which marks DEAP's videos")
     starts = triggers.onset[triggers.description == str(DEAP_VIDEO_CODE)]
@@ -244,7 +244,6 @@ def _seed_iv(path: Path):
 
 
 def _seed_v(path: Path):
-    from eegpt.recording import _from_mne, _open_mne
 
     named = re.fullmatch(r"(\d+)_(\d+)_(\d{8})(_repaired)?\.cnt", path.name, flags=re.IGNORECASE)
     if not named or named.group(2) not in SEED_V_SESSIONS:
@@ -255,8 +254,8 @@ def _seed_v(path: Path):
         raise EEGInputError(f"{path}: superseded by {repaired.name} beside it; move one of the two out of the "
                             "folder (or prepare with --skip-bad)")
     table = SEED_V_SESSIONS[named.group(2)]
-    raw, _ = _open_mne(path)
-    data, names, _, sfreq, _ = _from_mne(raw, str(path))
+    raw, _ = open_mne(path)
+    data, names, _, sfreq, _ = from_mne(raw, str(path))
     length_s = data.shape[1] / sfreq
     if length_s < table["end"][-1]:
         raise EEGInputError(f"{path}: {length_s:.0f} s long, but session {named.group(2)}'s last clip ends at "

@@ -28,7 +28,7 @@ from flax import nnx
 from eegpt.baseline import BANDS
 from eegpt.electrodes import positions
 from eegpt.errors import EEGInputError, atomic_dir
-from eegpt.quantize import INT8_FILE, read_int8
+from eegpt.int8 import INT8_FILE, read_int8
 from eegpt.pipeline import Tokens, graph_batches
 from eegpt.preprocess import Preprocess
 from ete import ETE, ETEConfig

@@ -27,7 +27,8 @@ import numpy as np
 from eegpt.cards import Card, load_card, split_of, subject_of, windows
 from eegpt.electrodes import ID
 from eegpt.preprocess import Preprocess, preprocess
-from eegpt.recording import check_file, read
+from eegpt.mne_io import check_file
+from eegpt.recording import read
 from eegpt.errors import READER_ERRORS, EEGInputError, atomic_write, from_reader
 
 FORMAT_VERSION = 1

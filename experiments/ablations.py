@@ -346,7 +346,9 @@ def plot(name: str, result: dict, path: Path) -> None:
     ax.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, tasks)
     ax.set_ylabel("test balanced accuracy")
     ax.set_ylim(0, 1)
-    ax.set_title(f"{name} ({len(result['seeds'])} seeds)")
+    chosen = result.get("chosen", {}).get("arm")
+    ax.set_title(f"{name} ({len(result['seeds'])} seeds; test subjects)"
+                 + (f"\nchosen on the validation subjects: {chosen}" if chosen else ""), fontsize=10)
     ax.legend(fontsize=8, ncol=min(len(arms_) + 1, 4), loc="upper center", bbox_to_anchor=(0.5, -0.12))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -368,7 +370,16 @@ def main(argv=None) -> int:
                    help="cap-positions: a finished demo's directory (its model, corpus and stores)")
     p.add_argument("--degrees", type=float, nargs="+", default=[4.0, 6.0, 8.0],
                    help="cap-positions: how far the cap's electrodes sit off their 10-10 sites")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the finished ablation's table (WORKDIR/<name>.json) as Markdown; trains nothing")
     args = p.parse_args(argv)
+    if args.markdown:
+        done = args.workdir / f"{args.ablation}.json"
+        if not done.exists():
+            print(f"error: {done}: no such result; run the ablation first", file=sys.stderr)
+            return 2
+        print(markdown(json.loads(done.read_text())))
+        return 0
     t0 = time.perf_counter()
     try:
         if args.ablation == "cap-positions":
@@ -416,6 +427,33 @@ def main(argv=None) -> int:
     print(f"(mean ± std over seeds {args.seeds}, corpus seed {result['corpus_seed']}; "
           f"{result['seconds']:.0f} s) -> {out}")
     return 0
+
+
+def kept_summary(kept: list[dict]) -> str:
+    """What an arm's runs kept, over seeds and tasks, in a few words."""
+    steps = sorted({k["step"] for seed in kept for k in seed.values()})
+    whats = sorted({k["what"] for seed in kept for k in seed.values()})
+    read = {k["ete_read"] for seed in kept for k in seed.values()}
+    ete = "ETE read" if read == {True} else "ETE not read" if read == {False} else "ETE read on some tasks"
+    return f"step {', '.join(map(str, steps))} ({' / '.join(whats)}); {ete}"
+
+
+def markdown(result: dict) -> str:
+    """The result as a Markdown table: per arm the validation mean the choice read, each task's
+    test balanced accuracy (mean ± std over seeds), the test mean and what was kept."""
+    arm_names = list(result["arms"])
+    tasks = list(result["arms"][arm_names[0]]["tasks"])
+    chosen = result.get("chosen", {}).get("arm")
+    rows = [f"| arm | validation mean (the choice) | " + " | ".join(f"test {t}" for t in tasks) + " | test mean | kept |",
+            "|---" * (len(tasks) + 4) + "|"]
+    for a in arm_names:
+        r = result["arms"][a]
+        val = f"{r['val_mean_over_tasks']:.3f}" if "val_mean_over_tasks" in r else "—"
+        name = f"**{a}** (chosen)" if a == chosen else a
+        rows.append(f"| {name} | {val} | " + " | ".join(f"{r['tasks'][t]['mean']:.3f} ± {r['tasks'][t]['std']:.3f}"
+                                                      for t in tasks)
+                    + f" | {r['mean_over_tasks']:.3f} | {kept_summary(r['kept']) if 'kept' in r else '—'} |")
+    return "\n".join(rows)
 
 
 def print_table(result: dict) -> None:

@@ -354,7 +354,7 @@ def test_an_int8_model_is_a_quarter_of_the_weights_and_answers_as_the_float_one(
     from eegpt.copilot import decoder as C
     from eegpt.model import load
     from eegpt.predict import predict
-    from eegpt.quantize import INT8_FILE, MIN_SIZE
+    from eegpt.int8 import INT8_FILE, MIN_SIZE
 
     model_dir, report = demo_run
     out = tmp_path / "int8"

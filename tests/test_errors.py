@@ -7,7 +7,7 @@ import pytest
 from scipy.io import savemat
 
 import eegpt
-from eegpt import datasets, recording
+from eegpt import datasets, mne_io, recording
 from eegpt.cli import main
 from eegpt.errors import EEGInputError, TrainingError, from_reader
 from eegpt.recording import read
@@ -60,7 +60,7 @@ def test_a_damaged_recording_is_one_line_but_a_bug_behind_mne_is_not(tmp_path, m
     with pytest.raises(EEGInputError, match=r"rec.cnt: (cannot be read as CNT|truncated)"):
         read(bad)
     # MNE refuses the file, then our own fallback reader fails: that is our bug, shown as it is
-    monkeypatch.setattr(recording, "_other_cnt", _ours(recording, "def bug(path):\n    raise ValueError('ours')\n"))
+    monkeypatch.setattr(mne_io, "other_cnt", _ours(mne_io, "def bug(path):\n    raise ValueError('ours')\n"))
     with pytest.raises(ValueError, match="ours") as err:
         read(bad)
     assert not isinstance(err.value, EEGInputError)

@@ -571,17 +571,17 @@ def test_edf_header_faults_are_named(tmp_path, capsys):
 def test_unreadable_file_says_why(tmp_path, monkeypatch):
     import builtins
 
-    import eegpt.recording as recording
+    import eegpt.mne_io as mne_io
 
     path, _ = _edf(tmp_path)
 
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(recording, "open", denied, raising=False)  # root reads any file: simulate it
+    monkeypatch.setattr(mne_io, "open", denied, raising=False)  # root reads any file: simulate it
     with pytest.raises(EEGInputError, match=r"cannot be opened \(Permission denied\); check the file's permissions"):
         read(path)
-    monkeypatch.setattr(recording, "open", builtins.open, raising=False)
+    monkeypatch.setattr(mne_io, "open", builtins.open, raising=False)
     assert read(path).electrodes == ["Fp1", "Fp2", "C3", "C4"]
 
 

@@ -28,7 +28,7 @@ from flax import nnx
 from eegpt.checkpoint import Checkpoints
 from eegpt.copilot.corpus import EOS, PAD, Case, encode_prompt, make_corpus, vocabulary_specials
 from eegpt.errors import EEGInputError, atomic_write, check_positive
-from eegpt.quantize import INT8_FILE, read_int8
+from eegpt.int8 import INT8_FILE, read_int8
 
 # ----------------------------------------------------------------------------- tokenizer
 
