@@ -249,7 +249,7 @@ def _template() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     centre (fitted on the 10-05 scalp electrodes)."""
     every = [i for i, n in enumerate(NAMES) if "-" not in n and NAMES[i] not in REFERENCE_ELECTRODES]
     xyz = positions().astype(np.float64)
-    names, sites = _ten_10()
+    names, sites = ten_10_sites()
     return sites, xyz[[ID[n] for n in names]], _sphere_centre(xyz[every])
 
 
@@ -264,7 +264,7 @@ def _scalp() -> dict[str, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=1)
-def _ten_10() -> tuple[tuple[str, ...], np.ndarray]:
+def ten_10_sites() -> tuple[tuple[str, ...], np.ndarray]:
     """The 10-10 electrodes of the vocabulary and their directions."""
     names = tuple(n for n in _scalp() if _TEN_10.fullmatch(n))
     return names, np.array([_scalp()[n] for n in names])
@@ -303,7 +303,7 @@ def by_position(xyz: dict[str, np.ndarray], which, taken=frozenset(),
     rows = [n for n in d if n in set(which)]
     if not rows:
         return {}
-    targets, t = _ten_10()
+    targets, t = ten_10_sites()
     angle = np.degrees(np.arccos(np.clip(np.array([d[n] for n in rows]) @ t.T, -1.0, 1.0)))  # [channel, electrode]
     out, used = {}, set(taken)
     for flat in np.argsort(angle, axis=None):
@@ -360,7 +360,7 @@ def assigned_sites(xyz: dict[str, np.ndarray], max_degrees: float = MAX_POSITION
         near = np.degrees(np.arccos(np.clip(src @ sites.T, -1.0, 1.0))).min(0, initial=180.0) <= max_degrees
         covered = np.array([c or _surrounded(site, src) for c, site in zip(near, sites)], bool)
         return channels, src, [n for n, c in zip(names, covered) if c], sites[covered]
-    names, sites = _ten_10()
+    names, sites = ten_10_sites()
     angle = np.degrees(np.arccos(np.clip(src @ sites.T, -1.0, 1.0)))  # [channel, site]
     # one site per channel, all distinct: as many channels as can be within max_degrees of their
     # site (a moved electrode whose own site a neighbour took still gets one), then the total

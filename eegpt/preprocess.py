@@ -72,7 +72,7 @@ def band_edges(cfg: Preprocess, sfreq_in: float) -> tuple[float | None, float | 
 
 
 @functools.lru_cache(maxsize=32)
-def _kernel(cfg: Preprocess, sfreq_in: float) -> np.ndarray:
+def fir_kernel(cfg: Preprocess, sfreq_in: float) -> np.ndarray:
     """One zero-phase FIR: MNE's band-pass design convolved with MNE's notch design."""
     import mne
 
@@ -96,7 +96,7 @@ def _kernel(cfg: Preprocess, sfreq_in: float) -> np.ndarray:
 def _response(cfg: Preprocess, sfreq_in: float, n_seg: int, n_res: int) -> np.ndarray:
     """The kernel's frequency response for segments of ``n_seg`` samples resampled to ``n_res``
     (the bins both keep), designed once per stream or recording length."""
-    kernel = _kernel(cfg, sfreq_in)
+    kernel = fir_kernel(cfg, sfreq_in)
     half = (len(kernel) - 1) // 2
     centred = np.zeros(n_seg)
     centred[: half + 1] = kernel[half:]  # the zero-phase kernel centred on sample 0
@@ -138,7 +138,7 @@ def filter_resample(x: np.ndarray, sfreq_in: float, cfg: Preprocess, last: int |
     up, down = ratio.numerator, ratio.denominator
     if abs(up / down - sfreq_out / sfreq_in) > 1e-9:
         raise ValueError(f"cannot resample {sfreq_in} Hz to {sfreq_out} Hz exactly")
-    kernel = _kernel(cfg, sfreq_in)
+    kernel = fir_kernel(cfg, sfreq_in)
     half = (len(kernel) - 1) // 2
     n_ch, n_in = x.shape
     n_out_total = int(round(n_in * up / down))

@@ -31,7 +31,7 @@ from eegpt.errors import EEGInputError
 from eegpt.model import EEGPT, load
 from eegpt.pipeline import tokenize
 from eegpt.predict import choose_head, window_batches
-from eegpt.preprocess import _kernel, preprocess
+from eegpt.preprocess import fir_kernel, preprocess
 from eegpt.recording import Recording, read
 
 
@@ -57,7 +57,7 @@ class Streamer:
                                 f"head's recipe (a whole number of Hz, at least {self.spec.recipe.min_sfreq:g})")
         self.electrodes, self.sfreq, self.source = list(electrodes), float(sfreq), source
         self.second = int(sfreq)
-        half = (len(_kernel(self.spec.recipe, self.sfreq)) - 1) // 2
+        half = (len(fir_kernel(self.spec.recipe, self.sfreq)) - 1) // 2
         before = half + int(0.5 * sfreq)  # what filter_resample's margin reads before a window
         self.window_in = math.ceil(self.spec.window_s * sfreq)
         self.keep = math.ceil((self.window_in + before) / sfreq + 1) * self.second  # whole seconds

@@ -71,7 +71,7 @@ def log_spectrum(tokens):
     return 0.1 * jnp.log(power + 1e-4)
 
 
-def _dense(layer: nnx.Linear, x):
+def dense(layer: nnx.Linear, x):
     """Apply a Linear as one 2-D matmul: XLA:CPU runs [B*L, D] GEMMs (and their weight gradients)
     much faster than the same contraction written over [B, L, D] (measured: 1.5x on the MLP)."""
     return layer(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
@@ -115,7 +115,7 @@ class Attention(nnx.Module):
         """``query_at_B``: only the output at that position of each row ([B, 1, D]), which attends
         to every key it would (what the summary feature needs from the last block)."""
         b, l, d = x_BxLxD.shape
-        q, k, v = jnp.split(_dense(self.qkv, x_BxLxD).reshape(b, l, 3 * self.heads, d // self.heads), 3, axis=2)
+        q, k, v = jnp.split(dense(self.qkv, x_BxLxD).reshape(b, l, 3 * self.heads, d // self.heads), 3, axis=2)
         q, k = _rope(q, *rope), _rope(k, *rope)
         mask = None if mask_BxLxL is None else mask_BxLxL[:, None]
         if query_at_B is not None:
@@ -125,7 +125,7 @@ class Attention(nnx.Module):
                 keys = keys & jnp.take_along_axis(mask_BxLxL, query_at_B[:, None, None], axis=1)[:, 0]
             mask, causal, l = keys[:, None, None], False, 1
         y = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal)
-        return _dense(self.out, y.reshape(b, l, d))
+        return dense(self.out, y.reshape(b, l, d))
 
 
 class SwiGLU(nnx.Module):
@@ -136,8 +136,8 @@ class SwiGLU(nnx.Module):
         self.down = nnx.Linear(hidden, d, use_bias=False, dtype=dtype, rngs=rngs)
 
     def __call__(self, x):
-        gate, up = jnp.split(_dense(self.gate_up, x), 2, axis=-1)
-        return _dense(self.down, jax.nn.silu(gate) * up)
+        gate, up = jnp.split(dense(self.gate_up, x), 2, axis=-1)
+        return dense(self.down, jax.nn.silu(gate) * up)
 
 
 class Block(nnx.Module):
@@ -186,13 +186,13 @@ class ETE(nnx.Module):
         self.summary_head = nnx.Linear(d, cfg.token_len // 2 + 1, dtype=dt, rngs=rngs) if cfg.summary_loss else None
 
     def _embed_tokens(self, tokens, masked):
-        h = _dense(self.embed, tokens.astype(jnp.dtype(self.cfg.dtype)))
+        h = dense(self.embed, tokens.astype(jnp.dtype(self.cfg.dtype)))
         if self.embed_spectrum is not None:
             # A token's raw samples enter linearly, so its band powers (what EEG tasks hinge on, and
             # what next-token MSE on 1/f signals barely needs) would reach the features only through
             # the blocks' nonlinearities. The log power spectrum of the same token puts them there
             # directly; it sees nothing beyond the token, so causality is untouched.
-            h = h + _dense(self.embed_spectrum, log_spectrum(tokens).astype(h.dtype))
+            h = h + dense(self.embed_spectrum, log_spectrum(tokens).astype(h.dtype))
         if masked is not None:
             h = jnp.where(masked[..., None], self.mask_token[...].astype(h.dtype), h)
         return h
@@ -237,7 +237,7 @@ class ETE(nnx.Module):
             return self._run(h, positions, keys, self.cfg.objective == "ar", at)[:, 0].astype(jnp.float32)
         h = self._run(h, positions, keys, causal=self.cfg.objective == "ar")
         # AR: output i predicts token i (it has seen tokens < i); MAE: output i+1 rebuilds token i.
-        pred = _dense(self.head, h[:, :n] if self.cfg.objective == "ar" else h[:, 1:n + 1])
+        pred = dense(self.head, h[:, :n] if self.cfg.objective == "ar" else h[:, 1:n + 1])
         feature = jnp.take_along_axis(h, at[:, None, None], axis=1)[:, 0]
         return {"pred": pred.astype(jnp.float32), "feature": feature.astype(jnp.float32),
                 "hidden": h[:, 1:n + 1], **self._summary_pred(feature)}
@@ -265,7 +265,7 @@ class ETE(nnx.Module):
         else:
             mask = jnp.broadcast_to(keys_ok[:, None, :], (b, step_of.size, step_of.size))
         h = self._run(h, positions, mask).reshape(b, n + 2, e, -1).transpose(0, 2, 1, 3)
-        pred = _dense(self.head, h[:, :, :n] if self.cfg.objective == "ar" else h[:, :, 1:n + 1])
+        pred = dense(self.head, h[:, :, :n] if self.cfg.objective == "ar" else h[:, :, 1:n + 1])
         return {"pred": pred.astype(jnp.float32), "feature": h[:, :, n + 1].astype(jnp.float32),
                 "hidden": h[:, :, 1:n + 1], **self._summary_pred(h[:, :, n + 1])}
 

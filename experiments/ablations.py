@@ -14,6 +14,7 @@ by it), and what each run kept (step, views, whether the ETE was read). The corp
     python experiments/ablations.py laplacian                  --workdir runs/ablations
     python experiments/ablations.py linear-start               --workdir runs/ablations
     python experiments/ablations.py gentle-graph               --workdir runs/ablations
+    python experiments/ablations.py readout                    --workdir runs/ablations
     python experiments/ablations.py pretrain-length            --workdir runs/ablations
     python experiments/ablations.py cap-positions --demo runs/demo-quick --workdir runs/ablations
 
@@ -52,6 +53,8 @@ corpus stays the same). What differs between arms:
   graph to the linear start without undoing it: the readout kept as fitted (``readout_lr=0``),
   learning rate 3e-4, evaluated every 25 steps, patience 6. Both keep the step validation prefers,
   the linear start included.
+- ``readout``: the demo's recipe, whose linear start reads the classical views alone, or the same
+  with the ETE's features one more view the start's search can choose (``readout="all"``).
 - ``pretrain-length``: the ETE pretrained ``--pretrain-steps`` (400) or ten times as long; the demo's
   graph input and linear start, but the readout reads every node column, the ETE's features among
   them (``readout="all"``: the ETE is one more view the validation subjects can choose, alone or
@@ -184,6 +187,12 @@ def arms(name: str, workdir: Path, stores: dict, seed: int, args) -> dict:
         return {"demo recipe": tuned(ete, stores, ALL, run / "demo", demo_ft),
                 "gentle graph": tuned(ete, stores, ALL, run / "gentle",
                                       dataclasses.replace(demo_ft, lr=3e-4, readout_lr=0.0, eval_every=25, patience=6))}
+    if name == "readout":
+        ete = pretrained(workdir, stores, ALL, args.pretrain_steps, seed)
+        # the demo recipe's run is the gentle-graph ablation's own (the same fine-tuning, run once)
+        return {"demo recipe": tuned(ete, stores, ALL, workdir / "gentle-graph" / f"seed{seed}" / "demo", demo_ft),
+                "ETE a view of the linear start": tuned(ete, stores, ALL, run / "all",
+                                                        dataclasses.replace(demo_ft, readout="all"))}
     if name == "pretrain-length":
         short, long_ = args.pretrain_steps, 10 * args.pretrain_steps
         ete = {short: pretrained(workdir, stores, ALL, short, seed),
@@ -292,7 +301,7 @@ def cap_positions(demo: Path, stores: dict, seed: int, degrees) -> dict:
 
 
 ABLATIONS = ("joint-vs-single", "ar-vs-mae", "frozen-vs-trainable", "electrode-vs-multichannel", "graph-start",
-             "graph-input", "laplacian", "linear-start", "gentle-graph", "pretrain-length", "cap-positions")
+             "graph-input", "laplacian", "linear-start", "gentle-graph", "readout", "pretrain-length", "cap-positions")
 
 
 def summarise(per_seed: list[dict]) -> dict:
@@ -411,9 +420,9 @@ def main(argv=None) -> int:
               "arms": summary, "chosen": choose(summary), "seconds": round(time.perf_counter() - t0, 1)}
     if args.ablation == "cap-positions":
         result["templates"] = template_distances()
-        from eegpt.electrodes import _ten_10
+        from eegpt.electrodes import ten_10_sites
 
-        names, directions = _ten_10()
+        names, directions = ten_10_sites()
         step = np.degrees(np.arccos(directions[names.index("C3")] @ directions[names.index("C1")]))
         print(f"\nMNE's cap templates placed on 10-10 sites (degrees from the site; C3 to C1 is {step:.0f}):")
         for cap, d in result["templates"].items():
@@ -444,7 +453,7 @@ def markdown(result: dict) -> str:
     arm_names = list(result["arms"])
     tasks = list(result["arms"][arm_names[0]]["tasks"])
     chosen = result.get("chosen", {}).get("arm")
-    rows = [f"| arm | validation mean (the choice) | " + " | ".join(f"test {t}" for t in tasks) + " | test mean | kept |",
+    rows = ["| arm | validation mean (the choice) | " + " | ".join(f"test {t}" for t in tasks) + " | test mean | kept |",
             "|---" * (len(tasks) + 4) + "|"]
     for a in arm_names:
         r = result["arms"][a]

@@ -23,7 +23,7 @@ import jraph
 import numpy as np
 from flax import nnx
 
-from ete.model import VOCAB_SIZE, RMSNorm, SwiGLU, _dense  # one electrode vocabulary
+from ete.model import VOCAB_SIZE, RMSNorm, SwiGLU, dense  # one electrode vocabulary
 
 DEFAULT_HEADS = {"ER": 4, "MI": 4, "MW": 2, "SS": 5, "CM": 2}
 
@@ -185,7 +185,7 @@ class TEG(nnx.Module):
 
     def __call__(self, features_BxExF, electrodes_BxE, mask_BxE, senders, receivers):
         b, e, _ = features_BxExF.shape
-        x = features_BxExF if self.proj is None else _dense(self.proj, features_BxExF)
+        x = features_BxExF if self.proj is None else dense(self.proj, features_BxExF)
         # Each electrode's node both scales (gate) and shifts (node embedding) its features. With
         # the shift alone, weights shared by all nodes treat C3 and C4 alike and pooling sums them
         # away: on frozen synthetic features, motor imagery stayed at chance where a linear probe

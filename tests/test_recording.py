@@ -213,14 +213,14 @@ def test_a_cap_off_the_10_10_layout_is_interpolated_onto_its_sites(tmp_path, cap
     """place='splines': EGI's HydroCel 129, whose electrodes sit a median 5 degrees from 10-10 sites,
     carrying a smooth field over the head; interpolated onto the sites it covers, the field there is
     nearer the truth, on as many sites, than the nearest electrodes' own samples."""
-    from eegpt.electrodes import _ten_10, assigned_sites
+    from eegpt.electrodes import ten_10_sites, assigned_sites
 
     cap = mne.channels.make_standard_montage("GSN-HydroCel-129")
     channels, directions, _, _ = assigned_sites(cap.get_positions()["ch_pos"])
     field = np.random.default_rng(11).standard_normal((3, 500)) * 10  # µV along x, y, z of the head
     raw = mne.io.RawArray(directions @ field * 1e-6, mne.create_info(channels, 250.0, "eeg"), verbose=False)
     raw.set_montage(cap)
-    site = dict(zip(*_ten_10()))
+    site = dict(zip(*ten_10_sites()))
     error = {}
     for place in ("nearest", "splines"):
         rec = read(raw, place=place)
