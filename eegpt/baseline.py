@@ -6,7 +6,11 @@ training windows' raw arrays and returning class probabilities for the scored on
 - ``erp``: the window's time course averaged in 50-ms bins per electrode + logistic regression
   (stimulus category: N170, P300);
 - ``csp_lda``: 8–30 Hz band-pass, MNE's common spatial patterns (log variance of 4 components) and
-  linear discriminant analysis (motor imagery).
+  linear discriminant analysis (motor imagery);
+- ``riemann``: each window's spatial covariance (OAS shrinkage), its tangent-space vector at the
+  training windows' Riemannian mean and a logistic regression — pyriemann's "TS + LR", as MOABB's
+  pipelines build it; the band (broadband, or 8–30 Hz as for motor imagery) is a setting chosen
+  like C (every task).
 
 and the specialist networks a user would train instead (the optional ``peers`` extra:
 braindecode and torch's CPU build; the project's own code stays JAX):
@@ -80,7 +84,8 @@ class _Features(BaseEstimator, TransformerMixin):
 
 GRID = {"band_power": {"logisticregression__C": [0.001, 0.01, 0.1, 1.0, 10.0]},
         "erp": {"logisticregression__C": [0.001, 0.01, 0.1, 1.0, 10.0]},
-        "csp_lda": {"csp__n_components": [2, 4, 6, 8]}}
+        "csp_lda": {"csp__n_components": [2, 4, 6, 8]},
+        "riemann": {"covariances__band": ["broadband", "8-30"], "logisticregression__C": [0.001, 0.01, 0.1, 1.0, 10.0]}}
 
 
 def _logistic(c: float = 0.1):
@@ -141,6 +146,24 @@ def _band_pass(x, sfreq):
     return filter_resample(x.reshape(-1, x.shape[-1]), sfreq, band).reshape(x.shape).astype(np.float64)
 
 
+class _Covariances(BaseEstimator, TransformerMixin):
+    """Each window's spatial covariance [W, E, E], OAS-shrunk (pyriemann), of the broadband window
+    or of its 8–30 Hz band (``band``: a setting chosen on validation)."""
+    def __init__(self, sfreq: float = 256.0, band: str = "broadband"):
+        self.sfreq, self.band = sfreq, band
+
+    def fit(self, x, y=None):
+        return self
+
+    def transform(self, x):
+        from pyriemann.estimation import Covariances
+
+        if self.band not in ("broadband", "8-30"):
+            raise ValueError(f"band {self.band!r}: broadband or 8-30")
+        x = _band_pass(x, self.sfreq) if self.band == "8-30" else np.asarray(x, np.float64)
+        return Covariances(estimator="oas").transform(x)
+
+
 def make(name: str, sfreq: float):
     """An unfitted baseline pipeline on raw windows ``[W, E, S]``."""
     if name == "band_power":
@@ -151,7 +174,12 @@ def make(name: str, sfreq: float):
         from mne.decoding import CSP
 
         return make_pipeline(_Features(_band_pass, sfreq), CSP(n_components=4, log=True), LinearDiscriminantAnalysis())
-    raise KeyError(f"unknown baseline {name!r}; choose band_power, erp, csp_lda, {', '.join(SPECIALISTS)}")
+    if name == "riemann":
+        from pyriemann.tangentspace import TangentSpace
+
+        return Pipeline([("covariances", _Covariances(sfreq)), ("tangentspace", TangentSpace(metric="riemann")),
+                         ("logisticregression", _logistic())])
+    raise KeyError(f"unknown baseline {name!r}; choose band_power, erp, csp_lda, riemann, {', '.join(SPECIALISTS)}")
 
 
 def classifier():

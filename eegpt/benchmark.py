@@ -15,14 +15,14 @@ subjects (``eegpt.baseline``):
   (``../shared/data`` stops at 30) is scored on 26–30 with no validation subjects, and
   ``results.json`` says so: the regressions' settings (the model's views and C, the peers' C and
   CSP components) are then chosen by cross-validation grouped by subject over the training
-  subjects, the fine-tuned graph keeps its last step and the networks their last epoch. Peer: band
-  power.
+  subjects, the fine-tuned graph keeps its last step and the networks their last epoch. Peers: band
+  power, Riemannian tangent space.
 - ``eegmmidb``: imagined left vs right fist (runs 4, 8, 12), train S001–S008, select on S009–S011,
   score on S012–S023; without S012–S023, scored on S009–S011 with no validation subjects (the
-  EEGMAT rule). Peers: band power, CSP + LDA.
+  EEGMAT rule). Peers: band power, CSP + LDA, Riemannian tangent space.
 - ``eegmmidb-s001``: subject S001 alone, train on runs 4 and 8, score on run 12 (no validation run).
 - ``n170`` / ``p300``: eeg-notebooks (Muse), leave one subject out (every subject scored once, the
-  others training). Peers: band power, ERP bins. 1-s trials hold one 1-s token, so the ETE here
+  others training). Peers: band power, ERP bins, Riemannian tangent space. 1-s trials hold one 1-s token, so the ETE here
   uses 0.5-s tokens (``token_len=128``).
 """
 
@@ -48,11 +48,12 @@ class Protocol:
     token_len: int | None = None  # ETE token override for short trials
 
 
-PROTOCOLS = {"eegmat": Protocol("eegmat", ("band_power",)),
-             "eegmmidb": Protocol("eegmmidb", ("band_power", "csp_lda")),
-             "eegmmidb-s001": Protocol("eegmmidb", ("band_power", "csp_lda")),
-             "n170": Protocol("eegnb-n170", ("band_power", "erp"), token_len=128),
-             "p300": Protocol("eegnb-p300", ("band_power", "erp"), token_len=128)}
+# Every protocol has the Riemannian tangent-space peer beside its classical baselines (MOABB's TS + LR)
+PROTOCOLS = {"eegmat": Protocol("eegmat", ("band_power", "riemann")),
+             "eegmmidb": Protocol("eegmmidb", ("band_power", "csp_lda", "riemann")),
+             "eegmmidb-s001": Protocol("eegmmidb", ("band_power", "csp_lda", "riemann")),
+             "n170": Protocol("eegnb-n170", ("band_power", "erp", "riemann"), token_len=128),
+             "p300": Protocol("eegnb-p300", ("band_power", "erp", "riemann"), token_len=128)}
 
 
 def folds(name: str, store) -> list[tuple[str, np.ndarray, str]]:
@@ -120,11 +121,27 @@ def _summary(runs: list[dict], folds_per_seed: int) -> dict:
     return out
 
 
+def fewer_training_subjects(split: np.ndarray, subject_of: np.ndarray, k: int | None, seed: int) -> np.ndarray:
+    """``split`` with only ``k`` of its training subjects left in train (drawn with ``seed``; the
+    others' windows unassigned), for label-efficiency curves; None keeps them all."""
+    if k is None:
+        return split
+    subjects = np.unique(subject_of[split == "train"])
+    if not 1 <= k <= len(subjects):
+        raise EEGInputError(f"--train-subjects {k}: choose 1 to {len(subjects)}, the protocol's training subjects")
+    kept_subjects = np.random.default_rng([seed, k]).choice(subjects, k, replace=False)
+    out = split.astype(object)  # a fixed-width string array would cut "unassigned" short
+    out[(split == "train") & ~np.isin(subject_of, kept_subjects)] = "unassigned"
+    return out.astype(str)
+
+
 def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretrain_steps: int = 1000,
               finetune_steps: int = 600, batch_size: int = 32, seeds=(0,), specialists: bool | None = None,
-              progress: bool = True) -> dict:
+              train_subjects: int | None = None, progress: bool = True) -> dict:
     """Run protocol ``name`` for every seed; ``specialists`` None: the networks run when the
-    ``peers`` extra is installed."""
+    ``peers`` extra is installed. ``train_subjects``: keep that many of the protocol's training
+    subjects, drawn anew per seed — the model, its per-fold ETE and every peer then see only
+    their windows (validation and scored subjects unchanged)."""
     from eegpt.baseline import SPECIALISTS, fit_predict, recipes, specialists_installed
     from eegpt.finetune import FinetuneConfig, finetune, kept_model
     from eegpt.model import load
@@ -149,20 +166,24 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
     runs, classical = [], {}
     # what a fold's scores depend on besides the seed and the fold: a kept score is reused only for these
     made_for = {"preset": preset, "pretrain_steps": pretrain_steps, "finetune_steps": finetune_steps,
-                "batch_size": batch_size, "ete": None if ete is None else str(Path(ete).resolve()), "peers": list(peers)}
+                "batch_size": batch_size, "ete": None if ete is None else str(Path(ete).resolve()), "peers": list(peers),
+                "train_subjects": train_subjects}
     if networks := recipes(peers):
         made_for["recipes"] = networks  # a fold's networks are kept for the recipe they were trained with
     for seed in seeds:
         for fold, split, what in protocol_folds:
-            s = store.with_splits(split)
+            s = store.with_splits(fewer_training_subjects(split, store.subject_of, train_subjects, seed))
             train, val, test = s.indices("train"), s.indices("val"), s.indices("test")
-            fold_dir = workdir / f"seed-{seed}" / fold
+            # its own folder: a fold's ETE and fine-tuning on fewer subjects must not resume the full fold's
+            fold_dir = workdir / f"seed-{seed}" / (fold if train_subjects is None else f"{fold}-k{train_subjects}")
             present = np.unique(s.labels[train])  # eegmmidb's imagery runs: 2 of the card's 4
             done = fold_dir / "scores.json"  # each fold's scores kept as made: an interrupted run resumes fold by fold
+            trained_on = sorted(np.unique(s.subject_of[train]).tolist())
             if (before := kept(done, made_for)) is not None:
                 say(f"seed {seed}, {fold}: scored before, kept ({done})", flush=True)
-                runs.append({"seed": seed, "fold": fold, "models": before})
-                classical.setdefault(fold, {}).update({k: v for k, v in before.items() if k in proto.peers})
+                runs.append({"seed": seed, "fold": fold, "train_subjects": trained_on, "models": before})
+                if train_subjects is None:  # fewer subjects are drawn anew per seed: nothing to share
+                    classical.setdefault(fold, {}).update({k: v for k, v in before.items() if k in proto.peers})
                 continue
             say(f"seed {seed}, {fold}: {len(train)} training / {len(val)} validation / {len(test)} scored windows",
                 flush=True)
@@ -188,20 +209,21 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
                 say(f"  peer {peer}", flush=True)
                 probs, labels, chosen = fit_predict(peer, s, train, test, val, seed=seed)
                 models[peer] = {**_score(labels, probs, present), "chosen": chosen}
-                if peer not in SPECIALISTS:
+                if peer not in SPECIALISTS and train_subjects is None:
                     classical.setdefault(fold, {})[peer] = models[peer]
-            runs.append({"seed": seed, "fold": fold, "models": models})
+            runs.append({"seed": seed, "fold": fold, "train_subjects": trained_on, "models": models})
             keep(done, made_for, models)
     described = [what for _, _, what in protocol_folds]
     results = {"benchmark": name, "card": proto.card,
                "split": described[0] if len(described) == 1 else
                f"leave-one-subject-out over {len(described)} subjects", "folds": described,
                "classes": [store.classes[c] for c in present],
-               "seeds": list(seeds), "peers": list(peers),
+               "seeds": list(seeds), "peers": list(peers), "train_subjects": train_subjects or "all",
                "summary": _summary(runs, len(protocol_folds)), "runs": runs,
                "kept": {f"seed-{r['seed']}/{r['fold']}": r["models"]["EEGPT"].get("kept") for r in runs},
-               "models": {f"seed-{r['seed']}/{r['fold']}": str(workdir / f"seed-{r['seed']}" / r["fold"] / "finetune"
-                                                                / "model") for r in runs},
+               "models": {f"seed-{r['seed']}/{r['fold']}": str(workdir / f"seed-{r['seed']}" / (
+                   r["fold"] if train_subjects is None else f"{r['fold']}-k{train_subjects}") / "finetune" / "model")
+                   for r in runs},
                "published_balanced_accuracy": PUBLISHED.get(name, {}),
                "pretraining": "reused " + str(ete) if ete else f"{preset}, {pretrain_steps} steps on each fold's "
                                                                "training windows",

@@ -204,7 +204,7 @@ def _cmd_benchmark(args) -> None:
 
     r = benchmark(args.name, args.source, args.workdir, ete=args.ete, preset=args.preset,
                   pretrain_steps=args.pretrain_steps, finetune_steps=args.finetune_steps, seeds=args.seeds,
-                  specialists=args.specialists, progress=not args.quiet)
+                  specialists=args.specialists, train_subjects=args.train_subjects, progress=not args.quiet)
 
     print_results(r)
     print(f"wrote {Path(args.workdir) / 'results.json'}")
@@ -523,6 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pretrain-steps", type=int, default=1000)
     s.add_argument("--finetune-steps", type=int, default=600)
     s.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed; mean ± std over them")
+    s.add_argument("--train-subjects", type=int, default=None,
+                   help="keep K of the training subjects, drawn anew per seed (label efficiency; default: all)")
     s.add_argument("--specialists", action=argparse.BooleanOptionalAction, default=None,
                    help="EEGNet and ShallowFBCSPNet beside the classical peers (default: when the peers extra "
                         "is installed)")

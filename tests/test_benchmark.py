@@ -66,7 +66,7 @@ def test_eegmmidb_s001_protocol_end_to_end_with_seeds_and_a_usable_model(tmp_pat
     assert saved["split"].startswith("S001: train on runs 4 and 8") and saved["seeds"] == [0, 1]
     assert [(x["seed"], x["fold"]) for x in saved["runs"]] == [(0, "S001"), (1, "S001")]
     for run in saved["runs"]:
-        assert set(run["models"]) == {"EEGPT", "band_power", "csp_lda"}
+        assert set(run["models"]) == {"EEGPT", "band_power", "csp_lda", "riemann"}
         assert run["models"]["EEGPT"]["n"] == run["models"]["csp_lda"]["n"] == 15  # run 12: 15 fist trials
     from eegpt.store import Store
 
@@ -200,3 +200,52 @@ def test_demo_over_seeds_runs_each_seed_apart_and_checks_the_targets_on_the_mean
     assert seen == [(tmp_path / "w" / "seed-1", 1)]
     assert main(["demo", "--workdir", str(tmp_path / "bad"), "--seeds", "1", "1"]) == 2
     assert "seeds must be distinct" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_the_riemannian_peer_chooses_its_band_on_validation():
+    """Two classes told apart only by the sign of a 10-Hz rhythm shared by two electrodes, under
+    large independent 2-Hz drifts: the broadband covariance is swamped by the drifts, the 8-30 Hz
+    one is not, and the validation windows choose it."""
+    from eegpt.baseline import GRID, make, select_on_val
+
+    rng = np.random.default_rng(0)
+    t = np.arange(512) / 256
+
+    def windows(n, sign):
+        x = 0.3 * rng.standard_normal((n, 6, 512))
+        x += rng.uniform(5, 20, (n, 6, 1)) * np.sin(2 * np.pi * 2 * t + rng.uniform(0, 2 * np.pi, (n, 6, 1)))
+        rhythm = np.sin(2 * np.pi * 10 * t + rng.uniform(0, 2 * np.pi, (n, 1)))
+        x[:, 0] += rhythm
+        x[:, 1] += sign * rhythm
+        return x
+
+    def split(n):
+        return np.concatenate([windows(n, -1), windows(n, 1)]), np.repeat([0, 1], n)
+
+    (x, y), (x_val, y_val), (x_te, y_te) = split(60), split(30), split(30)
+    model, chosen = select_on_val(lambda: make("riemann", 256.0), GRID["riemann"], x, y, x_val, y_val)
+    assert chosen["covariances__band"] == "8-30"
+    assert balanced_accuracy_score(y_te, model.predict(x_te)) > 0.95
+    broadband = make("riemann", 256.0).set_params(covariances__band="broadband").fit(x, y)
+    assert balanced_accuracy_score(y_te, broadband.predict(x_te)) < 0.8
+
+
+def test_fewer_training_subjects_keeps_k_of_them_drawn_per_seed():
+    from eegpt.benchmark import fewer_training_subjects
+
+    subject = np.repeat(np.arange(10), 3)
+    split = np.where(subject < 6, "train", np.where(subject < 8, "val", "test"))
+    assert fewer_training_subjects(split, subject, None, 0) is split
+    draws = []
+    for seed in (0, 1, 2):
+        out = fewer_training_subjects(split, subject, 2, seed)
+        kept = np.unique(subject[out == "train"])
+        assert len(kept) == 2 and set(kept) <= set(range(6))
+        assert ((out == "unassigned") == ((split == "train") & ~np.isin(subject, kept))).all()
+        assert (out[split != "train"] == split[split != "train"]).all()  # validation and scored subjects untouched
+        assert np.array_equal(out, fewer_training_subjects(split, subject, 2, seed))  # the seed decides
+        draws.append(tuple(kept))
+    assert len(set(draws)) > 1
+    for k in (0, 7):
+        with pytest.raises(EEGInputError, match=f"--train-subjects {k}: choose 1 to 6"):
+            fewer_training_subjects(split, subject, k, 0)
