@@ -29,71 +29,15 @@ subjects (``eegpt.baseline``):
 from __future__ import annotations
 
 import json
-import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from eegpt.errors import EEGInputError, atomic_write, keep, kept
+from eegpt.protocols import PROTOCOLS, check_ete_for, folds
 
 PUBLISHED = {"eegmat": {"EEGNet": 0.600, "NeuroLM": 0.657, "EEGPT-Base": "0.660 ± 0.086"}}
-
-
-@dataclass(frozen=True)
-class Protocol:
-    card: str
-    peers: tuple[str, ...]  # the classical baselines; the specialist networks join when installed
-    token_len: int | None = None  # ETE token override for short trials
-
-
-# Every protocol has the Riemannian tangent-space peer beside its classical baselines (MOABB's TS + LR)
-PROTOCOLS = {"eegmat": Protocol("eegmat", ("band_power", "riemann")),
-             "eegmmidb": Protocol("eegmmidb", ("band_power", "csp_lda", "riemann")),
-             "eegmmidb-s001": Protocol("eegmmidb", ("band_power", "csp_lda", "riemann")),
-             "n170": Protocol("eegnb-n170", ("band_power", "erp", "riemann"), token_len=128),
-             "p300": Protocol("eegnb-p300", ("band_power", "erp", "riemann"), token_len=128)}
-
-
-def folds(name: str, store) -> list[tuple[str, np.ndarray, str]]:
-    """(fold name, split of every window, what the split means) for a protocol."""
-    if name == "eegmat":
-        split = store.split_of.copy()
-        if (split == "test").any():
-            return [("split", split, "train 00-25, select on 26-30, score on 31-35")]
-        split[split == "val"] = "test"  # nothing beyond 30 here: score on 26-30
-        return [("split", split, "train 00-25, score on 26-30 (31-35 absent in this download: settings chosen by "
-                                   "cross-validation over the training subjects)")]
-    if name in ("n170", "p300"):
-        out = []
-        for subject in np.unique(store.subject_of):
-            split = np.where(store.subject_of == subject, "test", "train")
-            out.append((f"subject-{subject}", split, f"leave subject {subject} out"))
-        return out
-    run = np.asarray([int(m.group(1)) if (m := re.search(r"R(\d\d)", f)) else -1 for f in store.file_of])
-    subject = store.subject_of.astype(int)
-    fists = np.isin(run, (4, 8, 12))  # imagined left vs right fist
-    if name == "eegmmidb-s001":
-        s001 = subject == 1
-        split = np.where(s001 & np.isin(run, (4, 8)), "train", np.where(s001 & (run == 12), "test", "unassigned"))
-        if not (split == "train").any() or not (split == "test").any():
-            raise EEGInputError(f"{store.path}: needs S001 runs 4, 8 and 12 (imagined left/right fist)")
-        return [("S001", split, "S001: train on runs 4 and 8, score on run 12 (nothing to select on)")]
-    split = np.full(len(store), "unassigned", dtype=object)
-    split[fists & (subject <= 8)] = "train"
-    split[fists & (subject >= 9) & (subject <= 11)] = "val"
-    split[fists & (subject >= 12) & (subject <= 23)] = "test"
-    split = split.astype(str)
-    if not (split == "train").any() or not ((split == "val") | (split == "test")).any():
-        raise EEGInputError(f"{store.path}: needs imagery runs 4, 8, 12 of S001-S008 and of S009-S011 or S012-S023")
-    if (split == "test").any():
-        return [("cross-subject", split, "imagined left vs right fist: train S001-S008, select on S009-S011, "
-                                         "score on S012-S023")]
-    split[split == "val"] = "test"
-    return [("cross-subject", split, "imagined left vs right fist: train S001-S008, score on S009-S011 "
-                                     "(S012-S023 absent in this download: settings chosen by cross-validation over the "
-                                     "training subjects)")]
 
 
 def _score(labels, probs, present) -> dict:
@@ -161,6 +105,8 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    ete_metrics = json.loads((Path(ete) / "metrics.json").read_text()) if ete and (Path(ete) / "metrics.json").exists() \
+        else {}
     store = prepare(proto.card, source, workdir / "store", progress=progress)
     protocol_folds = folds(name, store)
     runs, classical = [], {}
@@ -188,6 +134,8 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
             say(f"seed {seed}, {fold}: {len(train)} training / {len(val)} validation / {len(test)} scored windows",
                 flush=True)
             ete_dir = ete
+            if ete_dir is not None:  # a reused ETE must not have seen the subjects this fold selects on or scores
+                check_ete_for(proto.card, ete_metrics, s.subject_of[np.concatenate([val, test])])
             if ete_dir is None:  # pretraining sees the training windows of this fold only
                 cfg = PretrainConfig(preset=preset, steps=pretrain_steps, batch_size=256, seed=seed,
                                      seq_tokens=2 if proto.token_len else 4,

@@ -213,11 +213,12 @@ def window_starts(a: int, b: int, n_win: int, n_stride: int) -> list[int]:
     return list(range(a, b - n_win + 1, n_stride))
 
 
-def windows(card: Card, rec: Recording, path: Path) -> tuple[np.ndarray, np.ndarray]:
+def windows(card: Card, rec: Recording, path: Path, continuous: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Cut a preprocessed recording into labelled windows: (x [W, E, S] float32, labels [W]).
 
     Each labelled span is tiled by windows of ``window.length_s`` every ``window.stride_s``;
-    windows that would leave the recording are dropped.
+    windows that would leave the recording are dropped. ``continuous``: the whole recording is
+    tiled the same way, labelled or not, every window labelled -1 (pretraining's data).
 
     Raises
     ------
@@ -229,7 +230,7 @@ def windows(card: Card, rec: Recording, path: Path) -> tuple[np.ndarray, np.ndar
     if rec.n_samples < n_win:
         raise EEGInputError(f"{path}: {rec.duration:.2f} s long, shorter than one "
                             f"{card.window_s:g}-s window of card {card.name}")
-    spans = label_segments(card, rec, path) or []
+    spans = [(0.0, rec.duration, -1)] if continuous else label_segments(card, rec, path) or []
     starts, labels = [], []
     for start_s, stop_s, k in spans:
         a = int(round(start_s * rec.sfreq))

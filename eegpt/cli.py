@@ -53,7 +53,8 @@ def _cmd_prepare(args) -> None:
 
     cfg = config_from(Preprocess, args)
     store = prepare(args.card, args.source, args.out, cfg, workers=args.workers,
-                    skip_bad=args.skip_bad, progress=not args.quiet, overwrite=args.overwrite)
+                    skip_bad=args.skip_bad, progress=not args.quiet, overwrite=args.overwrite,
+                    continuous=args.continuous)
     idx = store.index
     print(f"{idx['card']}: {idx['n_samples']} windows of {idx['window_s']:g} s from "
           f"{len(idx['shards'])} recordings, {len(idx['subjects'])} subjects -> {store.path}")
@@ -439,6 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--skip-bad", action="store_true", help="leave out unreadable recordings")
     s.add_argument("--overwrite", action="store_true", help="replace a store of another card or recipe at --out")
+    s.add_argument("--continuous", action="store_true",
+                   help="whole recordings, labelled or not, as unlabelled windows (data for pretraining)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     add_config(s.add_argument_group("preprocessing recipe (eegpt.preprocess.Preprocess)"), config_class("preprocess"))
     s.set_defaults(fn=_cmd_prepare, outputs=["out"])

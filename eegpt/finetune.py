@@ -228,6 +228,10 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     stores = open_stores(stores)
+    for s in stores:
+        if s.index.get("continuous"):
+            raise TrainingError(f"{s.path}: a continuous store (prepare --continuous) holds no labels to fine-tune "
+                                "on; prepare the card without --continuous")
     names = [s.name for s in stores]
     if len(set(names)) != len(names):
         raise TrainingError(f"two stores of one dataset ({', '.join(names)}); give each dataset once")

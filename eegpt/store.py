@@ -34,11 +34,13 @@ from eegpt.errors import READER_ERRORS, EEGInputError, atomic_write, from_reader
 FORMAT_VERSION = 1
 
 
-def _fingerprint(card: Card, cfg: Preprocess) -> str:
+def _fingerprint(card: Card, cfg: Preprocess, continuous: bool = False) -> str:
     """Changes whenever the card or the recipe would change a shard's contents."""
-    blob = json.dumps({"v": FORMAT_VERSION, "read": card.read, "labels": card.labels,
-                       "window": card.window, "classes": card.classes, "cfg": cfg.to_dict()},
-                      sort_keys=True, default=str)
+    what = {"v": FORMAT_VERSION, "read": card.read, "labels": card.labels,
+            "window": card.window, "classes": card.classes, "cfg": cfg.to_dict()}
+    if continuous:  # whole recordings, labelled or not: other shards (a labelled store keeps its fingerprint)
+        what["continuous"] = True
+    blob = json.dumps(what, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -74,7 +76,8 @@ def find_files(card: Card, source: Path) -> tuple[list[Path], list[Path]]:
     return files, [p for p in matched if p.is_dir() and card.files.get("glob")]
 
 
-def _prepare_one(card_path: str, source: str, rel: str, shard_base: str, cfg: Preprocess) -> dict:
+def _prepare_one(card_path: str, source: str, rel: str, shard_base: str, cfg: Preprocess,
+                 continuous: bool = False) -> dict:
     """Read, preprocess and window one recording, and write its shard. Runs in a worker process."""
     from array_record.python.array_record_module import ArrayRecordWriter
 
@@ -101,7 +104,7 @@ def _prepare_one(card_path: str, source: str, rel: str, shard_base: str, cfg: Pr
                    drop_bad=bool(card.read.get("drop_bad", False)), distributed=card.read.get("format"),
                    montage=card.read.get("montage"), place=card.read.get("place", "nearest"))
     rec = preprocess(rec, cfg)
-    x, labels = windows(card, rec, path)
+    x, labels = windows(card, rec, path, continuous=continuous)
     shard = Path(shard_base + ".arrayrecord")
 
     def write_shard(tmp):
@@ -121,7 +124,8 @@ def _prepare_one(card_path: str, source: str, rel: str, shard_base: str, cfg: Pr
 
 
 def prepare(card: Card | str, source, out, cfg: Preprocess = Preprocess(), workers: int = 2,
-            skip_bad: bool = False, progress: bool = True, overwrite: bool = False) -> "Store":
+            skip_bad: bool = False, progress: bool = True, overwrite: bool = False,
+            continuous: bool = False) -> "Store":
     """Prepare a dataset folder into a store (see the module docstring).
 
     Parameters
@@ -133,6 +137,9 @@ def prepare(card: Card | str, source, out, cfg: Preprocess = Preprocess(), worke
     workers : processes (recordings are prepared in parallel).
     skip_bad : leave out recordings that cannot be read (listed in the index) instead of failing.
     overwrite : replace a store of another card or recipe at ``out`` (refused otherwise).
+    continuous : every recording the card's files match, whole, tiled by its windows and unlabelled
+        (label -1), whether or not the card labels it: the data of pretraining (``eegpt pretrain``
+        reads no labels), not of fine-tuning, which refuses such a store.
 
     Raises
     ------
@@ -146,7 +153,7 @@ def prepare(card: Card | str, source, out, cfg: Preprocess = Preprocess(), worke
     source, out = Path(source), Path(out)
     files, folders = find_files(card, source)
     shards_dir = out / "shards"
-    fp = _fingerprint(card, cfg)
+    fp = _fingerprint(card, cfg, continuous)
     _check_out(out, card, fp, overwrite)
     shards_dir.mkdir(parents=True, exist_ok=True)
     jobs, metas = [], {}
@@ -167,7 +174,7 @@ def prepare(card: Card | str, source, out, cfg: Preprocess = Preprocess(), worke
         bar = tqdm(total=len(jobs), desc=f"prepare {card.name}", unit="file", leave=False)
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_prepare_one, card.path, str(source), rel, base, cfg): rel
+            futures = {pool.submit(_prepare_one, card.path, str(source), rel, base, cfg, continuous): rel
                        for rel, base in jobs}
             for fut in as_completed(futures):
                 try:
@@ -179,7 +186,7 @@ def prepare(card: Card | str, source, out, cfg: Preprocess = Preprocess(), worke
     else:
         for rel, base in jobs:
             try:
-                metas[rel] = _prepare_one(card.path, str(source), rel, base, cfg)
+                metas[rel] = _prepare_one(card.path, str(source), rel, base, cfg, continuous)
             except EEGInputError as err:
                 errors[rel] = str(err)
             if bar:
@@ -198,7 +205,8 @@ def prepare(card: Card | str, source, out, cfg: Preprocess = Preprocess(), worke
     ordered = [metas[r] for r in sorted(metas)]
     ordered = [m for m in ordered if m["n"] > 0]
     if not ordered:
-        raise EEGInputError(f"{source}: no labelled windows in any recording for card {card.name}")
+        raise EEGInputError(f"{source}: no {'' if continuous else 'labelled '}windows in any recording for card "
+                            f"{card.name}")
     subjects = sorted({m["subject"] for m in ordered}, key=lambda s: (len(s), s))
     splits = split_of(card, subjects)
     montages: list[list[str]] = []
@@ -212,7 +220,10 @@ def prepare(card: Card | str, source, out, cfg: Preprocess = Preprocess(), worke
     for m in ordered:
         part = counts.setdefault(m["split"], {c: 0 for c in card.classes})
         for lab in m["labels"]:
-            part[card.classes[lab]] += 1
+            if lab < 0:  # a continuous store's windows
+                part["unlabelled"] = part.get("unlabelled", 0) + 1
+            else:
+                part[card.classes[lab]] += 1
     index = {
         "format": FORMAT_VERSION, "card": card.name, "task": card.task, "classes": list(card.classes),
         "fingerprint": fp, "preprocess": cfg.to_dict(), "sfreq": cfg.sfreq,
@@ -223,7 +234,7 @@ def prepare(card: Card | str, source, out, cfg: Preprocess = Preprocess(), worke
         "n_samples": int(sum(m["n"] for m in ordered)), "shards": ordered,
         "skipped": {**errors, **{str(f.relative_to(source)): f"a folder whose name matches {card.files['glob']!r}, "
                                                            "not a recording file; not read" for f in folders}},
-        "source": str(source.resolve()),
+        "source": str(source.resolve()), "continuous": continuous,
     }
     atomic_write(out / "index.json", lambda t: t.write_text(json.dumps(index, indent=1)))
     return Store(out)

@@ -27,6 +27,7 @@ from eegpt.checkpoint import Checkpoints
 from eegpt.pipeline import Tokens, graph_batches, pretrain_batches
 from eegpt.presets import preset
 from eegpt.errors import EEGInputError, TrainingError, atomic_write, check_positive
+from eegpt.protocols import check_pretraining
 from eegpt.store import open_stores
 from eegpt.tracking import make_tracker
 from ete import ETE, ETEConfig
@@ -58,6 +59,7 @@ class PretrainConfig:
     data_fraction: float = 1.0     # share of the training windows used (data-scaling sweeps)
     model: tuple = ()              # ETEConfig overrides, NAME=VALUE ... (scaling sweeps)
     nan_check: bool = True        # stop with one line on a non-finite loss or gradient
+    allow_held_out: bool = False   # pretrain on subjects a benchmark holds out (no benchmark may then read this ETE)
 
     def __post_init__(self):
         check_positive(self, "steps", "batch_size", "seq_tokens", "token_stride", "lr", "ckpt_every", "log_every",
@@ -267,6 +269,8 @@ def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track
             raise TrainingError(f"{s.path}: no training windows to pretrain on")
     # the held-out MSE is scored at the end on the stores that hold the split: checked now, not
     # after the last step (an eegmmidb store, whose card puts every subject in train, holds no val)
+    # which subjects each card's training windows come from; a benchmark's held-out ones are refused
+    seen = check_pretraining(stores, allow_held_out=cfg.allow_held_out)
     held_out = [s for s in stores if len(s.indices(cfg.eval_split))]
     if not held_out:
         raise TrainingError(f"no store among {', '.join(str(s.path) for s in stores)} has windows in split "
@@ -332,7 +336,8 @@ def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track
     ar = fit_linear_ar(cfg, stores) if cfg.objective == "ar" else None
     metrics = {"step": final_step, "resumed_from": resumed_from, "preset": cfg.preset, "mode": cfg.mode,
                "objective": cfg.objective, **evaluate(cfg, graphdef, params, held_out, ar),
-               "evaluated_on": [str(s.path) for s in held_out],
+               "evaluated_on": [str(s.path) for s in held_out], "subjects_seen": seen,
+               "held_out_allowed": cfg.allow_held_out,
                "train_loss": history[-1]["loss"] if history else None,
                "train_token_mse": history[-1]["token_mse"] if history else None,
                "seconds": round(train_seconds, 2), "stores": [str(s.path) for s in stores]}

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
-from eegpt.benchmark import benchmark, folds
+from eegpt.benchmark import benchmark
+from eegpt.protocols import folds
 from eegpt.cli import main
 from eegpt.errors import EEGInputError
 

@@ -126,3 +126,25 @@ def test_window_longer_than_recording(corpus, tmp_path):
     short = type(rec)(**{**rec.__dict__, "signals": rec.signals[:, :200]})
     with pytest.raises(EEGInputError, match="shorter than one 1-s window"):
         windows(load_card("synthetic-cm"), short, corpus / "CM" / "sub-001_task-CM_eeg.edf")
+
+
+def test_a_continuous_store_tiles_whole_recordings_unlabelled(corpus, stores, tmp_path):
+    """prepare(continuous=True): every recording whole, labelled or not, in the card's windows."""
+    from eegpt.errors import TrainingError
+    from eegpt.finetune import FinetuneConfig, finetune
+    from eegpt.store import prepare
+
+    cont = prepare("synthetic-mw", corpus, tmp_path / "cont", workers=1, progress=False, continuous=True)
+    labelled = stores["mw"]
+    assert cont.index["continuous"] and cont.index["fingerprint"] != labelled.index["fingerprint"]
+    assert (cont.labels == -1).all()
+    # each recording tiled from its first sample by the card's windows and stride, to its end
+    win, stride = cont.index["window_samples"], cont.index["stride_samples"]
+    for shard in cont.index["shards"]:
+        samples = int(round(shard["duration_s"] * cont.index["sfreq"]))
+        assert shard["n"] == (samples - win) // stride + 1
+    assert cont.index["n_samples"] > labelled.index["n_samples"]  # the unlabelled stretches are there too
+    assert cont.index["counts"]["train"] == {"rest": 0, "arithmetic": 0,
+                                             "unlabelled": int((cont.split_of == "train").sum())}
+    with pytest.raises(TrainingError, match="continuous store"):
+        finetune(tmp_path, [cont], tmp_path / "ft", FinetuneConfig(steps=1), progress=False)
