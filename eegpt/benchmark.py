@@ -3,8 +3,10 @@ protocol, the model beside the peers a user would pick instead, all scored on th
 the same metrics.
 
 Each protocol prepares the dataset from the folder a user downloaded and assigns windows to
-train / val / test. Per seed and fold it pretrains an ETE on the training windows only (or reuses
-``--ete``) and fine-tunes the graph on it with the demo's recipe (classical views beside the ETE,
+train / val / test. Per seed and fold it fine-tunes from the foundation ETE the package ships
+(``eegpt.foundation``; where it saw a subject the protocol selects on or scores, or with ``--ete
+per-dataset``, each fold pretrains its own on its training windows only; ``--ete DIR`` reuses one)
+with the demo's recipe (classical views beside the ETE,
 the readout started as a logistic regression whose views and C are chosen on the validation
 subjects, or by cross-validation over the training subjects where the protocol has none). The peers — the
 protocol's classical baselines, and braindecode's EEGNet and ShallowFBCSPNet when the ``peers``
@@ -79,6 +81,30 @@ def fewer_training_subjects(split: np.ndarray, subject_of: np.ndarray, k: int | 
     return out.astype(str)
 
 
+def _encoder_for(card: str, store, protocol_folds, ete) -> tuple[Path | None, str]:
+    """The ETE a protocol's folds fine-tune from, and why: ``None`` or ``"foundation"`` — the
+    shipped foundation ETE, unless it saw a subject some fold selects on or scores (or is not
+    installed), then one per fold as ``"per-dataset"`` asks; ``"per-dataset"``: each fold pretrains
+    its own on its training windows (``None`` returned); a path: that ETE, checked per fold."""
+    from eegpt.foundation import WEIGHTS, PARAMS_FILE
+
+    if ete not in (None, "foundation"):
+        return (None, "per-dataset") if ete == "per-dataset" else (Path(ete), "reused")
+    if not (WEIGHTS / PARAMS_FILE).exists():
+        if ete == "foundation":
+            raise EEGInputError(f"{WEIGHTS}: the foundation ETE is not in this installation")
+        return None, "per-dataset (the foundation ETE is not installed)"
+    seen = json.loads((WEIGHTS / "metrics.json").read_text())
+    try:
+        for _, split, _ in protocol_folds:
+            check_ete_for(card, seen, store.subject_of[np.isin(split, ("val", "test"))])
+    except EEGInputError as err:
+        if ete == "foundation":
+            raise
+        return None, f"per-dataset (the foundation ETE cannot be used: {err})"
+    return WEIGHTS, "foundation"
+
+
 def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretrain_steps: int = 1000,
               finetune_steps: int = 600, batch_size: int = 32, seeds=(0,), specialists: bool | None = None,
               train_subjects: int | None = None, progress: bool = True) -> dict:
@@ -105,14 +131,14 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    ete_metrics = json.loads((Path(ete) / "metrics.json").read_text()) if ete and (Path(ete) / "metrics.json").exists() \
-        else {}
     store = prepare(proto.card, source, workdir / "store", progress=progress)
     protocol_folds = folds(name, store)
+    ete, why = _encoder_for(proto.card, store, protocol_folds, ete)
+    ete_metrics = json.loads((ete / "metrics.json").read_text()) if ete and (ete / "metrics.json").exists() else {}
     runs, classical = [], {}
     # what a fold's scores depend on besides the seed and the fold: a kept score is reused only for these
     made_for = {"preset": preset, "pretrain_steps": pretrain_steps, "finetune_steps": finetune_steps,
-                "batch_size": batch_size, "ete": None if ete is None else str(Path(ete).resolve()), "peers": list(peers),
+                "batch_size": batch_size, "ete": None if ete is None else str(ete.resolve()), "peers": list(peers),
                 "train_subjects": train_subjects}
     if networks := recipes(peers):
         made_for["recipes"] = networks  # a fold's networks are kept for the recipe they were trained with
@@ -173,8 +199,8 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
                    r["fold"] if train_subjects is None else f"{r['fold']}-k{train_subjects}") / "finetune" / "model")
                    for r in runs},
                "published_balanced_accuracy": PUBLISHED.get(name, {}),
-               "pretraining": "reused " + str(ete) if ete else f"{preset}, {pretrain_steps} steps on each fold's "
-                                                               "training windows",
+               "pretraining": why + (f" ({ete})" if ete else f": {preset}, {pretrain_steps} steps on each fold's "
+                                                             "training windows"),
                "seconds": round(time.perf_counter() - t0, 1)}
     atomic_write(workdir / "results.json", lambda p: p.write_text(json.dumps(results, indent=2) + "\n"))
     return results

@@ -96,7 +96,20 @@ def _cmd_pretrain(args) -> None:
     if args.preset not in PRESETS:
         raise EEGInputError(f"--preset: unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
     cfg = config_from(PretrainConfig, args)
-    m = pretrain(cfg, args.data, args.workdir, progress=not args.quiet)
+    if args.recipe == "foundation":
+        from eegpt.foundation import export, pretrain_foundation
+
+        if not args.source or args.data:
+            raise EEGInputError("--recipe foundation reads --source DATA (the folder holding the datasets), not --data")
+        pretrain_foundation(args.source, args.workdir, cfg, progress=not args.quiet)
+        m = json.loads((Path(args.workdir) / "metrics.json").read_text())
+        print(f"model card: {Path(args.workdir) / 'MODEL_CARD.md'}")
+        if args.export:
+            print(f"exported the encoder to {export(args.workdir, args.export)} (float16)")
+    elif not args.data:
+        raise EEGInputError("give --data STORE [STORE ...], or --recipe foundation --source DATA")
+    else:
+        m = pretrain(cfg, args.data, args.workdir, progress=not args.quiet)
     gain = lambda ref: f"{(1 - m['val_mse'] / m[ref]):+.1%}"  # noqa: E731
     print(f"step {m['step']} (resumed from {m['resumed_from']}): held-out MSE {m['val_mse']:.5f}; "
           f"zero {m['zero_mse']:.5f} ({gain('zero_mse')} better), persistence {m['persistence_mse']:.5f} "
@@ -458,14 +471,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_cmd_presets)
 
     s = sub.add_parser("pretrain", help="pretrain the ETE on prepared stores (resumes in WORKDIR)")
-    s.add_argument("--data", nargs="+", required=True, help="prepared store folders")
+    s.add_argument("--data", nargs="+", help="prepared store folders")
+    s.add_argument("--recipe", choices=["foundation"],
+                   help="foundation: every dataset under --source read whole, no benchmark's held-out subject")
+    s.add_argument("--source", help="with --recipe foundation: the folder holding the datasets (../shared/data)")
+    s.add_argument("--export", help="with --recipe foundation: write the float16 encoder here "
+                                    "(eegpt/weights/foundation ships with the package)")
     s.add_argument("--workdir", required=True)
     s.add_argument("--quiet", action="store_true")
     add_config(s.add_argument_group("training (eegpt.train.PretrainConfig)"), config_class("pretrain"))
     s.set_defaults(fn=_cmd_pretrain, outputs=["workdir"])
 
     s = sub.add_parser("finetune", help="jointly fine-tune the graph and heads over several stores")
-    s.add_argument("--ete", required=True, help="a pretraining workdir (eegpt pretrain)")
+    s.add_argument("--ete", required=True, help="a pretraining workdir (eegpt pretrain), or foundation: the "
+                                                 "encoder shipped with the package")
     s.add_argument("--data", nargs="+", required=True, help="prepared stores, one per dataset")
     s.add_argument("--workdir", required=True, help="the run; the model directory is WORKDIR/model")
     s.add_argument("--quiet", action="store_true")
@@ -488,7 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_cmd_embed)
 
     s = sub.add_parser("probe", help="linear probes of a pretrained ETE's features beside band power, by subject")
-    s.add_argument("--ete", required=True, help="a pretraining workdir (eegpt pretrain)")
+    s.add_argument("--ete", required=True, help="a pretraining workdir (eegpt pretrain), or foundation: the "
+                                                 "encoder shipped with the package")
     s.add_argument("--data", nargs="+", required=True, help="prepared stores (one montage each)")
     s.add_argument("--folds", type=int, default=5, help="cross-validation folds, grouped by subject")
     s.add_argument("--json-out", help="write the scores to this .json")
@@ -521,7 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name", help="eegmat, eegmmidb, eegmmidb-s001, n170 or p300")
     s.add_argument("--source", required=True, help="the dataset folder, as downloaded")
     s.add_argument("--workdir", required=True)
-    s.add_argument("--ete", help="reuse this pretraining workdir instead of pretraining on the training windows")
+    s.add_argument("--ete", help="foundation (the default, where it saw none of the protocol's held-out subjects): "
+                                 "the shipped ETE; per-dataset: pretrain one per fold on its training windows; "
+                                 "or a pretraining workdir to reuse")
     s.add_argument("--preset", default="base")
     s.add_argument("--pretrain-steps", type=int, default=1000)
     s.add_argument("--finetune-steps", type=int, default=600)

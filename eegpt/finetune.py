@@ -108,13 +108,18 @@ def pretrain_config(raw: dict) -> PretrainConfig:
 
 
 def load_ete(ete_dir):
-    """(graphdef, params, PretrainConfig) of a pretraining run's latest checkpoint."""
-    ete_dir = Path(ete_dir)
+    """(graphdef, params, PretrainConfig) of a pretraining run's latest checkpoint, of an exported
+    encoder (``eegpt.foundation.export``), or of ``"foundation"``: the one the package ships."""
+    from eegpt.foundation import PARAMS_FILE, read_exported, resolve
+
+    ete_dir = resolve(ete_dir)
     if not (ete_dir / "config.json").exists():
         raise TrainingError(f"{ete_dir}: no pretraining run here (config.json missing); run eegpt pretrain")
     cfg = pretrain_config(json.loads((ete_dir / "config.json").read_text()))
     # the parameters alone: no optimizer state is built or read
     graphdef, abstract = abstract_module(lambda: ETE(cfg.ete_config(), rngs=nnx.Rngs(0)))
+    if (ete_dir / PARAMS_FILE).exists():  # exported: float16 parameters, no checkpoints
+        return graphdef, read_exported(ete_dir, abstract), cfg
     ckpt = Checkpoints(ete_dir / "checkpoints")
     if ckpt.latest_step() is None:
         raise TrainingError(f"{ete_dir}: no checkpoint to load; run eegpt pretrain")
@@ -225,7 +230,9 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
     The step is jitted once with the state donated, on a ``data`` x ``fsdp`` mesh (``ft.mesh``);
     each host feeds its own rows of every batch, drawn from its own share of the training windows.
     """
-    workdir = Path(workdir)
+    from eegpt.foundation import resolve
+
+    workdir, ete_dir = Path(workdir), resolve(ete_dir)
     workdir.mkdir(parents=True, exist_ok=True)
     stores = open_stores(stores)
     for s in stores:
