@@ -65,6 +65,7 @@ class Card:
 
 
 def card_names() -> list[str]:
+    """The names of the dataset cards shipped with the package, sorted."""
     return sorted(p.stem for p in CARDS_DIR.glob("*.toml"))
 
 

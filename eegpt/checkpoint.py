@@ -13,6 +13,8 @@ import orbax.checkpoint as ocp
 
 
 class Checkpoints:
+    """One Orbax ``CheckpointManager`` for a run's state, step, grain iterator and metadata
+    (synchronous saves; the newest ``max_to_keep`` steps kept)."""
     def __init__(self, directory, max_to_keep: int = 3):
         self.manager = ocp.CheckpointManager(
             Path(directory).resolve(),

@@ -420,6 +420,7 @@ def _add_placing(s, model: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``eegpt`` command line: one subcommand per command, training options from their configs."""
     p = argparse.ArgumentParser(prog="eegpt", description="EEGPT: read, simulate and prepare EEG for "
                                 "an autoregressive EEG generalist.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -641,6 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run one ``eegpt`` command; returns the exit status (2 and one line on stderr for bad input)."""
     import shutil
 
     args = build_parser().parse_args(argv)

@@ -259,6 +259,7 @@ def summarize_seeds(reports: dict, plan: str) -> dict:
 
 
 def print_summary(summary: dict) -> None:
+    """The seeds' table: each task's EEGPT and best peer, mean ± std, the targets and what was kept."""
     def ms(v):
         return f"{v['mean']:.3f} ± {v['std']:.3f}"
 
@@ -282,6 +283,7 @@ def print_summary(summary: dict) -> None:
 
 
 def print_table(report: dict) -> None:
+    """One demo's table: each task's EEGPT and peers, the calibration, what was kept, and the copilot's answer."""
     print(f"\n{'task':<5} {'classes':>7} {'test windows':>12} {'EEGPT':>7} {'band power':>11} {'CSP+LDA':>8} "
           f"{'ERP':>6} {'EEGNet':>7} {'Shallow':>8} {'best':>6} {'chance':>7}  ECE: {'EEGPT':>6} {'best':>6}")
     for t, r in report["tasks"].items():

@@ -103,6 +103,7 @@ class FinetuneConfig:
 # ----------------------------------------------------------------------------- the pretrained encoder
 
 def pretrain_config(raw: dict) -> PretrainConfig:
+    """A ``PretrainConfig`` from its saved JSON (lists back to tuples)."""
     raw = dict(raw, mesh=tuple(raw.get("mesh", (0, 1))), model=tuple(tuple(kv) for kv in raw.get("model", ())))
     return PretrainConfig(**raw)
 
@@ -137,6 +138,7 @@ def load_ete(ete_dir):
 
 
 def teg_config(ete_cfg: PretrainConfig, stores: list[Store], ft: FinetuneConfig) -> TEGConfig:
+    """The graph's config for fine-tuning: the preset's, fed the node views' width and the readout asked for."""
     _, base = preset(ete_cfg.preset)
     width = node_width(ft.nodes, ete_cfg.ete_config().d_model)
     classical = width - (ete_cfg.ete_config().d_model if "ete" in node_views(ft.nodes) else 0)

@@ -22,6 +22,7 @@ MNE_SUFFIXES = (".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".set", ".vhdr", ".cn
 
 
 def check_file(path: Path) -> None:
+    """Refuse in one line a path that is missing, a folder, empty or unreadable."""
     if not path.exists():
         raise EEGInputError(f"{path}: no such file; check the path")
     if path.is_dir():

@@ -23,6 +23,7 @@ PRESETS: dict[str, tuple[ETEConfig, TEGConfig]] = {
 
 
 def preset(name: str) -> tuple[ETEConfig, TEGConfig]:
+    """The (ETE, TEG) configs of a named preset; an unknown name is refused."""
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     return PRESETS[name]
@@ -35,14 +36,17 @@ def _count(make) -> int:
 
 
 def ete_param_count(cfg: ETEConfig) -> int:
+    """The ETE's parameter count for ``cfg``, from shapes alone (nothing allocated)."""
     return _count(lambda: ETE(cfg, rngs=nnx.Rngs(0)))
 
 
 def teg_param_count(cfg: TEGConfig) -> int:
+    """The TEG's parameter count for ``cfg``, from shapes alone (nothing allocated)."""
     return _count(lambda: TEG(cfg, rngs=nnx.Rngs(0)))
 
 
 def counts(name: str) -> dict:
+    """A preset's ETE, TEG and total parameter counts and sizes, beside EEGPT's published total."""
     ete_cfg, teg_cfg = preset(name)
     ete_n, teg_n = ete_param_count(ete_cfg), teg_param_count(teg_cfg)
     out = {"params": ete_n + teg_n, "ete_params": ete_n, "teg_params": teg_n,

@@ -66,6 +66,7 @@ def state_shardings(abstract_state, mesh):
 
 
 def batch_sharding(mesh) -> NamedSharding:
+    """The sharding of a batch: its first axis split over the mesh's data and fsdp axes."""
     return NamedSharding(mesh, BATCH)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 class NullTracker:
+    """A tracker that records nothing (tracking off, or not the first process)."""
     def scalars(self, values: dict, step: int) -> None:
         pass
 
@@ -12,6 +13,7 @@ class NullTracker:
 
 
 class TensorBoardTracker(NullTracker):
+    """Scalars to TensorBoard event files in ``logdir`` (tensorboardX)."""
     def __init__(self, logdir):
         from tensorboardX import SummaryWriter
 
@@ -26,6 +28,7 @@ class TensorBoardTracker(NullTracker):
 
 
 def make_tracker(logdir, enabled: bool = True):
+    """TensorBoard on the first process when ``enabled``, else nothing."""
     import jax
 
     return TensorBoardTracker(logdir) if enabled and jax.process_index() == 0 else NullTracker()

@@ -123,6 +123,7 @@ def squared_errors(cfg: PretrainConfig, graphdef, params, batch, rng):
 
 
 def make_train_step(cfg: PretrainConfig, graphdef, tx, schedule, state_shardings, batch_shardings):
+    """The jitted, donated pretraining step: loss, gradients, AdamW update, and the step's metrics."""
     key = jax.random.key(cfg.seed)
 
     def loss_fn(params, batch, rng):
@@ -146,6 +147,7 @@ def make_train_step(cfg: PretrainConfig, graphdef, tx, schedule, state_shardings
 # ----------------------------------------------------------------------------- data
 
 def batches(cfg: PretrainConfig, stores, split, *, epochs=None, batch_size=None, seed=None):
+    """Pretraining batches of ``split`` for this host: electrode sequences, or whole windows (multichannel)."""
     per_host = (batch_size or cfg.batch_size) // jax.process_count()
     seed = cfg.seed if seed is None else seed
     if cfg.mode == "electrode":

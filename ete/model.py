@@ -105,6 +105,7 @@ class RMSNorm(nnx.Module):
 
 
 class Attention(nnx.Module):
+    """Causal multi-head self-attention with rotary positions (one fused QKV projection)."""
     def __init__(self, cfg: ETEConfig, *, rngs: nnx.Rngs):
         d, dt = cfg.d_model, jnp.dtype(cfg.dtype)
         self.heads = cfg.heads
@@ -141,6 +142,7 @@ class SwiGLU(nnx.Module):
 
 
 class Block(nnx.Module):
+    """One pre-norm transformer block of the ETE: attention, then a SwiGLU MLP."""
     def __init__(self, cfg: ETEConfig, *, rngs: nnx.Rngs):
         dt = jnp.dtype(cfg.dtype)
         self.norm1 = RMSNorm(cfg.d_model)

@@ -131,6 +131,7 @@ class GraphAttention(nnx.Module):
 
 
 class GraphBlock(nnx.Module):
+    """One pre-norm graph block: attention over each electrode's neighbours, then a SwiGLU MLP."""
     def __init__(self, cfg: TEGConfig, *, rngs: nnx.Rngs):
         self.norm1, self.norm2 = RMSNorm(cfg.d_model), RMSNorm(cfg.d_model)
         self.attn = GraphAttention(cfg.d_model, cfg.heads, rngs=rngs)
@@ -142,6 +143,7 @@ class GraphBlock(nnx.Module):
 
 
 class Head(nnx.Module):
+    """A task's classifier: a GELU hidden layer, then the class logits."""
     def __init__(self, d: int, classes: int, *, rngs: nnx.Rngs):
         self.hidden = nnx.Linear(d, d // 2, rngs=rngs)
         self.out = nnx.Linear(d // 2, classes, rngs=rngs)

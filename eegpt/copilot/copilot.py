@@ -39,6 +39,7 @@ def normalise_sex(sex: str | None) -> str | None:
 
 
 def check_age(age: int | None) -> int | None:
+    """``age`` if it is a plausible age in years (0 to 120) or None; refused in one line otherwise."""
     if age is not None and not 0 <= age <= 120:
         raise EEGInputError(f"--age {age}: must be between 0 and 120 years")
     return age

@@ -31,6 +31,7 @@ def label_sets() -> dict[str, list[tuple[str, tuple[str, ...]]]]:
 
 
 def prompt_tokens(task: str, label: str, prob: float, age: int | None, sex: str | None) -> list[str]:
+    """The prompt's special tokens: task, predicted class, probability decile, age decade, sex."""
     decade = "unknown" if age is None else f"{min(age // 10, 9)}0s"
     sex = {"F": "F", "M": "M"}.get((sex or "").upper()[:1], "unknown")
     return [f"<task:{task}>", f"<class:{task}:{label}>", f"<p:{min(int(prob * 10), 9)}>", f"<age:{decade}>",
@@ -38,6 +39,7 @@ def prompt_tokens(task: str, label: str, prob: float, age: int | None, sex: str 
 
 
 def vocabulary_specials() -> list[str]:
+    """Every special token the tokenizer must keep whole (tasks, classes, deciles, ages, sexes, wavelet levels)."""
     out = list(SPECIAL)
     for task, classes in kb.CLASSES.items():
         out.append(f"<task:{task}>")

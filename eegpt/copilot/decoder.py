@@ -33,6 +33,7 @@ from eegpt.int8 import INT8_FILE, read_int8
 # ----------------------------------------------------------------------------- tokenizer
 
 def train_tokenizer(cases: list[Case], vocab_size: int = 1200):
+    """A byte-level BPE tokenizer (``tokenizers``) trained on the cases' prompts and answers."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -45,6 +46,7 @@ def train_tokenizer(cases: list[Case], vocab_size: int = 1200):
 
 
 def load_tokenizer(path):
+    """The tokenizer saved at ``path`` (``tokenizer.json``)."""
     from tokenizers import Tokenizer
 
     return Tokenizer.from_file(str(path))
@@ -85,6 +87,7 @@ class Proj(nnx.Module):
 
 
 class Block(nnx.Module):
+    """One pre-norm decoder block: causal self-attention (with its KV cache) and a gated MLP."""
     def __init__(self, cfg: DecoderConfig, *, rngs: nnx.Rngs):
         d, hd = cfg.d_model, cfg.heads * cfg.head_dim
         self.cfg = cfg
@@ -113,6 +116,8 @@ class Block(nnx.Module):
 
 
 class Decoder(nnx.Module):
+    """The copilot's text decoder: token and position embeddings, an EEG prefix projected from the
+    graph's pooled embedding, ``cfg.layers`` blocks and a tied output layer."""
     def __init__(self, cfg: DecoderConfig, *, rngs: nnx.Rngs):
         self.cfg = cfg
         self.embed = nnx.Embed(cfg.vocab, cfg.d_model, rngs=rngs)
@@ -265,6 +270,7 @@ def parameters(model: Decoder) -> dict:
 
 
 def param_count(model) -> int:
+    """The number of trainable parameters of ``model``."""
     return int(sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
 
 

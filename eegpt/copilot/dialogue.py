@@ -54,6 +54,7 @@ class Passage:
 
 
 def knowledge_passages() -> list[Passage]:
+    """The knowledge base as passages to retrieve: the general ones, then each class's finding, meaning and advice."""
     out = [Passage(f"knowledge base: {title}", text) for title, text in ABOUT.items()]
     for task, classes in kb.CLASSES.items():
         for label, c in classes.items():

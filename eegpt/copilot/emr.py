@@ -53,6 +53,7 @@ def _finding(r: Record) -> str:
 
 
 def markdown(r: Record) -> str:
+    """The record as a Markdown EMR: basic information, history, diagnosis, treatment plan."""
     sex = {"F": "female", "M": "male"}.get((r.sex or "").upper()[:1])
     basic = ", ".join(x for x in [f"age {r.age}" if r.age is not None else "", sex or ""] if x)
     probs = ", ".join(f"{kb.classes_of(r.task)[k].name} {100 * v:.0f}%"

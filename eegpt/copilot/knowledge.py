@@ -297,12 +297,14 @@ def uncertain_answer(task: str, probs: dict[str, float], answer_above: float, n_
 
 
 def classes_of(task: str) -> dict[str, ClassText]:
+    """The clinical texts of ``task``'s classes; an unknown task is refused."""
     if task not in CLASSES:
         raise ValueError(f"unknown task {task!r}; one of {', '.join(CLASSES)}")
     return CLASSES[task]
 
 
 def question_kind(question: str) -> str:
+    """What a question asks for: the night, a suggestion, a summary, or the state."""
     q = question.lower()
     if "night" in q or "sleep?" in q:
         return "night"
@@ -314,6 +316,7 @@ def question_kind(question: str) -> str:
 
 
 def patient_phrase(age: int | None, sex: str | None) -> str:
+    """How the answer names the patient ("42-year-old woman", "patient")."""
     sex_word = {"F": "woman", "M": "man"}.get((sex or "").upper()[:1], "patient")
     return f"{age}-year-old {sex_word}" if age is not None else ("patient" if sex_word == "patient" else sex_word)
 

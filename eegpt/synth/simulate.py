@@ -62,6 +62,7 @@ class Subject:
 
 
 def make_subject(seed: int, index: int) -> Subject:
+    """The synthetic subject ``index`` of corpus ``seed``: demographics and the traits its EEG is drawn from."""
     rng = np.random.default_rng([seed, index, 0])
     return Subject(index=index, age=int(rng.integers(19, 70)), sex=str(rng.choice(["F", "M"])),
                    alpha_peak=float(np.clip(rng.normal(10.0, 0.9), 8.0, 12.5)),
