@@ -136,6 +136,10 @@ def test_cli_finetune_evaluate_embed_tsne(stores, tiny_ete, tmp_path, capsys):
     assert main(["evaluate", "--workdir", str(tmp_path / "ft"), "--data", *data, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["split"] == "test" and "balanced_accuracy" in report["datasets"]["synthetic-mw"]
+    tuned = json.loads((tmp_path / "ft" / "finetune.json").read_text())
+    assert report["datasets"]["synthetic-mw"]["kept"] == kept_model(tuned)["synthetic-mw"]  # what answered
+    assert main(["evaluate", "--workdir", str(tmp_path / "ft"), "--data", *data]) == 0
+    assert f"synthetic-mw kept: step {tuned['best_step']} (graph)" in capsys.readouterr().out
     assert main(["embed", "--ete", str(tmp_path / "ft"), "--data", *data, "--out", str(tmp_path / "e.npz")]) == 0
     assert "pooled" in np.load(tmp_path / "e.npz")
     assert main(["tsne", str(tmp_path / "e.npz"), "--out", str(tmp_path / "t.png"), "--max-points", "100"]) == 0
