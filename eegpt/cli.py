@@ -97,6 +97,7 @@ def _cmd_pretrain(args) -> None:
         raise EEGInputError(f"--preset: unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
     cfg = config_from(PretrainConfig, args)
     if args.recipe == "foundation":
+        from eegpt.finetune import load_ete
         from eegpt.foundation import export, pretrain_foundation
 
         if not args.source or args.data:
@@ -105,7 +106,8 @@ def _cmd_pretrain(args) -> None:
         m = json.loads((Path(args.workdir) / "metrics.json").read_text())
         print(f"model card: {Path(args.workdir) / 'MODEL_CARD.md'}")
         if args.export:
-            print(f"exported the encoder to {export(args.workdir, args.export)} (float16)")
+            exported = export(args.workdir, load_ete(args.workdir)[1], args.export)
+            print(f"exported the encoder to {exported} (float16)")
     elif not args.data:
         raise EEGInputError("give --data STORE [STORE ...], or --recipe foundation --source DATA")
     else:

@@ -117,15 +117,13 @@ def model_card(facts: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def export(workdir, out=WEIGHTS, overwrite: bool = True) -> Path:
-    """Write the encoder of pretraining run ``workdir`` as the package ships it: float16
-    parameters, ``config.json``, ``metrics.json`` and ``MODEL_CARD.md`` (with ``card.json``)."""
+def export(workdir, params, out=WEIGHTS) -> Path:
+    """Write the encoder of pretraining run ``workdir`` — its ``params``, as
+    :func:`eegpt.finetune.load_ete` reads them — as the package ships it: float16 parameters,
+    ``config.json``, ``metrics.json`` and ``MODEL_CARD.md`` (with ``card.json``)."""
     import jax
 
-    from eegpt.finetune import load_ete
-
     workdir, out = Path(workdir), Path(out)
-    _, params, _ = load_ete(workdir)
     flat = {jax.tree_util.keystr(k): np.asarray(v, np.float16)
             for k, v in jax.tree_util.tree_flatten_with_path(params)[0]}
     with atomic_dir(out) as tmp:
