@@ -124,6 +124,8 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
         raise EEGInputError(f"--seeds {' '.join(map(str, seeds))}: give one or more different seeds")
     if specialists and not specialists_installed():
         raise EEGInputError("the specialist networks need the peers extra: pip install -e \".[peers]\"")
+    if train_subjects is not None and train_subjects < 1:  # checked before any preparing
+        raise EEGInputError(f"--train-subjects {train_subjects}: keep at least 1 training subject")
     proto = PROTOCOLS[name]
     peers = proto.peers + (tuple(SPECIALISTS) if (specialists_installed() if specialists is None else specialists)
                            else ())

@@ -96,6 +96,8 @@ def _cmd_pretrain(args) -> None:
     if args.preset not in PRESETS:
         raise EEGInputError(f"--preset: unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
     cfg = config_from(PretrainConfig, args)
+    if (args.source or args.export) and args.recipe != "foundation":
+        raise EEGInputError("--source and --export belong to --recipe foundation; give --data STORE ... otherwise")
     if args.recipe == "foundation":
         from eegpt.finetune import load_ete
         from eegpt.foundation import export, pretrain_foundation

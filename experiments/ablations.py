@@ -123,8 +123,9 @@ def tuned(ete: Path, stores: dict, tasks, workdir: Path, ft: FinetuneConfig) -> 
     ``tasks`` over ``ete``: the validation balanced accuracy of the step kept (what an arm is chosen
     on), the test balanced accuracy of that step (reported, never chosen on), and what was kept."""
     picked = [stores[t] for t in tasks]
-    summary = finetune(ete, picked, workdir, ft, progress=False, track=False)
-    scores = evaluate(workdir, picked, "test", plots=False)
+    features = {}  # the frozen ETE's features, encoded once by fine-tuning and read again for scoring
+    summary = finetune(ete, picked, workdir, ft, progress=False, track=False, features_out=features)
+    scores = evaluate(workdir, picked, "test", plots=False, features=features)
     at_best = next(h for h in summary["history"] if h["step"] == summary["best_step"])
     described = kept_model(summary)
     return {"val": {t: at_best["val_balanced_accuracy"][stores[t].name] for t in tasks},

@@ -116,3 +116,13 @@ def test_pretraining_refuses_up_front_when_no_store_holds_the_held_out_split(sto
     # beside a store that has the split, it trains and scores the held-out MSE on that store alone
     m = pretrain(cfg, [all_train, mw], tmp_path / "b", progress=False, track=False)
     assert m["step"] == 3 and len(m["evaluated_on"]) == 1  # the one store of the two that holds val
+
+
+def test_new_arguments_are_checked_before_any_work(tmp_path, capsys):
+    for argv, says in ((["pretrain", "--data", "s", "--workdir", str(tmp_path / "w"), "--export", "x"], "--export"),
+                       (["benchmark", "eegmat", "--source", str(tmp_path), "--workdir", str(tmp_path / "b"),
+                         "--train-subjects", "0"], "--train-subjects 0")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0], err
+    assert not (tmp_path / "w").exists() and not (tmp_path / "b").exists()  # nothing left behind
