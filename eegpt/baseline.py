@@ -202,7 +202,7 @@ class Specialist:
 # EEGNet at its authors' 128 Hz (its 64-sample temporal kernel is then the paper's half second),
 # lr 3e-3 and 80 epochs: with braindecode's sizes at our 256 Hz, lr 1e-3 and 40 epochs it had not
 # fitted the synthetic ER windows (training loss 0.91) and stayed near chance on held-out subjects
-# (experiments/specialist_recipe.py, README). ShallowFBCSPNet runs at the rate it was designed for
+# (experiments/specialist_recipe.py, docs/guide/benchmarks.md). ShallowFBCSPNet runs at the rate it was designed for
 # (250 Hz) with braindecode's learning rate: it fits its training windows in 40 epochs, and a 4x
 # learning rate over 80 epochs did not score higher.
 SPECIALISTS = {"eegnet": Specialist("EEGNetv4", 3e-3, 128.0, 80),

@@ -4,10 +4,11 @@ A card is a small TOML file in ``eegpt/data/`` (package data): task, classes, ch
 the standard cross-subject split, and the rules that read labels. Two label adapters cover the
 datasets we prepare:
 
-``filename``  one class per recording, read from its file name (EEGMAT ``_1``/``_2``, STEW ``_lo``/``_hi``);
-``events``    classes from events: the file's own annotations (EDF+, GDF, BrainVision, a CSV marker
-              column), a BIDS ``_events.tsv`` beside it, or a paired annotation file (Sleep-EDF
-              hypnograms). Rules pick an event map per file (eegmmidb's runs mean different things).
+- ``filename``: one class per recording, read from its file name (EEGMAT ``_1``/``_2``, STEW
+  ``_lo``/``_hi``);
+- ``events``: classes from events: the file's own annotations (EDF+, GDF, BrainVision, a CSV marker
+  column), a BIDS ``_events.tsv`` beside it, or a paired annotation file (Sleep-EDF hypnograms).
+  Rules pick an event map per file (eegmmidb's runs mean different things).
 
 Cards of datasets whose files we cannot read yet say so (``prepare = false``) and why.
 """

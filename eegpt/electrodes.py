@@ -11,6 +11,7 @@ Vocabulary, in id order:
   3. the bipolar derivations of the public datasets (TUH "double banana" and its temporal chain,
      CHB-MIT, Sleep-EDF); a derivation sits at the midpoint of its two electrodes. ("T4-A2" is T8
      referenced to A2, so it normalises to T8 and needs no entry.)
+
 Together they cover the NeuroLM/LaBraM channel vocabulary (``tests/test_electrodes.py`` checks it).
 """
 

@@ -11,7 +11,7 @@ HEADLINE = ("balanced_accuracy", "cohen_kappa", "weighted_f1", "auroc", "auc_pr"
 
 
 def expected_calibration_error(y_true, probs, bins: int = 10) -> float:
-    """Top-label ECE: |accuracy - confidence| averaged over equal-width confidence bins, weighted
+    """Top-label ECE: the absolute gap between accuracy and confidence, averaged over equal-width confidence bins, weighted
     by their share of the predictions (Guo et al., 2017)."""
     probs = np.asarray(probs)
     conf, pred = probs.max(1), probs.argmax(1)

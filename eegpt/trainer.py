@@ -27,8 +27,10 @@ def schedule(lr: float, warmup: int, steps: int, end: float):
 
 
 def compile_step(step, state_shardings=None, batch_shardings=None):
-    """``step(state, batch) -> (state, metrics)`` jitted once, the state donated (its buffers are
-    reused for the new state), placed by the given shardings when there are any."""
+    """Jit a training step once: ``step(state, batch) -> (state, metrics)``.
+
+    The state is donated (its buffers are reused for the new state) and placed by the given
+    shardings when there are any."""
     if state_shardings is None:
         return jax.jit(step, donate_argnums=(0,))
     return jax.jit(step, donate_argnums=(0,), in_shardings=(state_shardings, batch_shardings),
@@ -36,7 +38,7 @@ def compile_step(step, state_shardings=None, batch_shardings=None):
 
 
 class Trainer:
-    """Runs steps ``start + 1 .. steps`` of a compiled step.
+    """Runs a compiled step for steps ``start + 1`` to ``steps``.
 
     Parameters
     ----------

@@ -161,9 +161,10 @@ class Block(nnx.Module):
 class ETE(nnx.Module):
     """The encoder. Call with tokens and electrode ids; returns predictions and features.
 
-    electrode mode:    ``tokens_BxNxP``, ``electrode_B``            -> ``pred_BxNxP``, ``feature_BxD``
-    multichannel mode: ``tokens_BxExNxP``, ``electrodes_BxE``, ``mask_BxE``
-                                                                    -> ``pred_BxExNxP``, ``feature_BxExD``
+    - electrode mode: ``tokens_BxNxP``, ``electrode_B`` -> ``pred_BxNxP``, ``feature_BxD``
+    - multichannel mode: ``tokens_BxExNxP``, ``electrodes_BxE``, ``mask_BxE`` -> ``pred_BxExNxP``,
+      ``feature_BxExD``
+
     With ``objective="mae"`` pass ``masked`` (bool, same leading shape as the tokens): those
     tokens are hidden and the predictions reconstruct them.
     """

@@ -17,7 +17,7 @@ Run:
 in bfloat16), and the MFU of each is against the measured matmul peak *in that dtype* (or
 ``--peak-tflops``, a chip's published peak). ``--loss-check N`` pretrains N steps in each dtype on
 the given stores and compares the held-out MSE: bf16 is only worth having where it matches f32
-(within 1 %). Results on the 2-core CPU are in the README.
+(within 1 %). Results on the 2-core CPU are in docs/guide/pretraining.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The README's picture of ``eegpt serve``: the page, driven in headless Chromium (Playwright), after
+"""The documentation's picture of ``eegpt serve``: the page, driven in headless Chromium (Playwright), after
 loading a recording, asking a follow-up and streaming the recording in the Live panel.
 
     python experiments/serve_screenshot.py [--model runs/demo-quick] [--file REC.edf] [--out docs/serve.png]

@@ -171,14 +171,16 @@ def test_predict_command_writes_json_csv_and_a_plot_and_refuses_overwrites(tuned
                  "--plot", str(tmp_path / "h.png")]) == 0
 
 
-def test_the_readme_python_session_runs_as_written(tuned, stores, corpus, tmp_path, monkeypatch):
-    """The README's "From Python" block, executed as written, with its three paths pointed at a
-    small model (given a small copilot decoder) and the synthetic corpus."""
+@pytest.mark.parametrize("page", ["README.md", "docs/getting_started.md"])
+def test_the_python_sessions_run_as_written(page, tuned, stores, corpus, tmp_path, monkeypatch):
+    """The "From Python" blocks of the README and of the docs' getting-started page, executed as
+    written, with their three paths pointed at a small model (given a small copilot decoder) and the
+    synthetic corpus."""
     import re
 
     from eegpt.copilot import decoder as D
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / page).read_text()
     code = re.search(r"<!-- from-python -->\n```python\n(.*?)```\n<!-- /from-python -->", readme, re.S).group(1)
     model_dir = tmp_path / "model"
     shutil.copytree(tuned / "ft" / "model", model_dir)
@@ -190,9 +192,11 @@ def test_the_readme_python_session_runs_as_written(tuned, stores, corpus, tmp_pa
         assert n == 1, name
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
-    exec(compile(code, "README.md", "exec"), scope)
+    exec(compile(code, page, "exec"), scope)
     assert scope["pred"].head == "synthetic-mw" and "synthetic EEG only" in scope["pred"].trained_on
-    assert (tmp_path / "probabilities.png").exists() and (tmp_path / "tsne.png").exists()
+    assert (tmp_path / "tsne.png").exists()
+    written = {"README.md": "probabilities.png", "docs/getting_started.md": "windows.csv"}[page]
+    assert (tmp_path / written).exists()
     assert scope["clusters"]["points"] == len(stores["mw"].indices("test"))
     assert "synthetic EEG only" in scope["answer"]["answer"]
 

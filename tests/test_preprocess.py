@@ -12,7 +12,7 @@ from conftest import shared
 
 
 def _mne_pipeline(raw, cfg):
-    """The plain MNE pipeline, resampled on an exact output grid (see the README on why)."""
+    """The plain MNE pipeline, resampled on an exact output grid (see the preprocessing guide on why)."""
     l_freq, h_freq, notches = band_edges(cfg, raw.info["sfreq"])
     raw.filter(l_freq, h_freq, verbose="error")
     if notches:
