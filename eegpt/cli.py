@@ -32,7 +32,7 @@ def _cmd_inspect(args) -> None:
 def _cmd_synth(args) -> None:
     from tqdm import tqdm
 
-    from eegpt.synth import TASKS, write_corpus
+    from eegpt.synth import write_corpus
 
     tasks = args.tasks.split(",") if args.tasks else list(TASKS)
     unknown = [t for t in tasks if t not in TASKS]

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from eegpt import TASKS
 from eegpt.errors import EEGInputError, atomic_dir, atomic_write, keep, kept
 
 
@@ -67,7 +68,7 @@ def synthetic_stores(workdir, subjects: int, seed: int = 0) -> dict:
     """``{task: Store}`` of the synthetic corpus in ``workdir/corpus`` and ``workdir/stores``,
     writing and preparing only what is missing (a corpus of other subjects or seed is rewritten)."""
     from eegpt.store import prepare
-    from eegpt.synth import TASKS, write_corpus
+    from eegpt.synth import write_corpus
 
     workdir = Path(workdir)
     corpus = workdir / "corpus"

@@ -258,7 +258,7 @@ def cap_positions(demo: Path, stores: dict, seed: int, degrees) -> dict:
     from eegpt.predict import window_batches
     from eegpt.preprocess import preprocess
     from eegpt.recording import read
-    from eegpt.synth import TASKS as SPEC
+    from eegpt.synth import TASK_SPECS as SPEC
     from eegpt.synth.simulate import make_subject, simulate
 
     mne.set_log_level("error")  # the splines' origin fit reports on every recording

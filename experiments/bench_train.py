@@ -33,6 +33,7 @@ import numpy as np
 
 from eegpt import sharding
 from eegpt.train import PretrainConfig, init_state, make_train_step
+from ete.model import VOCAB_SIZE
 
 
 def matmul_peak(n: int = 2048, repeats: int = 10, dtype=jnp.float32) -> float:
@@ -58,7 +59,7 @@ def time_jax(cfg: PretrainConfig, samples: int, electrodes: int, steps: int):
     p = cfg.ete_config().token_len
     rng = np.random.default_rng(0)
     batch = sharding.global_batch({"tokens_BxNxP": (0.1 * rng.standard_normal((b, cfg.seq_tokens, p))).astype(np.float32),
-                                   "electrode_B": rng.integers(0, 374, b).astype(np.int32),
+                                   "electrode_B": rng.integers(0, VOCAB_SIZE, b).astype(np.int32),
                                    "dataset_B": np.zeros(b, np.int32)}, mesh)
     flops = step.lower(state, batch).compile().cost_analysis()
     flops = (flops[0] if isinstance(flops, (list, tuple)) else flops).get("flops", float("nan"))
@@ -109,7 +110,7 @@ def time_torch(cfg: PretrainConfig, samples: int, electrodes: int, steps: int, b
     class ETETorch(nn.Module):
         def __init__(self):
             super().__init__()
-            self.embed, self.electrode = nn.Linear(ec.token_len, d), nn.Embedding(374, d)
+            self.embed, self.electrode = nn.Linear(ec.token_len, d), nn.Embedding(VOCAB_SIZE, d)
             self.summary = nn.Parameter(torch.zeros(d))
             self.blocks = nn.ModuleList([Block() for _ in range(ec.layers)])
             self.norm, self.head = nn.RMSNorm(d, eps=1e-6), nn.Linear(d, ec.token_len)
@@ -129,7 +130,7 @@ def time_torch(cfg: PretrainConfig, samples: int, electrodes: int, steps: int, b
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.05)
     b = samples * electrodes
     x = 0.1 * torch.randn(b, cfg.seq_tokens, ec.token_len)
-    ids = torch.randint(0, 374, (b,))
+    ids = torch.randint(0, VOCAB_SIZE, (b,))
 
     def step():
         opt.zero_grad(set_to_none=True)

@@ -4,7 +4,7 @@ import numpy as np
 import scipy.signal
 
 from eegpt.recording import read
-from eegpt.synth import TASKS, make_subject, simulate, write_corpus
+from eegpt.synth import TASK_SPECS, make_subject, simulate, write_corpus
 
 
 def _digest(folder):
@@ -22,7 +22,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
 
 
 def test_every_task_reads_back_through_the_real_reader(corpus):
-    for task, spec in TASKS.items():
+    for task, spec in TASK_SPECS.items():
         rec = read(corpus / task / f"sub-001_task-{task}_eeg.edf")
         assert rec.sfreq == spec.sfreq and len(rec.electrodes) == len(spec.channels)
         assert set(rec.set_aside) == set(spec.extra)
@@ -52,7 +52,7 @@ def test_motor_imagery_desynchronises_the_contralateral_hand_area():
 def test_sleep_stages_carry_their_rhythms():
     subj = make_subject(0, 2)
     names, x, sfreq, trials = simulate("SS", subj, seed=0)
-    classes = TASKS["SS"].classes
+    classes = TASK_SPECS["SS"].classes
 
     def mean_power(stage, lo, hi, ch):
         segs = [x[ch, int(a * sfreq):int((a + d) * sfreq)] for a, d, k in trials if classes[k] == stage]
@@ -70,7 +70,7 @@ def test_a_cap_off_the_10_05_sites_records_the_same_brain_from_elsewhere():
 
     subject = make_subject(0, 1)
     names, x, _, trials = simulate("MW", subject, 0)
-    sites = np.stack([position(classify(c).name) for c in TASKS["MW"].channels])
+    sites = np.stack([position(classify(c).name) for c in TASK_SPECS["MW"].channels])
     n = len(sites)
     same = simulate("MW", subject, 0, at=sites)[1]
     np.testing.assert_array_equal(same, x)  # at the 10-05 sites: the corpus's recording itself
@@ -81,3 +81,10 @@ def test_a_cap_off_the_10_05_sites_records_the_same_brain_from_elsewhere():
     np.testing.assert_array_equal(y[n:], x[n:])  # the reference and ECG channels are not on the cap
     with pytest.raises(ValueError, match="one position per electrode"):
         simulate("MW", subject, 0, at=sites[:3])
+
+
+def test_the_corpus_writes_the_tasks_the_model_answers():
+    """One list of tasks: the corpus's task specifications are keyed by ``eegpt.TASKS``, in order."""
+    import eegpt
+
+    assert tuple(TASK_SPECS) == eegpt.TASKS

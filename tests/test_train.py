@@ -89,7 +89,7 @@ SHARDED = textwrap.dedent("""
     cfg = PretrainConfig(preset="tiny", batch_size=16, seq_tokens=4)
     rng = np.random.default_rng(0)
     batch = {"tokens_BxNxP": rng.standard_normal((16, 4, 64)).astype(np.float32) * 0.1,
-             "electrode_B": rng.integers(0, 374, 16).astype(np.int32),
+             "electrode_B": rng.integers(0, VOCAB_SIZE, 16).astype(np.int32),
              "dataset_B": np.zeros(16, np.int32)}
     out = {}
     for name, (data, fsdp) in {"single": (1, 1), "sharded": (2, 4)}.items():

@@ -9,11 +9,11 @@ import tomllib
 from pathlib import Path
 
 from docutils.parsers.rst import directives
-from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
 
+from eegpt import TASKS
+
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-TASKS = ("ER", "MI", "MW", "SS", "CM")
 
 
 def _f(x) -> str:
@@ -73,10 +73,19 @@ def probe(d: dict) -> tuple[list[str], list[list[str]]]:
     return ["store", "task", "windows", "subjects", "ETE", "ETE mean", "band power", "ETE + band power", "chance"], rows
 
 
-KINDS = {"probe": probe, "demo-seeds": demo_seeds, "demo-report": demo_report, "ablation": ablation, "copilot-eval": copilot_eval}
+def label_efficiency(d: dict) -> tuple[list[str], list[list[str]]]:
+    """Rows of ``experiments/label_efficiency.py``: per arm, the scored subjects' balanced accuracy
+    at each number of labelled training subjects."""
+    rows = [[arm] + [_ms(by_k[k]) for k in d["ks"]] for arm, by_k in d["arms"].items()]
+    return ["reader"] + [f"K = {k}" for k in d["ks"]], rows
+
+
+KINDS = {"label-efficiency": label_efficiency, "probe": probe, "demo-seeds": demo_seeds, "demo-report": demo_report, "ablation": ablation, "copilot-eval": copilot_eval}
 
 
 def kind_of(d: dict) -> str:
+    if "ks" in d and "arms" in d:
+        return "label-efficiency"
     if all(isinstance(v, dict) and "band_power" in v for v in d.values()):
         return "probe"
     if "ablation" in d:

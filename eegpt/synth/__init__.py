@@ -26,8 +26,8 @@ eegmmidb, EEGMAT, Sleep-EDF, Muse/eeg-notebooks), so the corpus exercises the sa
 name normalisation as real data. Same seed, same bytes.
 """
 
-from eegpt.synth.simulate import MEAS_DATE, TASKS, Subject, TaskSpec, make_subject, simulate
+from eegpt.synth.simulate import MEAS_DATE, TASK_SPECS, Subject, TaskSpec, make_subject, simulate
 from eegpt.synth.write import write_corpus, write_recording, write_subject
 
-__all__ = ["MEAS_DATE", "TASKS", "Subject", "TaskSpec", "make_subject", "simulate", "write_corpus",
+__all__ = ["MEAS_DATE", "TASK_SPECS", "Subject", "TaskSpec", "make_subject", "simulate", "write_corpus",
            "write_recording", "write_subject"]

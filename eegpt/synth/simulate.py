@@ -31,7 +31,7 @@ class TaskSpec:
     classes: tuple[str, ...]
 
 
-TASKS: dict[str, TaskSpec] = {
+TASK_SPECS: dict[str, TaskSpec] = {
     "ER": TaskSpec(tuple(DEAP_32), (), 128.0, ("HVHA", "HVLA", "LVHA", "LVLA")),
     "MI": TaskSpec(tuple(EEGMMIDB_64), (), 160.0, ("left_fist", "right_fist", "both_fists", "feet")),
     "MW": TaskSpec(tuple(EEGMAT_19), ("EEG A2-A1", "ECG ECG"), 500.0, ("rest", "arithmetic")),
@@ -352,8 +352,8 @@ def simulate(task: str, subj: Subject, seed: int, at: np.ndarray | None = None):
     """Signals of one subject's session: (channel names, [C, T] µV, sfreq, trials). ``at``: the
     electrodes' positions [C, 3] when the cap does not put them at their 10-05 sites (the same
     brain, recorded from elsewhere on the scalp; not for SS's bipolar derivations)."""
-    spec = TASKS[task]
-    rng = np.random.default_rng([seed, subj.index, 1 + list(TASKS).index(task)])
+    spec = TASK_SPECS[task]
+    rng = np.random.default_rng([seed, subj.index, 1 + list(TASK_SPECS).index(task)])
     if task == "SS":  # bipolar derivations from their referential electrodes
         electrodes = ["Fpz", "Cz", "Pz", "Oz"]
     else:

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from eegpt.errors import atomic_write
-from eegpt.synth.simulate import MEAS_DATE, TASKS, Subject, make_subject, simulate
+from eegpt.synth.simulate import MEAS_DATE, TASK_SPECS, Subject, make_subject, simulate
 
 
 def write_recording(path: Path, names, x_uv, sfreq, events, extra_types=()) -> None:
@@ -31,7 +31,7 @@ def write_recording(path: Path, names, x_uv, sfreq, events, extra_types=()) -> N
 def write_subject(out: Path, task: str, subj: Subject, seed: int) -> Path:
     """Write one subject's session of one task: EDF + BIDS-style events.tsv. Returns the EDF."""
     names, x, sfreq, trials = simulate(task, subj, seed)
-    classes = TASKS[task].classes
+    classes = TASK_SPECS[task].classes
     events = [(round(a, 4), round(d, 4), classes[k]) for a, d, k in trials]
     folder = out / task
     folder.mkdir(parents=True, exist_ok=True)
@@ -39,7 +39,7 @@ def write_subject(out: Path, task: str, subj: Subject, seed: int) -> Path:
     extra_types = {"ECG ECG": "ecg", "EEG A2-A1": "misc", "EOG horizontal": "eog",
                    "EMG submental": "emg"}
     write_recording(folder / f"{stem}_eeg.edf", names, x, sfreq, events,
-                    [extra_types[e] for e in TASKS[task].extra])
+                    [extra_types[e] for e in TASK_SPECS[task].extra])
 
     def write_tsv(tmp):
         with open(tmp, "w", newline="") as f:
@@ -51,7 +51,7 @@ def write_subject(out: Path, task: str, subj: Subject, seed: int) -> Path:
     return folder / f"{stem}_eeg.edf"
 
 
-def write_corpus(out, subjects: int = 10, seed: int = 0, tasks=tuple(TASKS), progress=None,
+def write_corpus(out, subjects: int = 10, seed: int = 0, tasks=tuple(TASK_SPECS), progress=None,
                  workers: int = 1) -> list[Path]:
     """Write the corpus: ``out/<TASK>/sub-NNN_task-<TASK>_eeg.edf`` (+ ``_events.tsv``), and
     ``out/participants.tsv`` and ``out/corpus.json``. Same seed, same bytes."""
@@ -86,8 +86,8 @@ def write_corpus(out, subjects: int = 10, seed: int = 0, tasks=tuple(TASKS), pro
 
     atomic_write(out / "participants.tsv", write_participants)
     meta = {"seed": seed, "subjects": subjects,
-            "tasks": {t: {"classes": list(TASKS[t].classes), "sfreq": TASKS[t].sfreq,
-                          "channels": list(TASKS[t].channels), "extra": list(TASKS[t].extra)}
+            "tasks": {t: {"classes": list(TASK_SPECS[t].classes), "sfreq": TASK_SPECS[t].sfreq,
+                          "channels": list(TASK_SPECS[t].channels), "extra": list(TASK_SPECS[t].extra)}
                       for t in tasks}}
     atomic_write(out / "corpus.json", lambda tmp: tmp.write_text(json.dumps(meta, indent=2) + "\n"))
     return paths
