@@ -24,7 +24,10 @@ myst_enable_extensions = ["colon_fence"]
 suppress_warnings = ["myst.header"]  # pages quote commands' Markdown output (EMR) with its own levels
 
 autosummary_generate = True
-autodoc_default_options = {"members": True, "show-inheritance": False}
+autodoc_default_options = {"members": True, "show-inheritance": False,
+                           # scikit-learn's generated metadata-routing methods cite its own glossary
+                           "exclude-members": "set_fit_request,set_transform_request,set_predict_request,"
+                                              "set_score_request,set_output"}
 autodoc_typehints = "none"    # the docstrings name the types; the signatures stay readable
 numpydoc_show_class_members = False
 numpydoc_validation_checks = set()

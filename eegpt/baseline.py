@@ -32,44 +32,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.signal
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-BANDS = {"delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0),
-         "gamma": (30.0, 45.0)}
-
-
-def band_power(x_WxExS: np.ndarray, sfreq: float) -> np.ndarray:
-    """Log band power of each electrode in the five classical bands: [W, E * 5]."""
-    nper = int(min(x_WxExS.shape[-1], sfreq))  # 1-s Welch segments (or the whole window)
-    freqs, psd = scipy.signal.welch(x_WxExS, fs=sfreq, nperseg=nper, axis=-1)
-    feats = [np.log(psd[..., (freqs >= lo) & (freqs < hi)].mean(-1) + 1e-12) for lo, hi in BANDS.values()]
-    return np.stack(feats, axis=-1).reshape(len(x_WxExS), -1)
-
-
-def erp_bins(x_WxExS: np.ndarray, sfreq: float, bin_s: float = 0.05) -> np.ndarray:
-    """The time course of each electrode averaged in ``bin_s`` bins: [W, E * bins]."""
-    width = max(1, int(round(bin_s * sfreq)))
-    n = x_WxExS.shape[-1] // width
-    return x_WxExS[..., : n * width].reshape(*x_WxExS.shape[:-1], n, width).mean(-1).reshape(len(x_WxExS), -1)
-
-
-class _Columns(BaseEstimator, TransformerMixin):
-    """The columns ``keep`` of a design matrix (all with None): a view combination as a setting
-    ``select_on_val`` can choose."""
-    def __init__(self, keep=None):
-        self.keep = keep
-
-    def fit(self, x, y=None):
-        return self
-
-    def transform(self, x):
-        return x if self.keep is None else x[:, self.keep]
-
+from eegpt.features import band_power, erp_bins
 
 class _Features(BaseEstimator, TransformerMixin):
     def __init__(self, fn=band_power, sfreq: float = 256.0):
@@ -310,80 +279,3 @@ def store_arrays(store, positions=None):
         raise ValueError(f"{store.path}: {len(montages)} montages; the classical baselines need one")
     return (np.stack([s.x for s in samples]), np.asarray([s.label for s in samples]),
             np.asarray([s.subject for s in samples]))
-
-
-def linear_readout(teg_params: dict, heads: list[str], stores: list, cache: dict, norm: dict,
-                   train_pos, views: list[tuple[str, int]], search: str = "combinations") -> tuple[dict, dict]:
-    """Each head's per-electrode readout fitted as a logistic regression on its training windows'
-    features — the readout's columns, ``views`` ``[(name, width)]`` in order (the band powers, the
-    ERP bins, ...), each column scaled to unit variance over the head's training windows as
-    ``StandardScaler`` does for the peers — with the views (``search``: every non-empty
-    combination, or "each" view alone and all together) and C chosen on the validation subjects,
-    as a researcher would pick the features for a task. Without validation windows they are chosen
-    as the peers' are (``select_on_val``): by cross-validation over the training subjects (each view
-    alone, or all), else all views at C 0.1. The graph's own output starts at zero, so the model
-    starts as that linear model and fine-tuning has to improve on it. Returns ``teg_params``
-    updated, and per head the views and C chosen."""
-    import itertools
-
-    import jax.numpy as jnp
-
-    from teg.model import VOCAB_SIZE as VOCAB
-
-    width = sum(w for _, w in views)
-    starts = np.cumsum([0] + [w for _, w in views])
-    each = [[i] for i in range(len(views))] + ([list(range(len(views)))] if len(views) > 1 else [])
-    every = [list(c) for r in range(1, len(views) + 1) for c in itertools.combinations(range(len(views)), r)]
-
-    def view_cols(cand):
-        return np.concatenate([np.arange(starts[i], starts[i + 1]) for i in cand])
-
-    chosen = {}
-    mean, std = np.asarray(norm["mean"]), np.asarray(norm["std"])
-    for name, s, pos in zip(heads, stores, train_pos):
-        c = cache[name]
-        used = np.unique(c["electrodes"][pos][c["mask"][pos]])
-
-        def design(rows, cols):
-            ids, mask = c["electrodes"][rows], c["mask"][rows]
-            x = ((c["features"][rows] - mean[ids]) / std[ids])[..., -width:][..., cols]
-            grid = np.zeros((len(rows), VOCAB, len(cols)), np.float32)
-            np.add.at(grid, (np.repeat(np.arange(len(rows))[:, None], ids.shape[1], 1)[mask], ids[mask]), x[mask])
-            return grid[:, used].reshape(len(rows), -1)
-
-        val = s.indices("val")
-        all_cols = np.arange(width)
-        x_train = design(pos, all_cols)
-        # scaling only, no centring: an electrode missing from a window then still adds nothing
-        scale = x_train.reshape(len(pos), len(used), width).std(0) + 1e-6  # [electrode, column]
-        x_train = x_train / scale.reshape(-1)
-        x_val = design(val, all_cols) / scale.reshape(-1) if len(val) else None
-        # the views are a setting like C, chosen the way the peers' settings are; without validation
-        # windows each candidate costs a cross-validation, so fewer candidates
-        candidates = every if len(val) and search == "combinations" else each
-        keeps = [(np.arange(len(used))[:, None] * width + view_cols(cand)[None]).reshape(-1) for cand in candidates]
-        pipe, picked = select_on_val(
-            lambda: Pipeline([("columns", _Columns()),
-                              ("logisticregression", LogisticRegression(max_iter=3000, C=0.1, class_weight="balanced"))]),
-            {"columns__keep": keeps, **GRID["band_power"]}, x_train, s.labels[pos], x_val,
-            s.labels[val] if len(val) else None, s.subject_of[pos])
-        cand = candidates[next(i for i, k in enumerate(keeps) if np.array_equal(k, picked["columns__keep"]))] \
-            if picked else list(range(len(views)))
-        cols, cc = view_cols(cand), picked.get("logisticregression__C", 0.1)
-        view, model = "+".join(views[i][0] for i in cand), pipe[-1]
-        folds = None if len(val) else inner_folds(s.subject_of[pos])
-        n_classes = len(s.classes)
-        coef = np.zeros((n_classes, len(used) * len(cols)), np.float32)
-        bias = np.full(n_classes, -10.0, np.float32)  # classes absent from training stay unlikely
-        if len(model.classes_) == 2:  # binary: sklearn keeps one row, the second class's log-odds
-            coef[model.classes_[1]], bias[model.classes_] = model.coef_[0], [0.0, model.intercept_[0]]
-        else:
-            coef[model.classes_], bias[model.classes_] = model.coef_, model.intercept_
-        w = np.zeros((VOCAB, width, n_classes), np.float32)
-        w[np.ix_(used, cols)] = coef.T.reshape(len(used), len(cols), n_classes) / scale[:, cols, None]
-        teg_params["readout"][name] = jnp.asarray(w)
-        out = teg_params["heads"][name]["out"]
-        out["kernel"], out["bias"] = jnp.zeros_like(out["kernel"]), jnp.asarray(bias)
-        chosen[name] = {"view": view, "C": cc, "selected_on": "val" if len(val) else
-                        f"{folds.get_n_splits()}-fold cross-validation over training subjects" if folds else "defaults"}
-    return teg_params, chosen

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from eegpt.errors import EEGInputError, atomic_write, keep, kept
-from eegpt.protocols import PROTOCOLS, check_ete_for, folds
+from eegpt.protocols import PROTOCOLS, Protocol, check_ete_for, folds
 
 PUBLISHED = {"eegmat": {"EEGNet": 0.600, "NeuroLM": 0.657, "EEGPT-Base": "0.660 ± 0.086"}}
 
@@ -105,6 +105,34 @@ def _encoder_for(card: str, store, protocol_folds, ete) -> tuple[Path | None, st
     return WEIGHTS, "foundation"
 
 
+def _eegpt_on_fold(s, fold_dir: Path, ete, ete_metrics: dict, proto: Protocol, seed: int, present, preset: str,
+                   pretrain_steps: int, finetune_steps: int, batch_size: int, progress: bool) -> dict:
+    """EEGPT on one fold (``s``: the store with the fold's splits): from the given ETE — checked to have
+    seen none of the subjects the fold selects on or scores — or from one pretrained on the fold's
+    training windows alone; fine-tuned with the linear start; scored on the fold's scored subjects,
+    with what was kept."""
+    from eegpt.evaluate import kept_model
+    from eegpt.finetune import FinetuneConfig, finetune
+    from eegpt.model import load
+    from eegpt.train import PretrainConfig, pretrain
+
+    if ete is not None:
+        check_ete_for(proto.card, ete_metrics, s.subject_of[np.concatenate([s.indices("val"), s.indices("test")])])
+    else:
+        cfg = PretrainConfig(preset=preset, steps=pretrain_steps, batch_size=256, seed=seed,
+                             seq_tokens=2 if proto.token_len else 4,
+                             model=(("token_len", proto.token_len),) if proto.token_len else (),
+                             eval_split="train", eval_batches=5, ckpt_every=max(pretrain_steps, 1))
+        pretrain(cfg, [s], fold_dir / "ete", progress=progress, track=False)
+        ete = fold_dir / "ete"
+    ft = FinetuneConfig(steps=finetune_steps, batch_size=batch_size, eval_every=max(finetune_steps // 5, 1),
+                        lr=3e-3, k_neighbours=8, patience=2, graph_layers=1, seed=seed,
+                        nodes="ete+bands+rel+erp+lap+laprel", readout="classical", readout_init="lr")
+    tuned = finetune(ete, [s], fold_dir / "finetune", ft, progress=progress, track=False)
+    scored = load(fold_dir / "finetune").run(s, "test")
+    return {**_score(scored["labels"], scored["probs"], present), "kept": kept_model(tuned)[s.name]}
+
+
 def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretrain_steps: int = 1000,
               finetune_steps: int = 600, batch_size: int = 32, seeds=(0,), specialists: bool | None = None,
               train_subjects: int | None = None, progress: bool = True) -> dict:
@@ -113,10 +141,7 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
     subjects, drawn anew per seed — the model, its per-fold ETE and every peer then see only
     their windows (validation and scored subjects unchanged)."""
     from eegpt.baseline import SPECIALISTS, fit_predict, recipes, specialists_installed
-    from eegpt.finetune import FinetuneConfig, finetune, kept_model
-    from eegpt.model import load
     from eegpt.store import prepare
-    from eegpt.train import PretrainConfig, pretrain
 
     if name not in PROTOCOLS:
         raise EEGInputError(f"unknown benchmark {name!r}; choose from {', '.join(PROTOCOLS)}")
@@ -161,23 +186,8 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
                 continue
             say(f"seed {seed}, {fold}: {len(train)} training / {len(val)} validation / {len(test)} scored windows",
                 flush=True)
-            ete_dir = ete
-            if ete_dir is not None:  # a reused ETE must not have seen the subjects this fold selects on or scores
-                check_ete_for(proto.card, ete_metrics, s.subject_of[np.concatenate([val, test])])
-            if ete_dir is None:  # pretraining sees the training windows of this fold only
-                cfg = PretrainConfig(preset=preset, steps=pretrain_steps, batch_size=256, seed=seed,
-                                     seq_tokens=2 if proto.token_len else 4,
-                                     model=(("token_len", proto.token_len),) if proto.token_len else (),
-                                     eval_split="train", eval_batches=5, ckpt_every=max(pretrain_steps, 1))
-                pretrain(cfg, [s], fold_dir / "ete", progress=progress, track=False)
-                ete_dir = fold_dir / "ete"
-            ft = FinetuneConfig(steps=finetune_steps, batch_size=batch_size, eval_every=max(finetune_steps // 5, 1),
-                                lr=3e-3, k_neighbours=8, patience=2, graph_layers=1, seed=seed,
-                                nodes="ete+bands+rel+erp+lap+laprel", readout="classical", readout_init="lr")
-            tuned = finetune(ete_dir, [s], fold_dir / "finetune", ft, progress=progress, track=False)
-            scored = load(fold_dir / "finetune").run(s, "test")
-            models = {"EEGPT": {**_score(scored["labels"], scored["probs"], present),
-                                "kept": kept_model(tuned)[s.name]}}
+            models = {"EEGPT": _eegpt_on_fold(s, fold_dir, ete, ete_metrics, proto, seed, present, preset,
+                                              pretrain_steps, finetune_steps, batch_size, progress)}
             for peer in peers:
                 if peer in classical.get(fold, {}):  # deterministic: fitted once, reported per seed
                     models[peer] = classical[fold][peer]

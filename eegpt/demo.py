@@ -80,16 +80,63 @@ def synthetic_stores(workdir, subjects: int, seed: int = 0) -> dict:
             for t in TASKS}
 
 
+def _peer_scores(workdir: Path, task: str, store, names, subjects: int, seed: int) -> dict:
+    """Each peer's metrics on a task's test subjects, fitted on its training subjects with the setting
+    (C, components, epoch) chosen on the validation ones. Each score is kept as it is made, so an
+    interrupted evaluation resumes peer by peer (the full demo's two networks on five tasks take over
+    an hour here); a network's score is kept for the recipe it was trained with."""
+    from eegpt.baseline import SPECIALISTS, fit_predict, recipes
+    from eegpt.metrics import classification
+
+    out = {}
+    for name in names:
+        done, made_for = workdir / "peers" / f"{task.lower()}-{name}.json", {"subjects": subjects, "seed": seed}
+        if name in SPECIALISTS:
+            made_for["recipe"] = recipes([name])[name]
+        if (before := kept(done, made_for)) is not None:
+            out[name] = before
+            continue
+        probs, labels, chosen = fit_predict(name, store, store.indices("train"), store.indices("test"),
+                                            store.indices("val"), seed=seed)
+        out[name] = {**classification(labels, probs, len(store.classes)), "chosen": chosen}
+        keep(done, made_for, out[name])
+    return out
+
+
+def _copilot_stage(workdir: Path, stores: dict, plan: DemoPlan, seed: int, features: dict, progress: bool):
+    """Train the copilot on the graph's embeddings of the training windows (once), make the one model
+    directory (model + decoder), and answer for a held-out ER recording with both EMR formats;
+    returns (the recording, the answer)."""
+    from eegpt.copilot import Copilot, emr
+    from eegpt.copilot.corpus import eeg_bank
+    from eegpt.copilot.decoder import CopilotTrainConfig, train
+    from eegpt.model import load
+
+    if not (workdir / "copilot" / "config.json").exists():
+        bank = eeg_bank(load(workdir / "finetune"), list(stores.values()), features=features)
+        train(workdir / "copilot", CopilotTrainConfig(steps=plan.copilot_steps, seed=seed), eeg_bank=bank,
+              progress=progress)
+    with atomic_dir(workdir / "model") as tmp:  # one self-contained model directory: model + decoder
+        shutil.copytree(workdir / "finetune" / "model", tmp, dirs_exist_ok=True)
+        shutil.copytree(workdir / "copilot", tmp / "copilot")
+    er = stores["ER"]
+    example = workdir / "corpus" / er.file_of[er.indices("test")[0]]
+    answered = Copilot(workdir / "model").ask(example, task="ER", age=42, sex="F",
+                                               question="What is the patient's emotional state?")
+    emr.write(answered["record"], workdir / "emr.md")
+    emr.write(answered["record"], workdir / "emr.json")
+    return example, answered
+
+
 def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, plan: DemoPlan | None = None,
          specialists: bool | None = None) -> dict:
     """Run the demo in ``workdir`` (``plan`` overrides the quick/full plans, for tests).
     ``specialists``: EEGNet and ShallowFBCSPNet beside the classical peers (None: as the plan says,
     when the ``peers`` extra is installed)."""
-    from eegpt.baseline import SPECIALISTS, fit_predict, recipes, specialists_installed
+    from eegpt.baseline import SPECIALISTS, specialists_installed
     from eegpt.embed import embed, tsne
-    from eegpt.finetune import FinetuneConfig, evaluate, finetune, kept_model
-    from eegpt.model import load
-    from eegpt.metrics import classification
+    from eegpt.evaluate import evaluate, kept_model
+    from eegpt.finetune import FinetuneConfig, finetune
     from eegpt.train import PretrainConfig, pretrain
 
     if specialists and not specialists_installed():
@@ -130,21 +177,8 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
     what_kept = kept_model(tuned)
     tasks = {}
     for t, s in stores.items():
-        baselines = {}
-        for name in BASELINES[t] + (tuple(SPECIALISTS) if specialists else ()):
-            # Each peer's score is kept as it is made, so an interrupted evaluation resumes peer by peer
-            # (the full demo's two networks on five tasks take over an hour here).
-            done, made_for = workdir / "peers" / f"{t.lower()}-{name}.json", {"subjects": plan.subjects, "seed": seed}
-            if name in SPECIALISTS:  # a network's score is kept for the recipe it was trained with
-                made_for["recipe"] = recipes([name])[name]
-            if (before := kept(done, made_for)) is not None:
-                baselines[name] = before
-                continue
-            # fitted on the training subjects, their setting (C, components, epoch) chosen on the validation ones
-            probs, labels, chosen = fit_predict(name, s, s.indices("train"), s.indices("test"), s.indices("val"),
-                                                seed=seed)
-            baselines[name] = {**classification(labels, probs, len(s.classes)), "chosen": chosen}
-            keep(done, made_for, baselines[name])
+        baselines = _peer_scores(workdir, t, s, BASELINES[t] + (tuple(SPECIALISTS) if specialists else ()),
+                                 plan.subjects, seed)
         best = max(baselines, key=lambda n: baselines[n]["balanced_accuracy"])  # the strictest comparison
         r = scored[s.name]
         tasks[t] = {"balanced_accuracy": r["balanced_accuracy"], "kept": what_kept[s.name],
@@ -158,23 +192,7 @@ def demo(workdir, quick: bool = False, progress: bool = True, seed: int = 0, pla
     clusters = tsne(workdir / "embeddings.npz", workdir / "tsne.png", seed=seed)
     stage("tsne")
     say(f"[6/6] training the copilot ({plan.copilot_steps} steps) and answering for a held-out recording", flush=True)
-    from eegpt.copilot import Copilot, emr
-    from eegpt.copilot.corpus import eeg_bank
-    from eegpt.copilot.decoder import CopilotTrainConfig, train
-
-    if not (workdir / "copilot" / "config.json").exists():
-        bank = eeg_bank(load(workdir / "finetune"), list(stores.values()), features=features)
-        train(workdir / "copilot", CopilotTrainConfig(steps=plan.copilot_steps, seed=seed), eeg_bank=bank,
-              progress=progress)
-    with atomic_dir(workdir / "model") as tmp:  # one self-contained model directory: model + decoder
-        shutil.copytree(workdir / "finetune" / "model", tmp, dirs_exist_ok=True)
-        shutil.copytree(workdir / "copilot", tmp / "copilot")
-    er = stores["ER"]
-    example = workdir / "corpus" / er.file_of[er.indices("test")[0]]
-    answered = Copilot(workdir / "model").ask(example, task="ER", age=42, sex="F",
-                                               question="What is the patient's emotional state?")
-    emr.write(answered["record"], workdir / "emr.md")
-    emr.write(answered["record"], workdir / "emr.json")
+    example, answered = _copilot_stage(workdir, stores, plan, seed, features, progress)
     stage("copilot")
     report = {"plan": "quick" if quick else "full", **plan.__dict__, "specialists": specialists,
               "recipes": _recipes(specialists), "seconds": round(time.perf_counter() - t_start, 1),

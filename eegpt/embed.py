@@ -24,7 +24,7 @@ from eegpt.errors import EEGInputError, atomic_write
 from eegpt.store import open_stores
 
 
-def _pretrained_encoder(ete_dir, batch_size: int = 32):
+def pretrained_encoder(ete_dir, batch_size: int = 32):
     """``features(store, split) -> [W, E, D]``: a pretraining run's ETE, loaded once, over a store."""
     from eegpt.finetune import load_ete
     from eegpt.model import encode
@@ -61,7 +61,7 @@ def embed(model_dir, stores, out, split: str | None = None, features: dict | Non
             raise EEGInputError(f"{model_dir}: neither a model directory nor a pretraining workdir; "
                                 "run eegpt pretrain or eegpt finetune") from None
         finetuned = load(found)
-    encoder = _pretrained_encoder(model_dir) if finetuned is None else None
+    encoder = pretrained_encoder(model_dir) if finetuned is None else None
     parts = []
     for s in stores:
         pos = s.indices(split)
@@ -120,9 +120,10 @@ def probe(ete_dir, stores, folds: int = 5, seed: int = 0) -> dict:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from eegpt.baseline import GRID, band_power, store_arrays
+    from eegpt.baseline import GRID, store_arrays
+    from eegpt.features import band_power
 
-    encoder = _pretrained_encoder(ete_dir)
+    encoder = pretrained_encoder(ete_dir)
     out = {}
     for s in open_stores(stores):
         x, y, subjects = store_arrays(s)

@@ -31,12 +31,12 @@ import optax
 from flax import nnx
 
 from eegpt import sharding, trainer
-from eegpt.baseline import linear_readout
+from eegpt.readout import linear_readout
 from eegpt.checkpoint import Checkpoints
 from eegpt.errors import EEGInputError, TrainingError, atomic_write, check_positive
-from eegpt.metrics import answer_threshold, fit_temperature
-from eegpt.model import (EEGPT, EEGPTConfig, HeadSpec, SPECTRAL, abstract_module, cached_batch, familiar_reference,
-                         forward, graph_inputs, load, node_views, node_width, save, window_profile)
+from eegpt.features import SPECTRAL, node_views, node_width
+from eegpt.selection import Selection, calibrated
+from eegpt.model import EEGPT, EEGPTConfig, HeadSpec, abstract_module, cached_batch, forward, graph_inputs, save
 from eegpt.model import abstract_params as abstract_params_of
 from eegpt.pipeline import graph_batches
 from eegpt.presets import preset
@@ -46,6 +46,7 @@ from eegpt.train import PretrainConfig
 from ete import ETE
 from teg import TEG, TEGConfig
 from teg.model import VOCAB_SIZE as VOCAB
+from teg.objective import heads_loss
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class FinetuneConfig:
     gate_start: str = "random"      # the graph's node gates: "random" or "ones" (see teg.TEG)
     seed: int = 0                   # the graph's initialisation and the batches drawn
     mesh: tuple[int, int] = (0, 1)  # DATA,FSDP devices (DATA 0: all remaining devices)
-    nodes: str = "ete"              # per-electrode graph input: views of eegpt.model.NODES joined by + (ete+bands)
+    nodes: str = "ete"              # per-electrode graph input: views of eegpt.features.NODES joined by + (ete+bands)
     readout: str = "none"           # per-electrode linear readout beside the pooled vector: none, classical, all
     readout_init: str = "zero"      # "zero", or "lr": fitted by logistic regression, the graph's output starting at 0
     readout_lr: float | None = None  # the readout's learning rate (none: --lr; 0: kept as it starts)
@@ -219,6 +220,134 @@ def _provenance(ete_dir, ete_cfg: PretrainConfig, stores: list[Store], train_pos
             "command": shlex.join(sys.argv), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
+def _checked_stores(stores, ft: FinetuneConfig, mesh, hosts: int) -> list[Store]:
+    """The stores, opened and refused where they cannot be fine-tuned on, before any work."""
+    stores = open_stores(stores)
+    for s in stores:
+        if s.index.get("continuous"):
+            raise TrainingError(f"{s.path}: a continuous store (prepare --continuous) holds no labels to fine-tune "
+                                "on; prepare the card without --continuous")
+        if len(s.indices("train")) < hosts:
+            raise TrainingError(f"{s.path}: no training windows to fine-tune on")
+    names = [s.name for s in stores]
+    if len(set(names)) != len(names):
+        raise TrainingError(f"two stores of one dataset ({', '.join(names)}); give each dataset once")
+    if ft.batch_size % mesh.devices.size or ft.batch_size % hosts:
+        raise TrainingError(f"--batch-size {ft.batch_size} does not split over {mesh.devices.size} devices "
+                            f"and {hosts} hosts")
+    if SPECTRAL & set(node_views(ft.nodes)) and len({s.index["sfreq"] for s in stores}) > 1:
+        raise TrainingError(f"--nodes {ft.nodes} needs stores prepared at one rate")
+    return stores
+
+
+def _check_ete(ete_cfg: PretrainConfig, stores: list[Store], ft: FinetuneConfig, hosts: int) -> None:
+    """Refuse an encoder the stores' windows or the hosts cannot be fine-tuned with."""
+    if ete_cfg.mode == "multichannel" and len({s.window_samples for s in stores}) > 1:
+        raise TrainingError("a multichannel ETE needs stores with one window length (padded tokens would be seen)")
+    if ft.train_ete and hosts > 1:
+        raise TrainingError("--train-ete streams tokens whose batch shapes differ between hosts; fine-tune "
+                            "the frozen ETE across hosts, or train the encoder on one host")
+    for s in stores:
+        if ete_cfg.tokens().count(s.window_samples) == 0:
+            raise TrainingError(f"{s.path}: windows of {s.window_samples} samples are shorter than one "
+                                f"{ete_cfg.tokens().token_len}-sample token")
+
+
+def _encoded(model: EEGPT, ete_params, ete_cfg: PretrainConfig, stores, all_train, ft: FinetuneConfig,
+             weights, features_out) -> tuple[dict | None, dict, object]:
+    """(cache, norm, data iterator): with a frozen ETE every window's features once (the cache; no
+    iterator), with a trainable one a stream of token batches (no cache) standardised by 8 batches
+    per store; ``norm`` the per-electrode statistics of the training windows' features."""
+    if ft.train_ete:
+        def sample(st):
+            for _, b in zip(range(8), graph_batches([st], "train", ft.batch_size, tokens=ete_cfg.tokens(), epochs=1,
+                                                    drop_remainder=False, layout=model.cfg.layout, seed=123,
+                                                    shard_index=0, shard_count=1)):
+                real = b["real_B"]
+                yield np.asarray(model.encode(ete_params, b))[real], b["electrodes_BxE"][real], b["mask_BxE"][real]
+
+        data_it = iter(graph_batches(stores, "train", ft.batch_size, tokens=ete_cfg.tokens(),
+                                     weights=weights.tolist(), seed=ft.seed,
+                                     layout=model.cfg.layout, mix="batch", shard_index=0, shard_count=1))
+        return None, feature_norm(chunk for st in stores for chunk in sample(st)), data_it
+    cache = {s.name: model.cache(s, ete_params) for s in stores}
+    if features_out is not None:
+        features_out.update(cache)
+    norm = feature_norm((cache[s.name][k][p] for k in ("features", "electrodes", "mask"))
+                        for s, p in zip(stores, all_train))
+    return cache, norm, None
+
+
+def _linear_start(model: EEGPT, teg_pure: dict, stores, cache, norm, all_train, ft: FinetuneConfig,
+                  workdir: Path, resuming: bool) -> tuple[dict, dict | None]:
+    """(graph parameters, the views and C each head's start chose): the readout fitted as a logistic
+    regression (``eegpt.readout.linear_readout``) when ``ft.readout_init`` is "lr". Resuming, the
+    checkpoint holds the readout, so the search is not run again (on the full demo it takes most of
+    the stage) and the settings reported before are returned."""
+    before = workdir / "finetune.json"
+    if ft.readout_init != "lr":
+        return teg_pure, None
+    if resuming and before.exists():
+        return teg_pure, json.loads(before.read_text()).get("readout_start")
+    # the readout's columns by view, in column order: the classical views, and with readout "all"
+    # the ETE's features too, so the search can choose the encoder's view like any other
+    views = [(v, node_width(v, model.cfg.ete.d_model)) for v in node_views(ft.nodes) if v != "ete" or ft.readout == "all"]
+    return linear_readout(teg_pure, model.heads, stores, cache, norm, all_train, views, ft.readout_search)
+
+
+def _train_step(ete_graphdef, model: EEGPT, tx, class_w, state_sh):
+    """The jitted step: the heads' class-weighted loss (``teg.objective``), AdamW, the state donated."""
+    cfg = model.cfg
+
+    def loss_fn(params, batch):
+        _, _, logits = forward(ete_graphdef, model.teg_graphdef, params, batch, cfg.band_sfreq, cfg.nodes,
+                               cfg.contiguous)
+        return heads_loss(logits, model.heads, batch["label_B"], batch["dataset_B"], class_w)
+
+    def step(state, batch):
+        loss, grads = jax.value_and_grad(loss_fn)(state["params"], batch)
+        updates, opt = tx.update(grads, state["opt"], state["params"])
+        return ({"params": optax.apply_updates(state["params"], updates), "opt": opt, "step": state["step"] + 1},
+                {"loss": loss, "grad_norm": optax.tree.norm(grads["teg"])})
+
+    # the batch arrives already placed on the mesh (each host's rows), so only the state is pinned
+    return trainer.compile_step(step, state_sh)
+
+
+def _batch_source(stores, train_pos, weights, cache, data_it, ft: FinetuneConfig, host: int, hosts: int):
+    """``next_batch(step) -> graph batch`` of this host's rows: from the token stream (a trainable
+    ETE), or drawn from the cached features as a pure function of the step (so a resumed run draws
+    what the uninterrupted one would), one dataset per step chosen by the sampling weights."""
+    def next_batch(step_no: int) -> dict:
+        if data_it is not None:
+            return graph_inputs(next(data_it), ft.k_neighbours)
+        rng = np.random.default_rng((ft.seed, step_no))
+        d = int(rng.choice(len(stores), p=weights))      # the same dataset on every host
+        if hosts > 1:
+            rng = np.random.default_rng((ft.seed, step_no, host))
+        per_host = ft.batch_size // hosts
+        pick = rng.choice(train_pos[d], per_host, replace=len(train_pos[d]) < per_host)
+        return sharding.host_graph_batch(cached_batch(cache[stores[d].name], stores[d], pick, d), ft.k_neighbours,
+                                          host, hosts)
+
+    return next_batch
+
+
+def _resumed(ckpt: Checkpoints, state, state_sh, data_it, ete_dir, names, workdir: Path):
+    """(state, run record, step resumed from): the last checkpoint of this fine-tuning when there is
+    one (refused when it fine-tuned other data or another ETE), else the fresh state from step 0."""
+    run = {"best": -1.0, "best_step": 0, "since": 0, "history": [], "stopped_early": False}
+    resumed_from = ckpt.latest_step() or 0
+    if not resumed_from:
+        return state, run, 0
+    abstract = jax.tree.map(lambda x, sh: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sh), state, state_sh)
+    state, saved = (ckpt.restore(resumed_from, abstract, data_it) if data_it is not None
+                    else ckpt.restore_state(resumed_from, abstract))
+    if saved.get("ete_dir") != str(Path(ete_dir).resolve()) or saved.get("datasets") != names:
+        raise TrainingError(f"{workdir}: holds a fine-tuning of other data or another ETE; use another --workdir")
+    return state, saved["run"], resumed_from
+
+
 def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *, progress: bool = True,
              track: bool = True, features_out: dict | None = None) -> dict:
     """Fine-tune (or resume) in ``workdir`` on the training windows of ``stores``, selecting on
@@ -236,168 +365,47 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
 
     workdir, ete_dir = Path(workdir), resolve(ete_dir)
     workdir.mkdir(parents=True, exist_ok=True)
-    stores = open_stores(stores)
-    for s in stores:
-        if s.index.get("continuous"):
-            raise TrainingError(f"{s.path}: a continuous store (prepare --continuous) holds no labels to fine-tune "
-                                "on; prepare the card without --continuous")
-    names = [s.name for s in stores]
-    if len(set(names)) != len(names):
-        raise TrainingError(f"two stores of one dataset ({', '.join(names)}); give each dataset once")
     host, hosts = jax.process_index(), jax.process_count()
     mesh = sharding.make_mesh(ft.mesh[0] or None, ft.mesh[1])
-    if ft.batch_size % mesh.devices.size or ft.batch_size % hosts:
-        raise TrainingError(f"--batch-size {ft.batch_size} does not split over {mesh.devices.size} devices "
-                            f"and {hosts} hosts")
+    stores = _checked_stores(stores, ft, mesh, hosts)
+    names = [s.name for s in stores]
     all_train = [s.indices("train") for s in stores]
     train_pos = [p[host::hosts] for p in all_train]  # this host's share
-    for s, pos in zip(stores, train_pos):
-        if len(pos) == 0:
-            raise TrainingError(f"{s.path}: no training windows to fine-tune on")
     val_sets = [s for s in stores if len(s.indices("val"))]
     ete_graphdef, ete_params, ete_cfg = load_ete(ete_dir)
-    if ete_cfg.mode == "multichannel" and len({s.window_samples for s in stores}) > 1:
-        raise TrainingError("a multichannel ETE needs stores with one window length (padded tokens would be seen)")
-    if ft.train_ete and hosts > 1:
-        raise TrainingError("--train-ete streams tokens whose batch shapes differ between hosts; fine-tune "
-                            "the frozen ETE across hosts, or train the encoder on one host")
-    for s in stores:
-        if ete_cfg.tokens().count(s.window_samples) == 0:
-            raise TrainingError(f"{s.path}: windows of {s.window_samples} samples are shorter than one "
-                                f"{ete_cfg.tokens().token_len}-sample token")
+    _check_ete(ete_cfg, stores, ft, hosts)
     tcfg = teg_config(ete_cfg, stores, ft)
     teg_graphdef, teg_params = nnx.split(TEG(tcfg, rngs=nnx.Rngs(ft.seed)))
-    datasets = [{"name": s.name, "task": s.task, "classes": s.classes, "store": str(s.path)} for s in stores]
-    if SPECTRAL & set(node_views(ft.nodes)) and len({s.index["sfreq"] for s in stores}) > 1:
-        raise TrainingError(f"--nodes {ft.nodes} needs stores prepared at one rate")
     mcfg = EEGPTConfig(ete_cfg.ete_config(), tcfg, tuple(HeadSpec.of_store(s) for s in stores),
                        ete_cfg.token_stride, ft.k_neighbours, _provenance(ete_dir, ete_cfg, stores, all_train),
                        ft.nodes)
-    model = EEGPT(mcfg, None, ft.batch_size)
-    tx = _optimizer(ft)
-    sizes = np.asarray([len(p) for p in all_train], float)
-    weights = sizes ** (1.0 / ft.temperature)
+    model, tx = EEGPT(mcfg, None, ft.batch_size), _optimizer(ft)
+    weights = np.asarray([len(p) for p in all_train], float) ** (1.0 / ft.temperature)
     weights /= weights.sum()
-    if ft.train_ete:  # the encoder changes: stream tokens; standardise with 8 batches per store
-        def sample(st):
-            for _, b in zip(range(8), graph_batches([st], "train", ft.batch_size, tokens=ete_cfg.tokens(), epochs=1,
-                                                    drop_remainder=False, layout=mcfg.layout, seed=123,
-                                                    shard_index=0, shard_count=1)):
-                real = b["real_B"]
-                yield np.asarray(model.encode(ete_params, b))[real], b["electrodes_BxE"][real], b["mask_BxE"][real]
+    cache, norm, data_it = _encoded(model, ete_params, ete_cfg, stores, all_train, ft, weights, features_out)
 
-        norm = feature_norm(chunk for st in stores for chunk in sample(st))
-        cache = None
-        data_it = iter(graph_batches(stores, "train", ft.batch_size, tokens=ete_cfg.tokens(),
-                                     weights=weights.tolist(), seed=ft.seed,
-                                     layout=mcfg.layout, mix="batch", shard_index=0, shard_count=1))
-    else:  # frozen: every window's features once, then the graph trains on them alone
-        cache = {s.name: model.cache(s, ete_params) for s in stores}
-        if features_out is not None:
-            features_out.update(cache)
-        norm = feature_norm((cache[s.name][k][p] for k in ("features", "electrodes", "mask"))
-                            for s, p in zip(stores, all_train))
-        data_it = None
-
-    def next_batch(step_no: int) -> dict:
-        if data_it is not None:
-            return graph_inputs(next(data_it), ft.k_neighbours)
-        rng = np.random.default_rng((ft.seed, step_no))  # a pure function of the step: resumable
-        d = int(rng.choice(len(stores), p=weights))      # the same dataset on every host
-        if hosts > 1:
-            rng = np.random.default_rng((ft.seed, step_no, host))
-        per_host = ft.batch_size // hosts
-        pick = rng.choice(train_pos[d], per_host, replace=len(train_pos[d]) < per_host)
-        return sharding.host_graph_batch(cached_batch(cache[stores[d].name], stores[d], pick, d), ft.k_neighbours,
-                                          host, hosts)
-
+    next_batch = _batch_source(stores, train_pos, weights, cache, data_it, ft, host, hosts)
     ckpt, best_ckpt = Checkpoints(workdir / "checkpoints", max_to_keep=1), Checkpoints(workdir / "best", max_to_keep=1)
-    teg_pure, lr_chosen = nnx.to_pure_dict(teg_params), None
-    before = workdir / "finetune.json"
-    if ft.readout_init == "lr" and ckpt.latest_step() and before.exists():
-        # resuming: the checkpoint holds the readout, so its start's search is not run again (on the full
-        # demo it takes most of the stage); the settings it chose are the ones reported before
-        lr_chosen = json.loads(before.read_text()).get("readout_start")
-    elif ft.readout_init == "lr":
-        # the readout's columns by view, in column order: the classical views, and with readout "all"
-        # the ETE's features too, so the search can choose the encoder's view like any other
-        views = [(v, node_width(v, mcfg.ete.d_model)) for v in node_views(ft.nodes)
-                 if v != "ete" or ft.readout == "all"]
-        teg_pure, lr_chosen = linear_readout(teg_pure, model.heads, stores, cache, norm, all_train, views,
-                                             ft.readout_search)
+    teg_pure, lr_chosen = _linear_start(model, nnx.to_pure_dict(teg_params), stores, cache, norm, all_train, ft,
+                                        workdir, bool(ckpt.latest_step()))
     params = {"ete": ete_params, "teg": teg_pure, "norm": norm}
     state = {"params": params, "opt": tx.init(params), "step": jnp.zeros((), jnp.int32)}
     state_sh = sharding.state_shardings(state, mesh)
     state = jax.device_put(state, state_sh)
-    class_w = jnp.asarray(_class_weights(stores, all_train, ft.class_balanced))
-
-    def loss_fn(params, batch):
-        _, _, logits = forward(ete_graphdef, model.teg_graphdef, params, batch, mcfg.band_sfreq, mcfg.nodes,
-                               mcfg.contiguous)
-        total, label = 0.0, batch["label_B"]
-        for d, name in enumerate(model.heads):  # every head scores the batch; each sample counts for its own
-            lg = logits[name]
-            ce = optax.softmax_cross_entropy_with_integer_labels(lg, jnp.clip(label, 0, lg.shape[1] - 1))
-            total = total + jnp.sum(ce * (batch["dataset_B"] == d) * class_w[d][label])
-        return total / jnp.maximum(jnp.sum(class_w[batch["dataset_B"], label]), 1e-6)
-
-    def step(state, batch):
-        loss, grads = jax.value_and_grad(loss_fn)(state["params"], batch)
-        updates, opt = tx.update(grads, state["opt"], state["params"])
-        return ({"params": optax.apply_updates(state["params"], updates), "opt": opt, "step": state["step"] + 1},
-                {"loss": loss, "grad_norm": optax.tree.norm(grads["teg"])})
-
-    # the batch arrives already placed on the mesh (each host's rows), so only the state is pinned
-    step = jax.jit(step, donate_argnums=(0,), out_shardings=(state_sh, None))
-    run_meta = {"best": -1.0, "best_step": 0, "since": 0, "history": [], "stopped_early": False}
-    resumed_from = ckpt.latest_step() or 0
-    if resumed_from:
-        abstract = jax.tree.map(lambda x, sh: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sh), state, state_sh)
-        if data_it is not None:
-            state, saved = ckpt.restore(resumed_from, abstract, data_it)
-        else:
-            state, saved = ckpt.restore_state(resumed_from, abstract)
-        if saved.get("ete_dir") != str(Path(ete_dir).resolve()) or saved.get("datasets") != names:
-            raise TrainingError(f"{workdir}: holds a fine-tuning of other data or another ETE; use another --workdir")
-        run_meta = saved["run"]
+    step = _train_step(ete_graphdef, model, tx, jnp.asarray(_class_weights(stores, all_train, ft.class_balanced)),
+                       state_sh)
+    state, run_meta, resumed_from = _resumed(ckpt, state, state_sh, data_it, ete_dir, names, workdir)
     tracker = make_tracker(workdir / "tb", enabled=track)
     summary_base = {"ete_dir": str(Path(ete_dir).resolve()), "ete_config": dataclasses.asdict(ete_cfg),
-                    "finetune": dataclasses.asdict(ft), "teg": dataclasses.asdict(tcfg), "datasets": datasets,
-                    "sampling_weights": dict(zip(names, weights.round(4).tolist())),
-                    "readout_start": lr_chosen}
+                    "finetune": dataclasses.asdict(ft), "teg": dataclasses.asdict(tcfg),
+                    "datasets": [{"name": s.name, "task": s.task, "classes": s.classes, "store": str(s.path)}
+                                 for s in stores],
+                    "sampling_weights": dict(zip(names, weights.round(4).tolist())), "readout_start": lr_chosen}
     t0 = time.perf_counter()
-
-    def boundary(it, state, m):
-        """Validation, the best parameters kept apart, early stopping, the checkpoint."""
-        params_now = jax.device_get(state["params"])
-        val = {s.name: model.evaluate(s, "val", params_now, cache and cache[s.name])["balanced_accuracy"]
-               for s in val_sets}
-        # no val: keep the last step, or the linear start — nothing could show the graph improving on
-        # it, and where validation could, it never has (the graph-input ablation, every seed)
-        score = (float(np.mean(list(val.values()))) if val else
-                 -float(it) if ft.readout_init == "lr" else float(it))
-        run_meta["history"].append({"step": it, **m, "val_balanced_accuracy": val,
-                                    "val_mean": score if val else None})
-        tracker.scalars({**m, **{f"val/{k}": v for k, v in val.items()}}, it)
-        if score > run_meta["best"]:
-            run_meta.update(best=score, best_step=it, since=0)
-            if best_ckpt.latest_step() != it:  # step 0 (the linear start) is saved once
-                best_ckpt.save_state(it, {"params": state["params"]}, {"step": it})
-        else:
-            run_meta["since"] += 1
-            run_meta["stopped_early"] = loop.stop = run_meta["since"] >= ft.patience
-        if it == 0:  # nothing trained yet: no training checkpoint to resume from
-            return state
-        meta = {"ete_dir": summary_base["ete_dir"], "datasets": names, "run": run_meta}
-        if data_it is not None:
-            ckpt.save(it, state, data_it, meta)
-        else:
-            ckpt.save_state(it, state, meta)
-        loop.last_good = it
-        return state
-
-    loop = trainer.Trainer(step, steps=ft.steps, every=ft.eval_every, on_boundary=boundary, desc="finetune",
-                           progress=progress, what="finetune", advice="lower --lr")
+    boundary = Selection(model, val_sets, cache, ft, run_meta, tracker, ckpt, best_ckpt, data_it,
+                          {"ete_dir": summary_base["ete_dir"], "datasets": names})
+    loop = boundary.loop = trainer.Trainer(step, steps=ft.steps, every=ft.eval_every, on_boundary=boundary,
+                                           desc="finetune", progress=progress, what="finetune", advice="lower --lr")
     loop.stop = run_meta["stopped_early"]
     try:
         if ft.readout_init == "lr" and not resumed_from:  # the linear start is a candidate too
@@ -410,26 +418,11 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
         tracker.close()
         ckpt.close()
     try:  # the kept parameters become the model directory
-        _, _, abstract = abstract_params_of(mcfg)
-        best, _ = best_ckpt.restore_state(None, {"params": abstract})
+        best, _ = best_ckpt.restore_state(None, {"params": abstract_params_of(mcfg)[2]})
     finally:
         best_ckpt.close()
-    kept = EEGPT(mcfg, best["params"])
-    temperatures, answer_above = {}, {}
-    for s in stores:
-        cached = cache and cache[s.name]
-        val = kept.run(s, "val", cached=cached) if s in val_sets else None
-        if val is not None:  # one temperature per head, fitted on the validation windows the step was chosen on
-            temperatures[s.name] = round(fit_temperature(val["logits"], val["labels"]), 4)
-            probs = jax.nn.softmax(val["logits"] / temperatures[s.name], -1)
-            answer_above[s.name] = round(answer_threshold(val["labels"], probs, ft.answer_accuracy), 4)
-        # what the training data look like to the graph, for the out-of-distribution check
-        train = kept.run(s, "train", cached=cached)
-        reference = familiar_reference(window_profile(train), train["subjects"],
-                                       None if val is None else window_profile(val), ft.seed)
-        if reference is not None:
-            kept.familiar[s.name] = reference
-    save(kept.calibrated(temperatures, answer_above), workdir / "model")
+    kept, temperatures, answer_above = calibrated(EEGPT(mcfg, best["params"]), stores, val_sets, cache, ft)
+    save(kept, workdir / "model")
     history = run_meta["history"]
     summary = {**summary_base, "best_step": run_meta["best_step"],
                "best_val_mean": run_meta["best"] if val_sets else None,
@@ -442,56 +435,3 @@ def finetune(ete_dir, stores, workdir, ft: FinetuneConfig = FinetuneConfig(), *,
                "model": str((workdir / "model").resolve())}
     atomic_write(workdir / "finetune.json", lambda t: t.write_text(json.dumps(summary, indent=2) + "\n"))
     return summary
-
-
-def kept_model(summary: dict) -> dict:
-    """What a fine-tuning kept, per head (``{dataset name: ...}``), from its ``finetune.json``
-    summary: the step kept on validation; at step 0 with a linear start, the logistic regression on
-    the views its search chose and nothing of the graph (its output starts at zero); at a later
-    step, the graph over every node view beside the readout. ``ete_read``: whether the ETE's
-    features reach the answer. ``text``: all of it in one line, printed beside every score."""
-    ft, step = summary["finetune"], summary["best_step"]
-    nodes = node_views(ft["nodes"])
-    out = {}
-    for d in summary["datasets"]:
-        start = (summary.get("readout_start") or {}).get(d["name"])
-        if step == 0 and ft["readout_init"] == "lr" and start:
-            views, what = start["view"].split("+"), "linear start"
-        else:
-            views, what = nodes, "graph"
-        ete_read = "ete" in views
-        out[d["name"]] = {"step": step, "what": what, "views": views, "ete_read": ete_read,
-                          "text": f"step {step} ({what}): {'+'.join(views)}; ETE {'read' if ete_read else 'not read'}"}
-    return out
-
-
-def evaluate(workdir, stores, split: str = "test", plots: bool = True, features: dict | None = None) -> dict:
-    """Metrics of a fine-tuned model on each store's ``split``; confusion plots beside the model;
-    ``kept``: what the fine-tuning in ``workdir`` kept (``kept_model``; None for a bare model
-    directory). ``features``: the frozen ETE's features of the stores (``finetune``'s ``features_out``)."""
-    from eegpt.metrics import (classification, coverage_curve, expected_calibration_error, plot_confusion,
-                               plot_coverage)
-
-    model = load(workdir)
-    tuned = Path(workdir) / "finetune.json"  # a fine-tuning workdir says what it kept; a bare model directory not
-    what_kept = kept_model(json.loads(tuned.read_text())) if tuned.exists() else {}
-    out = {}
-    for s in open_stores(stores):
-        run = model.run(s, split, cached=(features or {}).get(s.name))
-        r = classification(run["labels"], run["probs"], len(s.classes))
-        raw = jax.nn.softmax(run["logits"], -1)  # before temperature scaling
-        r["temperature"] = model.cfg.head(s.name).temperature
-        r["ece_uncalibrated"] = expected_calibration_error(run["labels"], raw)
-        r["task"], r["classes"], r["split"] = s.task, s.classes, split
-        r["kept"] = what_kept.get(s.name)
-        out[s.name] = r
-        if plots:
-            path = Path(workdir) / f"confusion-{s.name}-{split}.png"
-            plot_confusion(r["confusion"], s.classes, path,
-                           f"{s.name} ({split}): balanced accuracy {r['balanced_accuracy']:.3f}")
-            r["confusion_plot"] = str(path)
-            path = Path(workdir) / f"coverage-{s.name}-{split}.png"
-            plot_coverage({"EEGPT": coverage_curve(run["labels"], run["probs"])}, path,
-                          f"{s.name} ({split}): abstaining below a confidence")
-            r["coverage_plot"] = str(path)
-    return out

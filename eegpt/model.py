@@ -25,9 +25,11 @@ import numpy as np
 import scipy.special
 from flax import nnx
 
-from eegpt.baseline import BANDS
 from eegpt.electrodes import positions
 from eegpt.errors import EEGInputError, atomic_dir
+from eegpt.familiar import nearest_distance, window_profile
+from eegpt.features import (SPECTRAL, band_log_power, laplacian, node_views, node_width, relative,
+                            token_erp_bins)
 from eegpt.int8 import INT8_FILE, read_int8
 from eegpt.pipeline import Tokens, graph_batches
 from eegpt.preprocess import Preprocess
@@ -163,90 +165,6 @@ def graph_inputs(batch: dict, k: int | None) -> dict:
     return dict(batch, senders=senders, receivers=receivers)
 
 
-NODES = ("ete", "bands", "rel", "erp", "lap", "laprel")  # the per-electrode views, in column order
-ERP_BINS = 16                     # the first token's time course in 16 bins (62.5 ms at 256 Hz)
-SPECTRAL = frozenset({"bands", "rel", "lap", "laprel"})  # the views computed from band powers (need one rate)
-LAPLACIAN_K = 4                   # Hjorth's surface Laplacian: each electrode minus its 4 nearest
-
-
-def node_views(nodes: str) -> list[str]:
-    """The views of a ``nodes`` string ("ete+bands"), checked, in column order."""
-    views = nodes.split("+")
-    if not views or any(v not in NODES for v in views) or len(set(views)) != len(views):
-        raise EEGInputError(f"--nodes {nodes}: join views of {', '.join(NODES)} with '+' (e.g. ete+bands)")
-    return [v for v in NODES if v in views]
-
-
-def node_width(nodes: str, d_model: int) -> int:
-    """Feature width per electrode: the ETE's summary, five log band powers and their relative
-    shares, the ERP bins, the same two spectral views of the Laplacian."""
-    size = {"ete": d_model, "bands": len(BANDS), "rel": len(BANDS), "erp": ERP_BINS, "lap": len(BANDS),
-            "laprel": len(BANDS)}
-    return sum(size[v] for v in node_views(nodes))
-
-
-def erp_bins(tokens_XxNxP):
-    """The first token's time course averaged in ``ERP_BINS`` bins: ``[X, N, P] -> [X, 16]`` (what
-    the ERP baseline reads, for stimulus-locked windows)."""
-    first = tokens_XxNxP[:, 0].astype(jnp.float32)
-    return first.reshape(first.shape[0], ERP_BINS, -1).mean(-1)
-
-
-def laplacian(tokens_BxExNxP, electrodes_BxE, mask_BxE):
-    """Each electrode's signal minus the mean of its ``LAPLACIAN_K`` nearest electrodes of the same
-    recording (Hjorth's surface Laplacian, by the vocabulary's 3-D positions): the local contrast
-    that motor imagery's lateralised rhythms show and volume conduction blurs in the raw signal —
-    what CSP finds with spatial filters, kept per electrode. An electrode without neighbours (a
-    one-electrode montage) keeps its signal."""
-    b, e = mask_BxE.shape
-    pos = jnp.asarray(positions())[electrodes_BxE]
-    dist = jnp.square(pos[:, :, None] - pos[:, None]).sum(-1)
-    other = mask_BxE[:, None, :] & ~jnp.eye(e, dtype=bool)[None]
-    k = min(LAPLACIAN_K, max(e - 1, 1))
-    _, nbr = jax.lax.top_k(-jnp.where(other, dist, jnp.inf), k)  # [B, E, k]
-    real = jnp.take_along_axis(other, nbr, -1).astype(jnp.float32)
-    # the neighbours' mean as a [B, E, E] averaging matrix: one matmul, not a gather (3x faster on CPU)
-    weights = (jax.nn.one_hot(nbr, e) * real[..., None]).sum(2) / jnp.maximum(real.sum(-1), 1.0)[..., None]
-    x = tokens_BxExNxP.astype(jnp.float32)
-    return x - jnp.einsum("bef,bfnp->benp", weights, x)
-
-
-def band_log_power(tokens_XxNxP, n_valid_X, sfreq: float, contiguous: bool = True):
-    """Log power of each sequence in the five classical bands (``eegpt.baseline.BANDS``) by Welch's
-    method, as the band-power baseline reads it (scipy's ``welch`` with 1-s segments): Hann-tapered
-    periodograms of its real tokens and, when the tokens are ``contiguous`` (no token overlap),
-    of the half-overlapping segments between neighbours, averaged. ``[X, N, P] -> [X, 5]``.
-
-    Why the taper: a window's strong slow activity (sleep's delta) leaks through an untapered
-    periodogram's sidelobes into the faster bands; why the overlap: the taper discards the
-    segments' edges, which the half-shifted segments recover."""
-    p = tokens_XxNxP.shape[-1]
-    x = tokens_XxNxP.astype(jnp.float32)
-    taper = jnp.asarray(np.hanning(p + 1)[:p], jnp.float32)  # scipy's periodic Hann
-    valid = jnp.arange(x.shape[-2])[None] < n_valid_X[:, None]
-    segments, weights = [x], [valid]
-    if contiguous and x.shape[-2] > 1:
-        h = p // 2
-        segments.append(jnp.concatenate([x[:, :-1, h:], x[:, 1:, : p - h]], -1))
-        weights.append(jnp.arange(x.shape[-2] - 1)[None] + 1 < n_valid_X[:, None])
-    seg = jnp.concatenate(segments, 1)
-    w = jnp.concatenate(weights, 1)[..., None].astype(jnp.float32)
-    seg = (seg - seg.mean(-1, keepdims=True)) * taper  # scipy detrends each segment by its mean
-    power = jnp.square(jnp.abs(jnp.fft.rfft(seg, axis=-1)))
-    mean = jnp.sum(power * w, axis=-2) / jnp.maximum(w.sum(-2), 1.0)
-    freqs = np.fft.rfftfreq(p, 1.0 / sfreq)
-    # a band narrower than the bins of a short token (64 samples: 4 Hz) takes the bin nearest its centre
-    cols = [np.flatnonzero((freqs >= lo) & (freqs < hi)) if ((freqs >= lo) & (freqs < hi)).any()
-            else np.array([np.abs(freqs - (lo + hi) / 2).argmin()]) for lo, hi in BANDS.values()]
-    return jnp.stack([jnp.log(mean[:, c].mean(-1) + 1e-8) for c in cols], axis=-1)
-
-
-def relative(log_power_XxB):
-    """Each band's share of the electrode's total power, in logs: what stays when a subject's or an
-    electrode's overall gain (skull, impedance, amplifier) changes."""
-    return log_power_XxB - jax.nn.logsumexp(log_power_XxB, axis=-1, keepdims=True)
-
-
 def encode(ete_graphdef, ete_params, batch, band_sfreq: float | None = None, nodes: str = "ete",
            contiguous: bool = True):
     """Per-electrode features ``[B, E, F]`` of a graph batch (zeros at padded electrodes), the
@@ -272,7 +190,7 @@ def encode(ete_graphdef, ete_params, batch, band_sfreq: float | None = None, nod
         if {"bands", "rel"} & set(views):
             rows["bands"] = power(flat, n_rows)
         if "erp" in views:
-            rows["erp"] = erp_bins(flat)
+            rows["erp"] = token_erp_bins(flat)
         if {"lap", "laprel"} & set(views):
             rows["lap"] = power(laplacian(x, electrodes, mask).reshape(flat.shape), n_rows)
     else:
@@ -283,7 +201,7 @@ def encode(ete_graphdef, ete_params, batch, band_sfreq: float | None = None, nod
         if {"bands", "rel"} & set(views):
             rows["bands"] = power(tok, batch["n_tokens_K"])
         if "erp" in views:
-            rows["erp"] = erp_bins(tok)
+            rows["erp"] = token_erp_bins(tok)
         if {"lap", "laprel"} & set(views):  # the Laplacian needs each sample's electrodes side by side
             padded = jnp.zeros((b * e + 1, *tok.shape[1:]), tok.dtype).at[put].set(tok)
             lap = laplacian(padded[: b * e].reshape(b, e, *tok.shape[1:]), electrodes, mask)
@@ -457,49 +375,6 @@ class EEGPT:
 
         out = self.run(store, split, params, cached)
         return classification(out["labels"], out["probs"], len(store.classes))
-
-
-FAMILIAR_REFERENCE = 1024  # training windows kept per head as the reference
-
-
-def window_profile(scored: dict) -> np.ndarray:
-    """Each window's standardised node features averaged over its electrodes ([W, F]): what the
-    out-of-distribution check compares. The graph's input, not its pooled output, so the check does
-    not depend on how far the graph was trained (with the quick demo's model both separate real
-    EEGMAT from held-out synthetic windows; with a briefly trained one only the input does)."""
-    mask = np.asarray(scored["mask"], np.float32)[..., None]
-    return (np.asarray(scored["features"]) * mask).sum(1) / np.maximum(mask.sum(1), 1.0)
-
-
-def nearest_distance(queries, reference) -> np.ndarray:
-    """Each query's Euclidean distance to its nearest reference row ([Q, D], [R, D] -> [Q])."""
-    q, r = np.asarray(queries, np.float64), np.asarray(reference, np.float64)
-    d2 = (q ** 2).sum(1)[:, None] + (r ** 2).sum(1)[None] - 2.0 * q @ r.T
-    return np.sqrt(np.maximum(d2, 0.0)).min(1)
-
-
-FAMILIAR_MIN_SUBJECTS = 3  # fewer training subjects cannot show how far a new subject's windows lie
-
-
-def familiar_reference(train, subjects, held_out=None, seed: int = 0) -> tuple[np.ndarray, float] | None:
-    """(reference, threshold) for the out-of-distribution check: up to ``FAMILIAR_REFERENCE``
-    training windows' profiles (``window_profile``), and how far a *new subject's* windows lie from
-    them — the 99th percentile of each training subject's distance to the reference windows of the
-    other subjects (leave one subject out), pooled with the validation windows' (``held_out``)
-    distance to the whole reference. None with fewer than ``FAMILIAR_MIN_SUBJECTS`` training
-    subjects: too few to tell a new subject from data of another kind, so no check is made."""
-    train, subjects = np.asarray(train, np.float32), np.asarray(subjects)
-    groups = np.unique(subjects)
-    if len(groups) < FAMILIAR_MIN_SUBJECTS:
-        return None
-    rng = np.random.default_rng(seed)
-    ref = rng.choice(len(train), min(len(train), FAMILIAR_REFERENCE), replace=False)
-    distances = [nearest_distance(held_out, train[ref])] if held_out is not None and len(held_out) else []
-    for g in groups:
-        others = ref[subjects[ref] != g]
-        if len(others):
-            distances.append(nearest_distance(train[subjects == g], train[others]))
-    return train[ref], float(np.quantile(np.concatenate(distances), 0.99))
 
 
 def cached_batch(cached: dict, store, positions, dataset: int = 0) -> dict:

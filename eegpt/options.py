@@ -9,9 +9,13 @@ config itself (``__post_init__``) before any work.
 from __future__ import annotations
 
 import argparse
+import types
 from pathlib import Path
 
 from eegpt.errors import EEGInputError, refuse_overwrite
+
+
+_UnionType = types.UnionType
 
 
 def _field_help(cls) -> dict[str, str]:
@@ -21,10 +25,11 @@ def _field_help(cls) -> dict[str, str]:
     import re
 
     out: dict[str, str] = {}
-    for line in inspect.getsource(cls).splitlines():
-        m = re.match(r"\s+(\w+): [^=#]+= [^#]*#\s*(.+)$", line)
-        if m:
-            out[m.group(1)] = m.group(2).strip()
+    for klass in reversed([k for k in cls.__mro__ if "__dataclass_fields__" in vars(k)]):  # a subclass wins
+        for line in inspect.getsource(klass).splitlines():
+            m = re.match(r"\s+(\w+): [^=#]+(?:= [^#]*)?#\s*(.+)$", line)
+            if m:
+                out[m.group(1)] = m.group(2).strip()
     doc = inspect.getdoc(cls) or ""
     for m in re.finditer(r"^([\w, ]+) : (.+(?:\n {4}.+)*)", doc, re.M):
         for name in m.group(1).split(","):
@@ -64,7 +69,14 @@ def _converter(tp, name: str):
 
 def add_config(parser, cls, skip=()) -> None:
     """One option per field of the dataclass ``cls`` (``--field-name``), defaults and help from
-    the class itself: the config is the one source of both."""
+    the class itself: the config is the one source of both.
+
+    A field's type says how it is read: ``bool`` a switch (``--no-NAME`` when it defaults to true),
+    ``bool | None`` both ``--NAME`` and ``--no-NAME``, ``Literal[...]`` a choice, ``list[T]`` one or
+    more values, ``X | None`` also takes ``none``. A field without a default is required; one whose
+    metadata says ``positional`` is an argument, not an option; metadata ``choices`` (a callable) gives
+    choices known only at run time, ``metavar`` the name shown in help."""
+    import argparse
     import dataclasses
     import typing
 
@@ -73,16 +85,38 @@ def add_config(parser, cls, skip=()) -> None:
         if f.name in skip:
             continue
         tp, flag, text = hints[f.name], "--" + f.name.replace("_", "-"), helps.get(f.name, "")
+        meta = f.metadata
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        default = None if required else f.default_factory() if f.default is dataclasses.MISSING else f.default
+        extra = {"metavar": meta["metavar"]} if "metavar" in meta else {}
         if tp is bool:
-            if f.default:
+            if default:
                 parser.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
                                     help=f"turn off: {text}")
             else:
                 parser.add_argument(flag, dest=f.name, action="store_true", help=text)
             continue
-        plural = (tp is tuple) or (typing.get_origin(tp) is tuple and typing.get_args(tp)[-1:] == (Ellipsis,))
-        parser.add_argument(flag, dest=f.name, type=_converter(tp, f.name), nargs="*" if plural else None,
-                            default=f.default, help=f"{text} (default: {f.default})".strip())
+        if tp == (bool | None):
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=text)
+            continue
+        options = [a for a in (tp, *typing.get_args(tp)) if typing.get_origin(a) is typing.Literal]
+        if "choices" in meta or options:  # Literal[...] or Literal[...] | None: a choice (default as given)
+            extra["choices"] = meta["choices"]() if "choices" in meta else typing.get_args(options[0])
+            tp = str
+        many = typing.get_origin(tp) is list or (typing.get_origin(tp) in (typing.Union, _UnionType)
+                                                  and any(typing.get_origin(a) is list for a in typing.get_args(tp)))
+        if many:
+            item = typing.get_args(next(a for a in (tp, *typing.get_args(tp)) if typing.get_origin(a) is list))[0]
+            extra.update(nargs="+", type=item)
+        else:
+            plural = (tp is tuple) or (typing.get_origin(tp) is tuple and typing.get_args(tp)[-1:] == (Ellipsis,))
+            extra.update(type=_converter(tp, f.name), nargs="*" if plural else None)
+        if meta.get("positional"):
+            parser.add_argument(f.name, help=text, **extra)
+            continue
+        shown = "" if required or default is None else f" (default: {default})"
+        parser.add_argument(flag, dest=f.name, default=default, required=required, help=f"{text}{shown}".strip(),
+                            **extra)
 
 
 def config_from(cls, args, **given):

@@ -156,6 +156,31 @@ def prepare(card: Card | str, source, out, cfg: Preprocess = Preprocess(), worke
     fp = _fingerprint(card, cfg, continuous)
     _check_out(out, card, fp, overwrite)
     shards_dir.mkdir(parents=True, exist_ok=True)
+    jobs, metas = _pending(files, source, shards_dir, fp)
+    errors = _run_jobs(card, source, jobs, cfg, continuous, workers, progress, metas)
+    if errors and not skip_bad:
+        lines = "; ".join(errors.values())
+        raise EEGInputError(f"{len(errors)} of {len(files)} recordings of {card.name} could not be "
+                            f"prepared (rerun with --skip-bad to leave them out): {lines}")
+    # Stale shards from an earlier recipe or file list are not part of this store.
+    keep = {m["shard"] for m in metas.values()} | {Path(m["shard"]).stem + ".json" for m in metas.values()}
+    for p in shards_dir.iterdir():
+        if p.name not in keep:  # includes temporaries of a run that was killed
+            p.unlink()
+    ordered = [m for m in (metas[r] for r in sorted(metas)) if m["n"] > 0]
+    if not ordered:
+        raise EEGInputError(f"{source}: no {'' if continuous else 'labelled '}windows in any recording for card "
+                            f"{card.name}")
+    skipped = {**errors, **{str(f.relative_to(source)): f"a folder whose name matches {card.files['glob']!r}, "
+                                                        "not a recording file; not read" for f in folders}}
+    index = _index(card, cfg, fp, ordered, skipped, source, continuous)
+    atomic_write(out / "index.json", lambda t: t.write_text(json.dumps(index, indent=1)))
+    return Store(out)
+
+
+def _pending(files, source: Path, shards_dir: Path, fp: str) -> tuple[list, dict]:
+    """(jobs ``[(relative path, shard base)]`` still to prepare, ``{relative path: shard meta}`` of
+    the recordings an earlier run of this recipe finished)."""
     jobs, metas = [], {}
     for i, f in enumerate(files):
         rel = str(f.relative_to(source))
@@ -166,47 +191,46 @@ def prepare(card: Card | str, source, out, cfg: Preprocess = Preprocess(), worke
             metas[rel] = json.loads(done.read_text())
         else:
             jobs.append((rel, base))
+    return jobs, metas
+
+
+def _run_jobs(card: Card, source: Path, jobs, cfg: Preprocess, continuous: bool, workers: int, progress: bool,
+              metas: dict) -> dict[str, str]:
+    """Prepare each job's recording (in ``workers`` processes), adding its shard meta to ``metas``;
+    returns ``{relative path: why}`` of the recordings that could not be read."""
     errors: dict[str, str] = {}
     bar = None
     if progress and jobs:
         from tqdm import tqdm
 
         bar = tqdm(total=len(jobs), desc=f"prepare {card.name}", unit="file", leave=False)
+
+    def record(rel, result):
+        try:
+            metas[rel] = result()
+        except EEGInputError as err:
+            errors[rel] = str(err)
+        if bar:
+            bar.update()
+
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn")) as pool:
             futures = {pool.submit(_prepare_one, card.path, str(source), rel, base, cfg, continuous): rel
                        for rel, base in jobs}
             for fut in as_completed(futures):
-                try:
-                    metas[futures[fut]] = fut.result()
-                except EEGInputError as err:
-                    errors[futures[fut]] = str(err)
-                if bar:
-                    bar.update()
+                record(futures[fut], fut.result)
     else:
         for rel, base in jobs:
-            try:
-                metas[rel] = _prepare_one(card.path, str(source), rel, base, cfg, continuous)
-            except EEGInputError as err:
-                errors[rel] = str(err)
-            if bar:
-                bar.update()
+            record(rel, lambda: _prepare_one(card.path, str(source), rel, base, cfg, continuous))
     if bar:
         bar.close()
-    if errors and not skip_bad:
-        lines = "; ".join(errors.values())
-        raise EEGInputError(f"{len(errors)} of {len(files)} recordings of {card.name} could not be "
-                            f"prepared (rerun with --skip-bad to leave them out): {lines}")
-    # Stale shards from an earlier recipe or file list are not part of this store.
-    keep = {m["shard"] for m in metas.values()} | {Path(m["shard"]).stem + ".json" for m in metas.values()}
-    for p in shards_dir.iterdir():
-        if p.name not in keep:  # includes temporaries of a run that was killed
-            p.unlink()
-    ordered = [metas[r] for r in sorted(metas)]
-    ordered = [m for m in ordered if m["n"] > 0]
-    if not ordered:
-        raise EEGInputError(f"{source}: no {'' if continuous else 'labelled '}windows in any recording for card "
-                            f"{card.name}")
+    return errors
+
+
+def _index(card: Card, cfg: Preprocess, fp: str, ordered: list[dict], skipped: dict, source: Path,
+           continuous: bool) -> dict:
+    """The store's ``index.json``: the recipe, the shards in order (each given its montage and split),
+    the subjects and their splits, and the windows counted per split and class."""
     subjects = sorted({m["subject"] for m in ordered}, key=lambda s: (len(s), s))
     splits = split_of(card, subjects)
     montages: list[list[str]] = []
@@ -224,7 +248,7 @@ def prepare(card: Card | str, source, out, cfg: Preprocess = Preprocess(), worke
                 part["unlabelled"] = part.get("unlabelled", 0) + 1
             else:
                 part[card.classes[lab]] += 1
-    index = {
+    return {
         "format": FORMAT_VERSION, "card": card.name, "task": card.task, "classes": list(card.classes),
         "fingerprint": fp, "preprocess": cfg.to_dict(), "sfreq": cfg.sfreq,
         "window_s": card.window_s, "window_samples": int(round(card.window_s * cfg.sfreq)),
@@ -232,12 +256,8 @@ def prepare(card: Card | str, source, out, cfg: Preprocess = Preprocess(), worke
         "electrodes": sorted({e for mo in montages for e in mo}, key=ID.get),
         "montages": montages, "subjects": subjects, "splits": splits, "counts": counts,
         "n_samples": int(sum(m["n"] for m in ordered)), "shards": ordered,
-        "skipped": {**errors, **{str(f.relative_to(source)): f"a folder whose name matches {card.files['glob']!r}, "
-                                                           "not a recording file; not read" for f in folders}},
-        "source": str(source.resolve()), "continuous": continuous,
+        "skipped": skipped, "source": str(source.resolve()), "continuous": continuous,
     }
-    atomic_write(out / "index.json", lambda t: t.write_text(json.dumps(index, indent=1)))
-    return Store(out)
 
 
 def _check_out(out: Path, card: Card, fp: str, overwrite: bool) -> None:

@@ -29,10 +29,13 @@ def schedule(lr: float, warmup: int, steps: int, end: float):
 def compile_step(step, state_shardings=None, batch_shardings=None):
     """Jit a training step once: ``step(state, batch) -> (state, metrics)``.
 
-    The state is donated (its buffers are reused for the new state) and placed by the given
-    shardings when there are any."""
+    The state is donated (its buffers are reused for the new state) and placed by
+    ``state_shardings`` when given; the batch by ``batch_shardings`` when given, else where it
+    arrives (a batch already put on the mesh, each host's rows)."""
     if state_shardings is None:
         return jax.jit(step, donate_argnums=(0,))
+    if batch_shardings is None:
+        return jax.jit(step, donate_argnums=(0,), out_shardings=(state_shardings, None))
     return jax.jit(step, donate_argnums=(0,), in_shardings=(state_shardings, batch_shardings),
                    out_shardings=(state_shardings, None))
 

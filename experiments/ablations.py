@@ -40,7 +40,7 @@ corpus stays the same). What differs between arms:
   has to add to them; the step kept is chosen on validation, the start included.
 - ``laplacian``: one pretrained ETE; the demo's graph input (ETE + bands + ERP, linear start),
   with or without a fourth view per electrode: the five log band powers of its surface Laplacian
-  (its signal minus the mean of its four nearest electrodes, ``eegpt.model.laplacian``) — the local
+  (its signal minus the mean of its four nearest electrodes, ``eegpt.features.laplacian``) — the local
   contrast CSP finds with spatial filters.
 - ``linear-start``: one pretrained ETE; the demo's graph input and linear start with the
   absolute views only (ETE + bands + ERP + Laplacian bands), with the relative views beside them
@@ -96,7 +96,8 @@ import numpy as np
 from eegpt import TASKS as ALL
 from eegpt.demo import PLANS, synthetic_stores
 from eegpt.errors import EEGInputError, TrainingError, atomic_write
-from eegpt.finetune import FinetuneConfig, evaluate, finetune, kept_model
+from eegpt.evaluate import evaluate, kept_model
+from eegpt.finetune import FinetuneConfig, finetune
 from eegpt.train import PretrainConfig, pretrain
 SAME_WINDOW = ("ER", "MI", "MW")
 # The development corpus every ablation trains, chooses and scores on: drawn with a seed no demo uses

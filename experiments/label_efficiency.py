@@ -45,9 +45,10 @@ from pathlib import Path
 
 import numpy as np
 
-from eegpt.baseline import GRID, SPECIALISTS, band_power, classifier, fit_predict, select_on_val, store_arrays
+from eegpt.baseline import GRID, SPECIALISTS, classifier, fit_predict, select_on_val, store_arrays
 from eegpt.benchmark import fewer_training_subjects
-from eegpt.embed import _pretrained_encoder
+from eegpt.embed import pretrained_encoder
+from eegpt.features import band_power
 from eegpt.foundation import WEIGHTS
 from eegpt.protocols import PROTOCOLS, check_ete_for, folds
 from eegpt.store import Store
@@ -57,7 +58,7 @@ KS = (2, 4, 8, None)  # None: every training subject
 
 def foundation_features(store) -> np.ndarray:
     """The foundation ETE's per-electrode features of every window, in store order, flattened [W, E*D]."""
-    ete = _pretrained_encoder("foundation")(store, None)
+    ete = pretrained_encoder("foundation")(store, None)
     return ete.reshape(len(ete), -1)
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import GroupKFold
 
-from eegpt.baseline import band_power, classifier, store_arrays
+from eegpt.baseline import classifier, store_arrays
+from eegpt.features import band_power
 from eegpt.metrics import classification
 from eegpt.errors import EEGInputError
 from eegpt.demo import synthetic_stores

@@ -7,7 +7,8 @@ from sklearn.metrics import balanced_accuracy_score, confusion_matrix
 
 from eegpt.cli import main
 from eegpt.embed import embed, tsne
-from eegpt.finetune import FinetuneConfig, evaluate, finetune, kept_model, load_ete
+from eegpt.evaluate import evaluate, kept_model
+from eegpt.finetune import FinetuneConfig, finetune, load_ete
 from eegpt.model import load
 from eegpt.train import PretrainConfig, pretrain
 from eegpt.errors import TrainingError

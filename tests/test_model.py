@@ -222,7 +222,7 @@ def test_every_config_field_is_an_option(command, cls):
 
 
 def test_config_options_reach_the_config():
-    from eegpt.cli import config_from
+    from eegpt.options import config_from
     from eegpt.finetune import FinetuneConfig
     from eegpt.train import PretrainConfig
 
@@ -358,7 +358,7 @@ def test_finetuning_resumes_after_sigkill_as_if_uninterrupted(tuned, stores, tmp
 
 
 def test_band_log_power_finds_the_band_of_a_rhythm():
-    from eegpt.model import band_log_power
+    from eegpt.features import band_log_power
 
     t = np.arange(4 * 256) / 256
     rows = [np.sin(2 * np.pi * f * t) for f in (2.5, 6.0, 10.0, 20.0, 38.0)]  # one per band, in order
@@ -428,7 +428,7 @@ def test_the_linear_start_with_readout_all_chooses_among_the_ete_and_the_classic
     assert weights.shape[1] == 32 + 5
     for name, cols in (("ete", slice(0, 32)), ("bands", slice(32, 37))):
         assert np.any(weights[:, cols]) == (name in view.split("+")), (name, view)
-    from eegpt.finetune import kept_model
+    from eegpt.evaluate import kept_model
 
     kept = kept_model(out)[s.name]  # what answers: the start, unless a trained step beat it on validation
     if out["best_step"] == 0:
@@ -452,7 +452,8 @@ def test_probe_scores_each_feature_set_grouped_by_subject(tuned, stores):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from eegpt.baseline import band_power, store_arrays
+    from eegpt.baseline import store_arrays
+    from eegpt.features import band_power
 
     x, y, subjects = store_arrays(stores["mw"])
     feats = band_power(x, stores["mw"].index["sfreq"])
@@ -549,7 +550,7 @@ def test_laplacian_view_is_the_band_power_of_each_electrode_minus_its_four_neare
     """nodes "lap": per electrode, the five log band powers of its signal minus the mean of its four
     nearest electrodes of the same window (by the vocabulary's positions), computed here in numpy."""
     from eegpt.electrodes import ID, positions
-    from eegpt.model import band_log_power
+    from eegpt.features import band_log_power
     from eegpt.pipeline import tokenize
 
     s = stores["mi"]
@@ -579,8 +580,8 @@ def test_band_powers_are_welchs_as_the_band_power_baseline_reads_them(seconds):
     """The model's spectral view is scipy's Welch estimate (1-s Hann segments, half overlap) that
     the band-power peer reads, up to one constant (scipy's density scaling); the relative view is
     each band's share of the total."""
-    from eegpt.baseline import band_power
-    from eegpt.model import band_log_power, relative
+    from eegpt.features import band_power
+    from eegpt.features import band_log_power, relative
     from eegpt.pipeline import Tokens, tokenize
 
     rng = np.random.default_rng(0)
@@ -596,7 +597,7 @@ def test_band_powers_are_welchs_as_the_band_power_baseline_reads_them(seconds):
 
 
 def test_the_familiar_reference_tells_a_new_subject_from_unlike_data():
-    from eegpt.model import familiar_reference, nearest_distance
+    from eegpt.familiar import familiar_reference, nearest_distance
 
     rng = np.random.default_rng(0)
     offsets = rng.normal(0, 1.0, (6, 8))  # each subject shifts the profile a little
