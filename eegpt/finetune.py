@@ -76,7 +76,7 @@ class FinetuneConfig:
     readout: str = "none"           # per-electrode linear readout beside the pooled vector: none, classical, all
     readout_init: str = "zero"      # "zero", or "lr": fitted by logistic regression, the graph's output starting at 0
     readout_lr: float | None = None  # the readout's learning rate (none: --lr; 0: kept as it starts)
-    readout_search: str = "combinations"  # views tried for the "lr" start: every combination, or "each" alone and all
+    readout_search: str = "combinations"  # views tried for the "lr" start: every combination, "each" alone and all, or combinations+ete (the best classical combination, with and without the ETE)
     answer_accuracy: float = 0.9    # the copilot answers where validation windows were this accurate (else: uncertain)
 
     def __post_init__(self):
@@ -94,8 +94,8 @@ class FinetuneConfig:
                                 "frozen ETE")
         if not 0 < self.answer_accuracy <= 1:
             raise EEGInputError(f"--answer-accuracy {self.answer_accuracy}: must be in (0, 1]")
-        if self.readout_search not in ("combinations", "each"):
-            raise EEGInputError(f"--readout-search {self.readout_search}: choose combinations or each")
+        if self.readout_search not in ("combinations", "each", "combinations+ete"):
+            raise EEGInputError(f"--readout-search {self.readout_search}: choose combinations, each or combinations+ete")
         if self.pool not in ("attention", "mean") or self.gate_start not in ("random", "ones"):
             raise EEGInputError(f"--pool {self.pool} / --gate-start {self.gate_start}: choose attention|mean and "
                                 "random|ones")

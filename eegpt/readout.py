@@ -31,7 +31,9 @@ def linear_readout(teg_params: dict, heads: list[str], stores: list, cache: dict
     features — the readout's columns, ``views`` ``[(name, width)]`` in order (the band powers, the
     ERP bins, ...), each column scaled to unit variance over the head's training windows as
     ``StandardScaler`` does for the peers — with the views (``search``: every non-empty
-    combination, or "each" view alone and all together) and C chosen on the validation subjects,
+    combination; "each" view alone and all together; or "combinations+ete", every combination of
+    the views but the ETE's, then the best of them with and without the ETE) and C chosen on the
+    validation subjects,
     as a researcher would pick the features for a task. Without validation windows they are chosen
     as the peers' are (``select_on_val``): by cross-validation over the training subjects (each view
     alone, or all), else all views at C 0.1. The graph's own output starts at zero, so the model
@@ -47,6 +49,8 @@ def linear_readout(teg_params: dict, heads: list[str], stores: list, cache: dict
     starts = np.cumsum([0] + [w for _, w in views])
     each = [[i] for i in range(len(views))] + ([list(range(len(views)))] if len(views) > 1 else [])
     every = [list(c) for r in range(1, len(views) + 1) for c in itertools.combinations(range(len(views)), r)]
+
+    ete = next((i for i, (v, _) in enumerate(views) if v == "ete"), None)
 
     def view_cols(cand):
         return np.concatenate([np.arange(starts[i], starts[i + 1]) for i in cand])
@@ -71,17 +75,27 @@ def linear_readout(teg_params: dict, heads: list[str], stores: list, cache: dict
         scale = x_train.reshape(len(pos), len(used), width).std(0) + 1e-6  # [electrode, column]
         x_train = x_train / scale.reshape(-1)
         x_val = design(val, all_cols) / scale.reshape(-1) if len(val) else None
+        def fit(candidates):
+            """The candidate views and C with the best validation score (the first on ties)."""
+            keeps = [(np.arange(len(used))[:, None] * width + view_cols(cand)[None]).reshape(-1) for cand in candidates]
+            pipe, picked = select_on_val(
+                lambda: Pipeline([("columns", Columns()), ("logisticregression", LogisticRegression(
+                    max_iter=3000, C=0.1, class_weight="balanced"))]),
+                {"columns__keep": keeps, **GRID["band_power"]}, x_train, s.labels[pos], x_val,
+                s.labels[val] if len(val) else None, s.subject_of[pos])
+            cand = candidates[next(i for i, k in enumerate(keeps) if np.array_equal(k, picked["columns__keep"]))] \
+                if picked else list(range(len(views)))
+            return pipe, picked, cand
+
         # the views are a setting like C, chosen the way the peers' settings are; without validation
         # windows each candidate costs a cross-validation, so fewer candidates
-        candidates = every if len(val) and search == "combinations" else each
-        keeps = [(np.arange(len(used))[:, None] * width + view_cols(cand)[None]).reshape(-1) for cand in candidates]
-        pipe, picked = select_on_val(
-            lambda: Pipeline([("columns", Columns()),
-                              ("logisticregression", LogisticRegression(max_iter=3000, C=0.1, class_weight="balanced"))]),
-            {"columns__keep": keeps, **GRID["band_power"]}, x_train, s.labels[pos], x_val,
-            s.labels[val] if len(val) else None, s.subject_of[pos])
-        cand = candidates[next(i for i, k in enumerate(keeps) if np.array_equal(k, picked["columns__keep"]))] \
-            if picked else list(range(len(views)))
+        if len(val) and search == "combinations+ete" and ete is not None:
+            # every combination of the classical views, then the best of them with and without the
+            # ETE: the encoder is read only where it beats the best classical start on validation
+            _, _, best = fit([c for c in every if ete not in c])
+            pipe, picked, cand = fit([best, sorted(best + [ete])])
+        else:
+            pipe, picked, cand = fit(every if len(val) and search != "each" else each)
         cols, cc = view_cols(cand), picked.get("logisticregression__C", 0.1)
         view, model = "+".join(views[i][0] for i in cand), pipe[-1]
         folds = None if len(val) else inner_folds(s.subject_of[pos])
