@@ -57,9 +57,10 @@ def pretraining_split(store) -> np.ndarray:
     return np.asarray([part[s] for s in store.subject_of.tolist()])
 
 
-def foundation_stores(source, workdir, progress: bool = True) -> list:
-    """The continuous stores of every dataset of ``SOURCES`` under ``source``, split for pretraining."""
-    from eegpt.store import prepare
+def foundation_stores(source, workdir, progress: bool = True, prepared: bool = False) -> list:
+    """The continuous stores of every dataset of ``SOURCES`` under ``source``, split for pretraining
+    (``prepared``: already written by another process, only opened)."""
+    from eegpt.store import Store, prepare
 
     source, workdir = Path(source), Path(workdir)
     found = {card: source / folder for card, folder in SOURCES.items() if (source / folder).is_dir()}
@@ -68,7 +69,8 @@ def foundation_stores(source, workdir, progress: bool = True) -> list:
                             "pass the folder that holds the datasets (../shared/data)")
     stores = []
     for card, folder in found.items():
-        store = prepare(card, folder, workdir / "stores" / card, progress=progress, continuous=True)
+        out = workdir / "stores" / card
+        store = Store(out) if prepared else prepare(card, folder, out, progress=progress, continuous=True)
         stores.append(store.with_splits(pretraining_split(store)))
     return stores
 
@@ -156,10 +158,18 @@ def pretrain_foundation(source, workdir, cfg, progress: bool = True) -> dict:
     from eegpt.errors import atomic_write
     from eegpt.train import pretrain
 
+    from eegpt import sharding
+
     workdir = Path(workdir)
-    stores = foundation_stores(source, workdir, progress)
+    sharding.initialize_distributed()
+    if sharding.is_primary():  # one process prepares the stores; the others read them once written
+        stores = foundation_stores(source, workdir, progress)
+    sharding.barrier("foundation stores prepared")
+    if not sharding.is_primary():
+        stores = foundation_stores(source, workdir, prepared=True)
     metrics = pretrain(cfg, stores, workdir, progress=progress)
     facts = describe(stores, cfg, metrics)
-    atomic_write(workdir / "card.json", lambda t: t.write_text(json.dumps(facts, indent=2) + "\n"))
-    atomic_write(workdir / "MODEL_CARD.md", lambda t: t.write_text(model_card(facts)))
+    if sharding.is_primary():
+        atomic_write(workdir / "card.json", lambda t: t.write_text(json.dumps(facts, indent=2) + "\n"))
+        atomic_write(workdir / "MODEL_CARD.md", lambda t: t.write_text(model_card(facts)))
     return facts

@@ -19,14 +19,51 @@ BATCH = P(("data", "fsdp"))
 
 def initialize_distributed() -> None:
     """Multi-host start-up: ``jax.distributed.initialize()`` when launched as one process of
-    several (a TPU pod slice, or ``JAX_COORDINATOR_ADDRESS``/``JAX_NUM_PROCESSES`` set, or SLURM),
-    and nothing on a single machine."""
+    several, and nothing on a single machine. Several processes are recognised by a TPU pod slice's
+    or SLURM's environment (JAX detects the rest), or by ``JAX_COORDINATOR_ADDRESS`` (host:port of
+    process 0) with ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` — the way to start processes by
+    hand, e.g. two on one machine, each with its own CPU device."""
     if jax.distributed.is_initialized():
         return
     env = os.environ
-    if "JAX_COORDINATOR_ADDRESS" in env or int(env.get("SLURM_NTASKS", "1")) > 1 \
+    if "JAX_COORDINATOR_ADDRESS" in env and "JAX_NUM_PROCESSES" in env:
+        jax.distributed.initialize(env["JAX_COORDINATOR_ADDRESS"], int(env["JAX_NUM_PROCESSES"]),
+                                   int(env["JAX_PROCESS_ID"]))
+    elif "JAX_COORDINATOR_ADDRESS" in env or int(env.get("SLURM_NTASKS", "1")) > 1 \
             or env.get("TPU_WORKER_HOSTNAMES", "localhost").count(",") > 0:
         jax.distributed.initialize()
+
+
+def is_primary() -> bool:
+    """Whether this process writes the run's files (process 0; the only one on a single machine)."""
+    return jax.process_index() == 0
+
+
+def barrier(name: str) -> None:
+    """Wait until every process reaches ``name`` (nothing to wait for on a single machine)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def local_copy(tree):
+    """Every array of ``tree`` whole, as numpy, in this process (gathered from the others where it is
+    split across processes): what host-side evaluation reads."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+
+    return jax.tree.map(lambda a: np.asarray(multihost_utils.process_allgather(a, tiled=True)), tree)
+
+
+def sum_over_processes(values: np.ndarray) -> np.ndarray:
+    """``values`` summed over every process (each holds its own share's sums)."""
+    if jax.process_count() == 1:
+        return np.asarray(values)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(np.asarray(values))).sum(0)
 
 
 def make_mesh(data: int | None = None, fsdp: int = 1) -> jax.sharding.Mesh:

@@ -183,8 +183,11 @@ def fit_linear_ar(cfg: PretrainConfig, stores, max_batches: int = 40, ridge: flo
         ys.append(x[:, 1:][keep])
     x, y = np.concatenate(xs), np.concatenate(ys)
     x1 = np.concatenate([x, np.ones((len(x), 1))], axis=1)
-    gram = x1.T @ x1 + ridge * len(x1) * np.eye(x1.shape[1])
-    return np.linalg.solve(gram, x1.T @ y)
+    # the sums of every process's share: one regression over all of them
+    d = x1.shape[1]
+    total = sharding.sum_over_processes(np.concatenate([(x1.T @ x1).ravel(), (x1.T @ y).ravel(), [len(x1)]]))
+    gram = total[: d * d].reshape(d, d) + ridge * total[-1] * np.eye(d)
+    return np.linalg.solve(gram, total[d * d: -1].reshape(d, -1))
 
 
 def evaluate(cfg: PretrainConfig, graphdef, params, stores, ar_weights=None) -> dict:
@@ -194,6 +197,7 @@ def evaluate(cfg: PretrainConfig, graphdef, params, stores, ar_weights=None) -> 
     and the linear AR need a previous token). ``val_mse_all`` also scores token 0.
     """
     predict = jax.jit(lambda p, b: squared_errors(cfg, graphdef, p, b, jax.random.key(cfg.seed + 7)))
+    params = sharding.local_copy(params)  # each process scores its own share of the held-out windows
     sums = {"model": 0.0, "model_all": 0.0, "zero": 0.0, "persistence": 0.0, "linear_ar": 0.0}
     count = count_all = 0.0
     it = iter(batches(cfg, stores, cfg.eval_split, epochs=1, seed=cfg.seed + 2))
@@ -212,6 +216,8 @@ def evaluate(cfg: PretrainConfig, graphdef, params, stores, ar_weights=None) -> 
             sums["linear_ar"] += float((((prev @ ar_weights - x[:, 1:]) ** 2).mean(-1) * later).sum())
         count += float(later.sum())
         count_all += float(weight.sum())
+    *totals, count, count_all = map(float, sharding.sum_over_processes(np.array([*sums.values(), count, count_all])))
+    sums = dict(zip(sums, totals))
     if count == 0:
         raise TrainingError(f"no {cfg.eval_split} windows to evaluate on; prepare stores with held-out subjects")
     out = {"val_mse": sums["model"] / count, "val_mse_all": sums["model_all"] / count_all,
@@ -302,7 +308,9 @@ def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track
                                 "use another --workdir")
         if history_path.exists():  # steps after the checkpoint will be run again
             history = [h for h in map(json.loads, history_path.read_text().splitlines()) if h["step"] <= resumed_from]
-    (workdir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    primary = sharding.is_primary()  # process 0 writes the run's files; every process checkpoints
+    if primary:
+        (workdir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     tracker = make_tracker(workdir / "tb", enabled=track)
     tokens_per_step = cfg.batch_size * cfg.seq_tokens
     clock = {"t": time.perf_counter(), "n": 0}
@@ -317,13 +325,15 @@ def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track
             clock.update(t=now, n=0)
 
     def save(step_no, state=None, _m=None):
-        atomic_write(history_path, lambda t: t.write_text("".join(json.dumps(h) + "\n" for h in history)))
+        if primary:
+            atomic_write(history_path, lambda t: t.write_text("".join(json.dumps(h) + "\n" for h in history)))
         ckpt.save(step_no, state, data_it, {"config": dataclasses.asdict(cfg), "step": step_no})
         loop.last_good = step_no
         return state
 
     loop = trainer.Trainer(step_fn, steps=cfg.steps, every=cfg.ckpt_every, on_boundary=save, on_metrics=on_metrics,
-                           desc=f"pretrain {cfg.preset}", progress=progress, nan_check=cfg.nan_check, what="pretrain")
+                           desc=f"pretrain {cfg.preset}", progress=progress and primary, nan_check=cfg.nan_check,
+                           what="pretrain")
     loop.last_good = ckpt.latest_step()
     try:
         state = loop.run(state, lambda _: sharding.global_batch(next(data_it), mesh), resumed_from)
@@ -343,5 +353,6 @@ def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track
                "train_loss": history[-1]["loss"] if history else None,
                "train_token_mse": history[-1]["token_mse"] if history else None,
                "seconds": round(train_seconds, 2), "stores": [str(s.path) for s in stores]}
-    atomic_write(workdir / "metrics.json", lambda t: t.write_text(json.dumps(metrics, indent=2) + "\n"))
+    if primary:
+        atomic_write(workdir / "metrics.json", lambda t: t.write_text(json.dumps(metrics, indent=2) + "\n"))
     return metrics

@@ -129,3 +129,61 @@ def test_pretrain_bad_arguments_are_one_line(mw, tmp_path, capsys):
     assert "fewer than --seq-tokens 99" in capsys.readouterr().err
     assert main(["pretrain", "--preset", "tiny", "--data", str(tmp_path / "none"), "--workdir", str(tmp_path)]) == 2
     assert "not a prepared store" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_train_as_one(mw, tmp_path):
+    """``jax.distributed`` on this machine: two processes (a localhost coordinator, one CPU device
+    each) pretrain together, each feeding its own share of every batch. Their losses equal one
+    process's steps on the same global batches (each host's share side by side), and process 0
+    alone writes the run's files."""
+    import jax
+
+    from eegpt import sharding
+    from eegpt.pipeline import pretrain_batches
+    from eegpt.train import init_state, make_train_step
+
+    steps, args = 6, ["pretrain", "--preset", "tiny", "--data", str(mw.path), "--steps", "6", "--batch-size", "32",
+                      "--seq-tokens", "4", "--lr", "3e-3", "--warmup", "2", "--ckpt-every", "3",
+                      "--eval-batches", "2", "--quiet", "--workdir", str(tmp_path / "two")]
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one CPU device per process
+    procs = [subprocess.Popen([sys.executable, "-m", "eegpt.cli", *args],
+                              env={**env, "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": "2",
+                                   "JAX_PROCESS_ID": str(i)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for i in range(2)]
+    outs = [p.communicate(timeout=300)[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    two = _losses(tmp_path / "two")
+    assert len(two) == steps
+    metrics = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    # the held-out MSE is summed over both processes' shares: 2 batches x 32 sequences x 3 later tokens
+    assert metrics["step"] == steps and metrics["eval_positions"] == 2 * 32 * 3
+    assert not (tmp_path / "two" / "history.jsonl.tmp").exists() and len(list((tmp_path / "two").glob("*.json"))) == 2
+
+    # one process, the same global batches: host 0's rows, then host 1's
+    cfg = PretrainConfig(preset="tiny", steps=steps, batch_size=32, seq_tokens=4, lr=3e-3, warmup=2, ckpt_every=3,
+                         eval_batches=2)
+    graphdef, state, tx, schedule = init_state(cfg)
+    mesh = sharding.make_mesh(1, 1)
+    state_sh = sharding.state_shardings(state, mesh)
+    step = make_train_step(cfg, graphdef, tx, schedule, state_sh, sharding.batch_sharding(mesh))
+    state = jax.device_put(state, state_sh)
+    hosts = [iter(pretrain_batches([mw], "train", 16, 4, tokens=cfg.tokens(), seed=cfg.seed, epochs=None,
+                                   drop_remainder=True, fraction=1.0, shuffle_window=1024, shard_index=h,
+                                   shard_count=2)) for h in range(2)]
+    one = []
+    for _ in range(steps):
+        parts = [next(h) for h in hosts]
+        batch = {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+        state, m = step(state, sharding.global_batch(batch, mesh))
+        one.append(float(m["loss"]))
+    np.testing.assert_allclose(two, one, rtol=1e-4)
