@@ -92,6 +92,7 @@ def run_presets(args) -> None:
 
 def run_pretrain(args) -> None:
     """``eegpt pretrain``: pretrain the ETE on stores, or by the foundation recipe; print its held-out MSE."""
+    from eegpt import sharding
     from eegpt.presets import PRESETS
     from eegpt.train import PretrainConfig, pretrain
 
@@ -106,8 +107,9 @@ def run_pretrain(args) -> None:
 
         if not args.source or args.data:
             raise EEGInputError("--recipe foundation reads --source DATA (the folder holding the datasets), not --data")
-        pretrain_foundation(args.source, args.workdir, cfg, progress=not args.quiet)
-        m = json.loads((Path(args.workdir) / "metrics.json").read_text())
+        m = pretrain_foundation(args.source, args.workdir, cfg, progress=not args.quiet)
+        if not sharding.is_primary():  # process 0 writes and reports
+            return
         print(f"model card: {Path(args.workdir) / 'MODEL_CARD.md'}")
         if args.export:
             exported = export(args.workdir, load_ete(args.workdir)[1], args.export)
@@ -116,6 +118,8 @@ def run_pretrain(args) -> None:
         raise EEGInputError("give --data STORE [STORE ...], or --recipe foundation --source DATA")
     else:
         m = pretrain(cfg, args.data, args.workdir, progress=not args.quiet)
+        if not sharding.is_primary():
+            return
     gain = lambda ref: f"{(1 - m['val_mse'] / m[ref]):+.1%}"  # noqa: E731
     print(f"step {m['step']} (resumed from {m['resumed_from']}): held-out MSE {m['val_mse']:.5f}; "
           f"zero {m['zero_mse']:.5f} ({gain('zero_mse')} better), persistence {m['persistence_mse']:.5f} "

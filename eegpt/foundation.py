@@ -154,7 +154,7 @@ def read_exported(path: Path, abstract):
 
 def pretrain_foundation(source, workdir, cfg, progress: bool = True) -> dict:
     """Run the recipe (see the module); writes ``workdir/MODEL_CARD.md`` and ``card.json`` beside
-    the run's ``metrics.json`` and returns the card's facts."""
+    the run's ``metrics.json`` and returns the run's metrics (in every process)."""
     from eegpt.errors import atomic_write
     from eegpt.train import pretrain
 
@@ -172,4 +172,4 @@ def pretrain_foundation(source, workdir, cfg, progress: bool = True) -> dict:
     if sharding.is_primary():
         atomic_write(workdir / "card.json", lambda t: t.write_text(json.dumps(facts, indent=2) + "\n"))
         atomic_write(workdir / "MODEL_CARD.md", lambda t: t.write_text(model_card(facts)))
-    return facts
+    return metrics
