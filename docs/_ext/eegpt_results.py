@@ -76,8 +76,11 @@ def probe(d: dict) -> tuple[list[str], list[list[str]]]:
 def label_efficiency(d: dict) -> tuple[list[str], list[list[str]]]:
     """Rows of ``experiments/label_efficiency.py``: per arm, the scored subjects' balanced accuracy
     at each number of labelled training subjects."""
-    rows = [[arm] + [_ms(by_k[k]) for k in d["ks"]] for arm, by_k in d["arms"].items()]
-    return ["reader"] + [f"K = {k}" for k in d["ks"]], rows
+    dev = d.get("development", {})
+    rows = [[arm] + [_ms(by_k[k]) for k in d["ks"]] + [_ms(dev[arm]) if arm in dev else "—"]
+            for arm, by_k in d["arms"].items()]
+    return (["reader"] + [f"K = {k}" for k in d["ks"]]
+            + ["training subjects alone (grouped 5-fold CV; what a choice may read)"], rows)
 
 
 KINDS = {"label-efficiency": label_efficiency, "probe": probe, "demo-seeds": demo_seeds, "demo-report": demo_report, "ablation": ablation, "copilot-eval": copilot_eval}
