@@ -147,6 +147,31 @@ def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = Non
         or malformed file, duplicate channel names or electrodes, NaN/Inf samples, flat channels,
         unknown electrode names (``strict``), or a recording without a known EEG electrode.
     """
+    name, data, names, types, rate, ann, positions, fmt = _load(source, sfreq, ch_names, distributed)
+    meta = {"format": fmt}
+    if montage is not None:
+        positions = {**positions, **_montage_positions(montage, names, name)}
+    elif not positions:
+        cap, cap_rename, cap_positions = recognised_cap(names)
+        if cap:
+            rename = {**cap_rename, **(rename or {})}
+            positions, meta["cap"] = cap_positions, f"{cap} (recognised by its channel names)"
+    if ch_names is not None and fmt == "mne":
+        raise EEGInputError(f"{name}: ch_names applies to tables only; use rename= for MNE objects")
+    if place not in ("nearest", "splines"):
+        raise EEGInputError(f"place={place!r}: choose 'nearest' or 'splines'")
+    if onto is not None and place != "splines":
+        raise EEGInputError(f"onto= interpolates by spherical splines: read with place='splines' (not {place!r})")
+    if place == "splines":
+        data, names, types, positions, meta = _onto_sites(name, data, names, types, positions, rename or {}, meta,
+                                                          onto)
+    return _build(name, data, names, types, float(rate), ann, subject, rename or {},
+                  drop_bad, strict, meta, positions)
+
+
+def _load(source, sfreq, ch_names, distributed):
+    """(name, data, channel names, types, rate, annotations, positions, format) of a file or an MNE
+    object, by the reader its kind needs (a dataset's own layout, XDF, a table, or MNE)."""
     positions: dict = {}
     if isinstance(source, (mne.io.BaseRaw, mne.BaseEpochs)):
         name = getattr(source, "filenames", [None])[0] or f"<{type(source).__name__}>"
@@ -175,25 +200,7 @@ def read(source, *, sfreq: float | None = None, ch_names: list[str] | None = Non
             positions = _positions_of(raw)
             names = [duplicates.get(n, n) for n in names]  # MNE's running numbers undone: say it
             fmt = path.suffix.lstrip(".").lower()
-    meta = {"format": fmt}
-    if montage is not None:
-        positions = {**positions, **_montage_positions(montage, names, name)}
-    elif not positions:
-        cap, cap_rename, cap_positions = recognised_cap(names)
-        if cap:
-            rename = {**cap_rename, **(rename or {})}
-            positions, meta["cap"] = cap_positions, f"{cap} (recognised by its channel names)"
-    if ch_names is not None and fmt == "mne":
-        raise EEGInputError(f"{name}: ch_names applies to tables only; use rename= for MNE objects")
-    if place not in ("nearest", "splines"):
-        raise EEGInputError(f"place={place!r}: choose 'nearest' or 'splines'")
-    if onto is not None and place != "splines":
-        raise EEGInputError(f"onto= interpolates by spherical splines: read with place='splines' (not {place!r})")
-    if place == "splines":
-        data, names, types, positions, meta = _onto_sites(name, data, names, types, positions, rename or {}, meta,
-                                                          onto)
-    return _build(name, data, names, types, float(rate), ann, subject, rename or {},
-                  drop_bad, strict, meta, positions)
+    return name, data, names, types, rate, ann, positions, fmt
 
 
 def _onto_sites(name, data, names, types, positions, rename, meta, onto=None):

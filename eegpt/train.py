@@ -259,31 +259,36 @@ def _check_resume(workdir: Path, cfg: PretrainConfig) -> None:
                             f"(give --steps {done} or more to resume, or use another --workdir)")
 
 
-def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track: bool = True) -> dict:
-    """Pretrain (or resume) in ``workdir``; returns and writes ``workdir/metrics.json``."""
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    stores = open_stores(data)
+def _checked_inputs(cfg: PretrainConfig, stores) -> tuple[dict, list]:
+    """(subjects seen per card, the stores holding the held-out split), refusing before any work
+    stores that cannot be pretrained on, or that hold a subject a benchmark holds out."""
     if cfg.seq_tokens < 2:
         raise TrainingError(f"--seq-tokens {cfg.seq_tokens}: sequences need at least 2 tokens "
                             "(the held-out comparison predicts each token from the one before)")
-    if cfg.mode == "electrode":
-        for s in stores:
-            if cfg.tokens().count(s.window_samples) < cfg.seq_tokens:
-                raise TrainingError(f"{s.path}: {s.index['window_s']:g}-s windows hold fewer than "
-                                    f"--seq-tokens {cfg.seq_tokens} tokens of {cfg.tokens().token_len} samples")
     for s in stores:
+        if cfg.mode == "electrode" and cfg.tokens().count(s.window_samples) < cfg.seq_tokens:
+            raise TrainingError(f"{s.path}: {s.index['window_s']:g}-s windows hold fewer than "
+                                f"--seq-tokens {cfg.seq_tokens} tokens of {cfg.tokens().token_len} samples")
         if not len(s.indices("train")):
             raise TrainingError(f"{s.path}: no training windows to pretrain on")
-    # the held-out MSE is scored at the end on the stores that hold the split: checked now, not
-    # after the last step (an eegmmidb store, whose card puts every subject in train, holds no val)
     # which subjects each card's training windows come from; a benchmark's held-out ones are refused
     seen = check_pretraining(stores, allow_held_out=cfg.allow_held_out)
+    # the held-out MSE is scored at the end on the stores that hold the split: checked now, not
+    # after the last step (an eegmmidb store, whose card puts every subject in train, holds no val)
     held_out = [s for s in stores if len(s.indices(cfg.eval_split))]
     if not held_out:
         raise TrainingError(f"no store among {', '.join(str(s.path) for s in stores)} has windows in split "
                             f"{cfg.eval_split!r} to score the held-out MSE on; add a store with such subjects, or "
                             "give --eval-split train")
+    return seen, held_out
+
+
+def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track: bool = True) -> dict:
+    """Pretrain (or resume) in ``workdir``; returns and writes ``workdir/metrics.json``."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    stores = open_stores(data)
+    seen, held_out = _checked_inputs(cfg, stores)
     _check_resume(workdir, cfg)
     sharding.initialize_distributed()
     mesh = sharding.make_mesh(cfg.mesh[0] or None, cfg.mesh[1])
