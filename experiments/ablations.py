@@ -59,11 +59,10 @@ corpus stays the same). What differs between arms:
   the ETE read only where it scores higher on validation. (Every combination of six views with the
   ETE's among them, 63 candidates, took over an hour a seed.)
 - ``pretrain-length``: the ETE pretrained ``--pretrain-steps`` (400) or ten times as long; the demo's
-  graph input and linear start, but the readout reads every node column, the ETE's features among
-  them (``readout="all"``: the ETE is one more view the validation subjects can choose, alone or
-  with all the others), so the start can use what longer pretraining adds (the demo's readout
-  reads only the classical views, so its start does not depend on the encoder). The demo's recipe
-  on the short ETE is the reference arm.
+  graph input and linear start, with the ETE offered to the start as in the ``readout`` ablation
+  (``readout="all"``, ``readout_search="combinations+ete"``), so the start can use what longer
+  pretraining adds (the demo's readout reads only the classical views, so its start does not depend
+  on the encoder). The demo's recipe on the short ETE is the reference arm.
 - ``cap-positions``: no training; the model of a finished demo (``--demo``, default the quick
   demo's) reads its own test subjects recorded with a cap whose electrodes are not at their 10-10
   sites — each moved ``--degrees`` (seen from the head's centre) in a random direction, drawn anew
@@ -205,9 +204,10 @@ def arms(name: str, workdir: Path, stores: dict, seed: int, args) -> dict:
                # its own folder: a pretraining run given more steps would resume the short one
                long_: pretrained(workdir, stores, ALL, long_, seed, tag=f"-{long_}steps")}
         out = {f"demo recipe, {short:,} steps": tuned(ete[short], stores, ALL, run / "demo", demo_ft)}
-        for steps, path in ete.items():
-            out[f"ETE in the readout, {steps:,} steps"] = tuned(path, stores, ALL, run / f"all-{steps}",
-                                                               dataclasses.replace(demo_ft, readout="all"))
+        for steps, path in ete.items():  # the ETE offered to the start as the readout ablation offers it
+            out[f"ETE offered to the linear start, {steps:,} steps"] = tuned(
+                path, stores, ALL, run / f"all-plus-ete-{steps}",
+                dataclasses.replace(demo_ft, readout="all", readout_search="combinations+ete"))
         return out
     if name == "electrode-vs-multichannel":
         return {mode: tuned(pretrained(workdir, stores, SAME_WINDOW, args.pretrain_steps, seed, mode=mode),
