@@ -86,6 +86,7 @@ SHARDED = textwrap.dedent("""
     import jax, numpy as np
     from eegpt.train import PretrainConfig, init_state, make_train_step
     from eegpt import sharding
+    from ete.model import VOCAB_SIZE
     cfg = PretrainConfig(preset="tiny", batch_size=16, seq_tokens=4)
     rng = np.random.default_rng(0)
     batch = {"tokens_BxNxP": rng.standard_normal((16, 4, 64)).astype(np.float32) * 0.1,
