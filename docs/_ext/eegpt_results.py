@@ -83,10 +83,23 @@ def label_efficiency(d: dict) -> tuple[list[str], list[list[str]]]:
             + ["training subjects alone (grouped 5-fold CV; what a choice may read)"], rows)
 
 
-KINDS = {"label-efficiency": label_efficiency, "probe": probe, "demo-seeds": demo_seeds, "demo-report": demo_report, "ablation": ablation, "copilot-eval": copilot_eval}
+def benchmark(d: dict) -> tuple[list[str], list[list[str]]]:
+    """Rows of ``eegpt benchmark``'s ``results.json``: EEGPT (with what it kept) and every peer."""
+    kept = sorted({k["text"] for k in d["kept"].values() if k})
+    rows = []
+    for model, r in d["summary"].items():
+        rows.append([model, _ms(r["balanced_accuracy"]), _ms(r["cohen_kappa"]),
+                     _ms(r["auroc"]) if "auroc" in r else "", _ms(r["ece"]) if "ece" in r else "",
+                     "; ".join(kept) if model == "EEGPT" else ""])
+    return ["model", "balanced accuracy", "kappa", "AUROC", "ECE", "kept (every seed)"], rows
+
+
+KINDS = {"benchmark": benchmark, "label-efficiency": label_efficiency, "probe": probe, "demo-seeds": demo_seeds, "demo-report": demo_report, "ablation": ablation, "copilot-eval": copilot_eval}
 
 
 def kind_of(d: dict) -> str:
+    if "benchmark" in d and "summary" in d:
+        return "benchmark"
     if "ks" in d and "arms" in d:
         return "label-efficiency"
     if all(isinstance(v, dict) and "band_power" in v for v in d.values()):
