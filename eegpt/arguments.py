@@ -204,13 +204,19 @@ class Asking(Placing):
 
 
 @dataclass(kw_only=True)
-class Copilot(Asking):
-    """``eegpt copilot``'s options."""
+class Consulting(Asking):
+    """What the copilot's commands share: the recording, the decoder and the patient."""
 
     file: str = _positional()  # the recording
     copilot: str | None = None  # the decoder's directory (default: MODEL/copilot)
     age: int | None = None  # years, 0-120
     sex: str | None = None  # F, M, female or male
+
+
+@dataclass(kw_only=True)
+class Copilot(Consulting):
+    """``eegpt copilot``'s options."""
+
     question: str | None = None  # the question (default: the task's state question)
     emr_out: str | None = None  # PATH.md (Markdown) or PATH.json (FHIR R4 Bundle)
     overwrite: bool = False  # replace an existing --emr-out
@@ -218,13 +224,9 @@ class Copilot(Asking):
 
 
 @dataclass(kw_only=True)
-class Chat(Asking):
+class Chat(Consulting):
     """``eegpt chat``'s options."""
 
-    file: str = _positional()  # the recording
-    copilot: str | None = None  # the decoder's directory (default: MODEL/copilot)
-    age: int | None = None  # years, 0-120
-    sex: str | None = None  # F, M, female or male
     question: str | None = None  # the first question (default: the task's state question)
     docs: str | None = None  # a folder of Markdown guidelines to retrieve and cite beside the knowledge base
     transcript: str | None = None  # write the questions, answers and citations to this JSON file
