@@ -94,31 +94,33 @@ class Session:
         self.talk, self.recording, self.first = talk, recording, first
 
 
-def build(copilot: Copilot, library: Library | None = None, recordings=None):
-    """The gradio Blocks app around one loaded copilot (``recordings``: a folder to pick files from)."""
-    import gradio as gr
+class Page:
+    """What the web page does when asked, for one loaded copilot: each method is one button's or
+    slider's handler (gradio calls it with the components' values, and shows what it returns)."""
 
-    from eegpt.recording import read
+    def __init__(self, copilot: Copilot, library: Library, workdir: Path):
+        self.copilot, self.library, self.workdir = copilot, library, workdir
 
-    library = library or Library()
-    picks = sorted(str(p) for p in Path(recordings).rglob("*") if p.suffix.lower() in FORMATS) if recordings else []
-    workdir = Path(tempfile.mkdtemp(prefix="eegpt-serve-"))
+    def load(self, upload, picked, task, age, sex):
+        """Read a recording: the copilot's first answer, the traces, the probabilities, the EMR files."""
+        import gradio as gr
 
-    def load(upload, picked, task, age, sex):
+        from eegpt.recording import read
+
         path = upload or picked
         if not path:
             raise gr.Error("Upload a recording or pick one first.")
         try:
             age = int(age) if age not in (None, "") else None
             sex = None if sex in (None, "", "not given") else sex
-            talk = Conversation(copilot, path, task=None if task == "auto" else task, age=age, sex=sex,
-                                library=library)
+            talk = Conversation(self.copilot, path, task=None if task == "auto" else task, age=age, sex=sex,
+                                library=self.library)
             first = talk.ask()
             rec = read(path)
         except EEGInputError as err:  # the same one line the command line gives
             raise gr.Error(str(err).splitlines()[0]) from None
         pred = first["prediction"]
-        probs_png = workdir / f"{Path(path).stem}-probabilities.png"
+        probs_png = self.workdir / f"{Path(path).stem}-probabilities.png"
         pred.plot(probs_png)
         top = ", ".join(f"{k} {v:.2f}" for k, v in sorted(first["probs"].items(), key=lambda kv: -kv[1])[:3])
         flags = (" — **out of distribution**" if first["out_of_distribution"] else
@@ -128,20 +130,25 @@ def build(copilot: Copilot, library: Library | None = None, recordings=None):
         session = Session(talk, rec, first)
         length = rec.signals.shape[1] / rec.sfreq
         return (session, header, plot_traces(rec.signals, rec.electrodes, rec.sfreq), str(probs_png), chat,
-                gr.update(maximum=max(0.0, length - TRACE_SECONDS), value=0.0), *emr_files(session))
+                gr.update(maximum=max(0.0, length - TRACE_SECONDS), value=0.0), *self.emr_files(session))
 
-    def emr_files(session: Session):
+    def emr_files(self, session: Session):
+        """The loaded recording's EMR as Markdown and as a FHIR Bundle (paths to download)."""
         record = session.first["record"]
-        stem = workdir / Path(session.first["recording"]).stem
+        stem = self.workdir / Path(session.first["recording"]).stem
         return str(emr.write(record, f"{stem}-emr.md")), str(emr.write(record, f"{stem}-emr.json"))
 
-    def scroll(session, start):
+    def scroll(self, session, start):
+        """The traces from ``start`` seconds on."""
         if session is None:
             return None
         rec = session.recording
         return plot_traces(rec.signals, rec.electrodes, rec.sfreq, start)
 
-    def follow_up(session, question, chat):
+    def follow_up(self, session, question, chat):
+        """The copilot's answer to a follow-up question, added to the chat."""
+        import gradio as gr
+
         if session is None:
             raise gr.Error("Load a recording first.")
         if not question.strip():
@@ -149,15 +156,17 @@ def build(copilot: Copilot, library: Library | None = None, recordings=None):
         r = session.talk.ask(question)
         return chat + [{"role": "user", "content": question}, {"role": "assistant", "content": r["answer"]}], ""
 
-    def live(session, source, speed, task):
+    def live(self, session, source, speed, task):
         """Replays the loaded recording (or reads ``lsl:NAME``): a prediction for every new second."""
+        import gradio as gr
+
         source = (source or "").strip() or (session.first["recording"] if session else "")
         if not source:
             raise gr.Error("Load a recording first, or name a Lab Streaming Layer stream (lsl:NAME).")
         ticks, shown, wait = [], 0.0, LIVE_REFRESH_S
         try:
             rec, chunks = open_source(source, float(speed))
-            streamer = Streamer(copilot.model, rec.electrodes, rec.sfreq, task=None if task == "auto" else task,
+            streamer = Streamer(self.copilot.model, rec.electrodes, rec.sfreq, task=None if task == "auto" else task,
                                 source=rec.source)
             for chunk in chunks:
                 ticks += streamer.push(chunk)
@@ -172,6 +181,16 @@ def build(copilot: Copilot, library: Library | None = None, recordings=None):
         if not ticks:
             raise gr.Error(f"{rec.source}: shorter than one {streamer.spec.window_s:g}-s window")
         yield live_line(streamer, ticks) + " — end of the recording", plot_live(ticks, streamer.spec.classes)
+
+
+def build(copilot: Copilot, library: Library | None = None, recordings=None):
+    """The gradio Blocks app around one loaded copilot (``recordings``: a folder to pick files from):
+    the page's layout, each component wired to its ``Page`` handler."""
+    import gradio as gr
+
+    page = Page(copilot, library or Library(), Path(tempfile.mkdtemp(prefix="eegpt-serve-")))
+    picks = sorted(str(p) for p in Path(recordings).rglob("*") if p.suffix.lower() in FORMATS) if recordings else []
+    load, scroll, follow_up, live = page.load, page.scroll, page.follow_up, page.live
 
     with gr.Blocks(title="EEGPT copilot") as app:
         gr.Markdown("# EEGPT copilot\nLoad an EEG recording: the model reads it, the copilot answers, and you can "
