@@ -27,8 +27,17 @@ def initialize_distributed() -> None:
         return
     env = os.environ
     if "JAX_COORDINATOR_ADDRESS" in env and "JAX_NUM_PROCESSES" in env:
-        jax.distributed.initialize(env["JAX_COORDINATOR_ADDRESS"], int(env["JAX_NUM_PROCESSES"]),
-                                   int(env["JAX_PROCESS_ID"]))
+        from eegpt.errors import EEGInputError
+
+        try:
+            count, index = int(env["JAX_NUM_PROCESSES"]), int(env.get("JAX_PROCESS_ID", ""))
+        except ValueError:
+            raise EEGInputError("JAX_NUM_PROCESSES and JAX_PROCESS_ID: give both as whole numbers (this process's "
+                                f"id from 0 to JAX_NUM_PROCESSES - 1), not {env.get('JAX_NUM_PROCESSES')!r} and "
+                                f"{env.get('JAX_PROCESS_ID')!r}") from None
+        if not 0 <= index < count:
+            raise EEGInputError(f"JAX_PROCESS_ID {index}: choose 0 to {count - 1} (JAX_NUM_PROCESSES is {count})")
+        jax.distributed.initialize(env["JAX_COORDINATOR_ADDRESS"], count, index)
     elif "JAX_COORDINATOR_ADDRESS" in env or int(env.get("SLURM_NTASKS", "1")) > 1 \
             or env.get("TPU_WORKER_HOSTNAMES", "localhost").count(",") > 0:
         jax.distributed.initialize()

@@ -87,7 +87,7 @@ def recentred_tangent_space(x: np.ndarray, subjects: np.ndarray) -> np.ndarray:
     return tangent_space(covs, np.eye(covs.shape[1]), metric="riemann")
 
 
-def linear_readout(x, y, subjects, train, test) -> float:
+def lr_score(x, y, subjects, train, test) -> float:
     """Balanced accuracy on ``test`` of standardised features -> logistic regression, C chosen by
     cross-validation grouped by subject over ``train`` (the peers' way)."""
     from sklearn.metrics import balanced_accuracy_score
@@ -104,13 +104,13 @@ def development_scores(features: dict, y, subjects, pool, folds: int = 5) -> dic
 
     out = {}
     for arm, x in features.items():
-        scores = [linear_readout(x, y, subjects, pool[tr], pool[te])
+        scores = [lr_score(x, y, subjects, pool[tr], pool[te])
                   for tr, te in GroupKFold(folds).split(pool, groups=subjects[pool])]
         out[arm] = {"mean": float(np.mean(scores)), "std": float(np.std(scores)), "folds": scores}
     return out
 
 
-def one_draw(protocol: str, store, split, features: dict, arms: list[str], seed: int) -> dict:
+def one_draw(store, split, features: dict, arms: list[str], seed: int) -> dict:
     """{arm: balanced accuracy on the scored subjects} for one draw of training subjects."""
     from sklearn.metrics import balanced_accuracy_score
 
@@ -119,7 +119,7 @@ def one_draw(protocol: str, store, split, features: dict, arms: list[str], seed:
     out = {}
     for arm in arms:
         if arm in features:
-            out[arm] = linear_readout(features[arm], y, subjects, train, test)
+            out[arm] = lr_score(features[arm], y, subjects, train, test)
         else:
             probs, y_te, _ = fit_predict(arm, store, train, test, None, seed=seed)
             out[arm] = float(balanced_accuracy_score(y_te, probs.argmax(1)))
@@ -168,17 +168,16 @@ def main(argv=None) -> int:
     # the foundation ETE must not have read a scored subject (the registry's check, as the benchmark's)
     check_ete_for(store.index["card"], json.loads((WEIGHTS / "metrics.json").read_text()), scored)
     x, _, _ = store_arrays(store)
-    ete = foundation_features(store)
-    features = {"foundation ETE + LR": ete,
-                "foundation ETE + band power + LR": np.concatenate([ete, band_power(x, store.index["sfreq"])], 1)}
+    ete, bands = foundation_features(store), band_power(x, store.index["sfreq"])
+    features = {"foundation ETE + LR": ete, "foundation ETE + band power + LR": np.concatenate([ete, bands], 1)}
     if args.subject_norm:
         subjects = store.subject_of
         features.update({"foundation ETE + LR, per subject": per_subject(ete, subjects),
-                         "band power + LR, per subject": per_subject(band_power(x, store.index["sfreq"]), subjects),
+                         "band power + LR, per subject": per_subject(bands, subjects),
                          "riemann, per subject (re-centred)": recentred_tangent_space(x, subjects)})
     arms = list(features) + list(PROTOCOLS[args.protocol].peers) + (["eegnet"] if args.specialists else [])
     pool = np.flatnonzero(split0 == "train")
-    development = development_scores({"band power + LR": band_power(x, store.index["sfreq"]), **features},
+    development = development_scores({"band power + LR": bands, **features},
                                      store.labels, store.subject_of, pool)
     print("grouped 5-fold cross-validation over the training subjects alone: "
           + ", ".join(f"{a} {v['mean']:.3f}" for a, v in development.items()), flush=True)
@@ -189,7 +188,7 @@ def main(argv=None) -> int:
         label = "all" if k is None else str(k)
         for seed in args.seeds:
             split = fewer_training_subjects(split0, store.subject_of, k, seed)
-            scores = one_draw(args.protocol, store, split, features, arms, seed)
+            scores = one_draw(store, split, features, arms, seed)
             for arm, v in scores.items():
                 runs[arm].setdefault(label, []).append(v)
             print(f"K={label:>3} seed {seed}: " + ", ".join(f"{a} {v:.3f}" for a, v in scores.items()), flush=True)

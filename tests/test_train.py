@@ -188,3 +188,17 @@ def test_two_processes_train_as_one(mw, tmp_path):
         state, m = step(state, sharding.global_batch(batch, mesh))
         one.append(float(m["loss"]))
     np.testing.assert_allclose(two, one, rtol=1e-4)
+
+
+def test_a_process_id_missing_or_out_of_range_is_one_line(monkeypatch):
+    from eegpt import sharding
+    from eegpt.errors import EEGInputError
+
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "127.0.0.1:1")
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "2")
+    monkeypatch.delenv("JAX_PROCESS_ID", raising=False)
+    with pytest.raises(EEGInputError, match="JAX_PROCESS_ID"):
+        sharding.initialize_distributed()
+    monkeypatch.setenv("JAX_PROCESS_ID", "2")
+    with pytest.raises(EEGInputError, match="choose 0 to 1"):
+        sharding.initialize_distributed()
