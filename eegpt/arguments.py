@@ -103,6 +103,16 @@ class Pretrain:
 
 
 @dataclass(kw_only=True)
+class Tokenizer:
+    """``eegpt tokenizer``'s own options (training's come from ``TokenizerTrainConfig``)."""
+
+    workdir: str  # the run: checkpoints, logs, metrics.json (rerun to resume)
+    data: list[str]  # prepared store folders
+    align_with: str | None = None  # with --align: a copilot decoder (eegpt copilot-train) whose token embeddings the codes are aligned to
+    quiet: bool = False  # no progress bar
+
+
+@dataclass(kw_only=True)
 class Finetune:
     """``eegpt finetune``'s own options (fine-tuning's come from ``FinetuneConfig``)."""
 

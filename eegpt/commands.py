@@ -120,11 +120,36 @@ def run_pretrain(args) -> None:
         m = pretrain(cfg, args.data, args.workdir, progress=not args.quiet)
         if not sharding.is_primary():
             return
+    if "val_ce" in m:  # --tokens vq:DIR: the next token's code
+        print(f"step {m['step']} (resumed from {m['resumed_from']}): held-out next-code cross-entropy "
+              f"{m['val_ce']:.3f} nats (training codes' frequencies {m['unigram_ce']:.3f}), accuracy "
+              f"{m['val_accuracy']:.3f} (repeating the previous code {m['repeat_accuracy']:.3f})")
+        print(f"wrote {Path(args.workdir) / 'metrics.json'}")
+        return
     gain = lambda ref: f"{(1 - m['val_mse'] / m[ref]):+.1%}"  # noqa: E731
     print(f"step {m['step']} (resumed from {m['resumed_from']}): held-out MSE {m['val_mse']:.5f}; "
           f"zero {m['zero_mse']:.5f} ({gain('zero_mse')} better), persistence {m['persistence_mse']:.5f} "
           f"({gain('persistence_mse')})" + (f", linear AR {m['linear_ar_mse']:.5f} ({gain('linear_ar_mse')})"
                                             if "linear_ar_mse" in m else ""))
+    print(f"wrote {Path(args.workdir) / 'metrics.json'}")
+
+
+def run_tokenizer(args) -> None:
+    """``eegpt tokenizer``: train the VQ neural tokenizer; print its held-out reconstruction and code use."""
+    from eegpt import sharding
+    from eegpt.neural_tokenizer import TokenizerTrainConfig, train_tokenizer
+    from eegpt.presets import PRESETS
+
+    if args.preset not in PRESETS:
+        raise EEGInputError(f"--preset: unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
+    cfg = config_from(TokenizerTrainConfig, args)
+    m = train_tokenizer(cfg, args.data, args.workdir, align_with=args.align_with, progress=not args.quiet)
+    if not sharding.is_primary():
+        return
+    print(f"step {m['step']} (resumed from {m['resumed_from']}): held-out time MSE {m['time_mse']:.5f} "
+          f"(zero {m['time_zero_mse']:.5f}), amplitude MSE {m['amplitude_mse']:.5f} (training mean spectrum "
+          f"{m['amplitude_mean_mse']:.5f}); codebook perplexity {m['perplexity']:.1f}, {m['live_codes']} of "
+          f"{m['codes']} codes live")
     print(f"wrote {Path(args.workdir) / 'metrics.json'}")
 
 

@@ -75,7 +75,8 @@ def add_config(parser, cls, skip=()) -> None:
     ``bool | None`` both ``--NAME`` and ``--no-NAME``, ``Literal[...]`` a choice, ``list[T]`` one or
     more values, ``X | None`` also takes ``none``. A field without a default is required; one whose
     metadata says ``positional`` is an argument, not an option; metadata ``choices`` (a callable) gives
-    choices known only at run time, ``metavar`` the name shown in help."""
+    choices known only at run time, ``metavar`` the name shown in help, ``flag`` the option's spelling
+    where it differs from the field's name."""
     import argparse
     import dataclasses
     import typing
@@ -84,8 +85,8 @@ def add_config(parser, cls, skip=()) -> None:
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
-        tp, flag, text = hints[f.name], "--" + f.name.replace("_", "-"), helps.get(f.name, "")
         meta = f.metadata
+        tp, flag, text = hints[f.name], meta.get("flag", "--" + f.name.replace("_", "-")), helps.get(f.name, "")
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         default = None if required else f.default_factory() if f.default is dataclasses.MISSING else f.default
         extra = {"metavar": meta["metavar"]} if "metavar" in meta else {}
@@ -139,6 +140,7 @@ def check_output(path, overwrite: bool, what: str = "") -> None:
 
 
 CONFIGS = {"preprocess": "eegpt.preprocess:Preprocess", "pretrain": "eegpt.train:PretrainConfig",
+           "tokenizer": "eegpt.neural_tokenizer:TokenizerTrainConfig",
            "finetune": "eegpt.finetune:FinetuneConfig", "copilot": "eegpt.copilot.decoder:CopilotTrainConfig"}
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import jax
@@ -60,6 +61,7 @@ class PretrainConfig:
     model: tuple = ()              # ETEConfig overrides, NAME=VALUE ... (scaling sweeps)
     nan_check: bool = True        # stop with one line on a non-finite loss or gradient
     allow_held_out: bool = False   # pretrain on subjects a benchmark holds out (no benchmark may then read this ETE)
+    targets: str | None = field(default=None, metadata={"flag": "--tokens", "metavar": "vq:DIR"})  # vq:DIR: predict the next token's code from a tokenizer run (eegpt tokenizer) by cross-entropy, NeuroLM's objective; none: its samples by MSE
 
     def __post_init__(self):
         check_positive(self, "steps", "batch_size", "seq_tokens", "token_stride", "lr", "ckpt_every", "log_every",
@@ -70,6 +72,9 @@ class PretrainConfig:
         if self.mode not in ("electrode", "multichannel") or self.objective not in ("ar", "mae"):
             raise EEGInputError(f"--mode {self.mode} / --objective {self.objective}: choose electrode|multichannel "
                                 "and ar|mae")
+        if self.targets is not None and (not self.targets.startswith("vq:") or self.objective != "ar"):
+            raise EEGInputError(f"--tokens {self.targets}: give vq:DIR (a tokenizer run), with --objective ar "
+                                "(the next token's code)")
 
     def ete_config(self) -> ETEConfig:
         ete_cfg, _ = preset(self.preset)
@@ -78,6 +83,31 @@ class PretrainConfig:
 
     def tokens(self) -> Tokens:
         return Tokens(self.ete_config().token_len, self.token_stride)
+
+    def with_code_targets(self) -> "PretrainConfig":
+        """With ``--tokens vq:DIR``: the ETE's head sized to the tokenizer's codebook (kept in
+        ``model``, so the trained ETE loads without its tokenizer); the tokenizer must match the
+        ETE's tokens."""
+        if self.targets is None or any(k == "codes" for k, _ in self.model):
+            return self
+        tokenizer = code_tokenizer(self.targets)
+        if tokenizer.cfg.encoder.token_len != self.ete_config().token_len:
+            raise TrainingError(f"{self.targets[3:]}: the tokenizer reads {tokenizer.cfg.encoder.token_len}-sample "
+                                f"tokens, the {self.preset} ETE {self.ete_config().token_len}")
+        return dataclasses.replace(self, model=(*self.model, ("codes", tokenizer.cfg.codes)))
+
+
+@lru_cache(maxsize=2)
+def code_tokenizer(targets: str):
+    """The tokenizer of ``--tokens vq:DIR`` (read once)."""
+    from eegpt.neural_tokenizer import load_tokenizer
+
+    return load_tokenizer(targets[3:])
+
+
+def target_codes(cfg: PretrainConfig, tokens_XxNxP, electrode_X):
+    """The tokenizer's code of every token (no gradient flows into the tokenizer)."""
+    return jax.lax.stop_gradient(code_tokenizer(cfg.targets).encode(tokens_XxNxP, electrode_X))
 
 
 # ----------------------------------------------------------------------------- model state
@@ -94,9 +124,11 @@ def init_state(cfg: PretrainConfig):
     return graphdef, state, tx, schedule
 
 
-def squared_errors(cfg: PretrainConfig, graphdef, params, batch, rng):
-    """Per-position squared error, the weight of each position (1 where it is a target), and the
-    summary objective's error per sequence (and its weight), or None when it is off."""
+def token_errors(cfg: PretrainConfig, graphdef, params, batch, rng):
+    """Per-position error (squared error of the samples, or with ``targets`` the cross-entropy of
+    the tokenizer's code), the weight of each position (1 where it is a target), the summary
+    objective's error per sequence (and its weight) or None when it is off, and with ``targets``
+    (the target codes, the predicted codes) per position, else None."""
     ete_cfg = cfg.ete_config()
     if cfg.mode == "electrode":
         x = batch["tokens_BxNxP"]
@@ -114,12 +146,19 @@ def squared_errors(cfg: PretrainConfig, graphdef, params, batch, rng):
         weight = jnp.broadcast_to(seq_weight[:, :, None], x.shape[:3])
         if masked is not None:
             weight = weight * masked
-    err = jnp.mean((out["pred"] - x.astype(jnp.float32)) ** 2, axis=-1)
+    coded = None
+    if cfg.targets is None:
+        err = jnp.mean((out["pred"] - x.astype(jnp.float32)) ** 2, axis=-1)
+    else:
+        el = batch["electrode_B"] if cfg.mode == "electrode" else batch["electrodes_BxE"].reshape(-1)
+        codes = target_codes(cfg, x.reshape(-1, *x.shape[-2:]), el).reshape(x.shape[:-1])
+        err = optax.softmax_cross_entropy_with_integer_labels(out["pred"], codes)
+        coded = (codes, jnp.argmax(out["pred"], -1))
     summary = None
     if "summary_pred" in out:
         target = jnp.mean(log_spectrum(x), axis=-2)  # the mean log spectrum of the sequence's tokens
         summary = (jnp.mean((out["summary_pred"] - target) ** 2, axis=-1), seq_weight)
-    return err, weight, summary
+    return err, weight, summary, coded
 
 
 def make_train_step(cfg: PretrainConfig, graphdef, tx, schedule, state_shardings, batch_shardings):
@@ -127,11 +166,12 @@ def make_train_step(cfg: PretrainConfig, graphdef, tx, schedule, state_shardings
     key = jax.random.key(cfg.seed)
 
     def loss_fn(params, batch, rng):
-        err, weight, summary = squared_errors(cfg, graphdef, params, batch, rng)
-        parts = {"token_mse": jnp.sum(err * weight) / jnp.maximum(jnp.sum(weight), 1.0)}
+        err, weight, summary, _ = token_errors(cfg, graphdef, params, batch, rng)
+        token = "token_ce" if cfg.targets else "token_mse"
+        parts = {token: jnp.sum(err * weight) / jnp.maximum(jnp.sum(weight), 1.0)}
         if summary is not None:
             parts["summary_mse"] = jnp.sum(summary[0] * summary[1]) / jnp.maximum(jnp.sum(summary[1]), 1.0)
-        return parts["token_mse"] + cfg.ete_config().summary_loss * parts.get("summary_mse", 0.0), parts
+        return parts[token] + cfg.ete_config().summary_loss * parts.get("summary_mse", 0.0), parts
 
     def step(state, batch):
         rng = jax.random.fold_in(key, state["step"])
@@ -196,7 +236,7 @@ def evaluate(cfg: PretrainConfig, graphdef, params, stores, ar_weights=None) -> 
     Every predictor is scored on the same positions: tokens 1..N-1 of each sequence (persistence
     and the linear AR need a previous token). ``val_mse_all`` also scores token 0.
     """
-    predict = jax.jit(lambda p, b: squared_errors(cfg, graphdef, p, b, jax.random.key(cfg.seed + 7)))
+    predict = jax.jit(lambda p, b: token_errors(cfg, graphdef, p, b, jax.random.key(cfg.seed + 7)))
     params = sharding.local_copy(params)  # each process scores its own share of the held-out windows
     sums = {"model": 0.0, "model_all": 0.0, "zero": 0.0, "persistence": 0.0, "linear_ar": 0.0}
     count = count_all = 0.0
@@ -228,10 +268,39 @@ def evaluate(cfg: PretrainConfig, graphdef, params, stores, ar_weights=None) -> 
     return out
 
 
+def evaluate_codes(cfg: PretrainConfig, graphdef, params, stores) -> dict:
+    """With ``--tokens vq:DIR``: cross-entropy (nats) and accuracy of the next token's code on
+    held-out tokens, beside two references scored on the same positions (tokens 1..N-1): the code
+    frequencies of the training tokens (unigram), and repeating the previous token's code."""
+    predict = jax.jit(lambda p, b: token_errors(cfg, graphdef, p, b, jax.random.key(cfg.seed + 7)))
+    params = sharding.local_copy(params)
+    n_codes = cfg.ete_config().codes
+    counts = np.ones(n_codes)  # add-one: a code never seen in training still has a probability
+    for _, b in zip(range(cfg.eval_batches), iter(batches(cfg, stores, "train", epochs=1, seed=cfg.seed + 1))):
+        codes, _ = predict(params, b)[3]
+        counts += np.bincount(np.asarray(codes).ravel(), minlength=n_codes)
+    counts = sharding.sum_over_processes(counts)
+    log_freq = np.log(counts / counts.sum())
+    sums = np.zeros(5)  # model CE, model hits, unigram CE, repeat hits, positions
+    for _, b in zip(range(cfg.eval_batches), iter(batches(cfg, stores, cfg.eval_split, epochs=1, seed=cfg.seed + 2))):
+        err, weight, _, (codes, predicted) = (jax.device_get(a) for a in predict(params, b))
+        codes, predicted = np.asarray(codes), np.asarray(predicted)
+        later = np.asarray(weight)[..., 1:]
+        sums += [(np.asarray(err)[..., 1:] * later).sum(), ((predicted == codes)[..., 1:] * later).sum(),
+                 (-log_freq[codes[..., 1:]] * later).sum(), ((codes[..., 1:] == codes[..., :-1]) * later).sum(),
+                 later.sum()]
+    sums = sharding.sum_over_processes(sums)
+    if sums[4] == 0:
+        raise TrainingError(f"no {cfg.eval_split} windows to evaluate on; prepare stores with held-out subjects")
+    n = sums[4]
+    return {"val_ce": sums[0] / n, "val_accuracy": sums[1] / n, "unigram_ce": sums[2] / n,
+            "repeat_accuracy": sums[3] / n, "eval_positions": int(n), "codes": n_codes}
+
+
 # ----------------------------------------------------------------------------- the loop
 
 # Fields that change the model's shape or what it learns: a run is resumed only with the same ones.
-SAME_ON_RESUME = ("preset", "model", "mode", "objective", "seq_tokens", "token_stride", "bf16")
+SAME_ON_RESUME = ("preset", "model", "mode", "objective", "seq_tokens", "token_stride", "bf16", "targets")
 
 
 def _check_resume(workdir: Path, cfg: PretrainConfig) -> None:
@@ -286,6 +355,7 @@ def _checked_inputs(cfg: PretrainConfig, stores) -> tuple[dict, list]:
 def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track: bool = True) -> dict:
     """Pretrain (or resume) in ``workdir``; returns and writes ``workdir/metrics.json``."""
     workdir = Path(workdir)
+    cfg = cfg.with_code_targets()
     workdir.mkdir(parents=True, exist_ok=True)
     stores = open_stores(data)
     seen, held_out = _checked_inputs(cfg, stores)
@@ -350,13 +420,17 @@ def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track
         save(final_step, state)
     ckpt.close()
     params = state["params"]
-    ar = fit_linear_ar(cfg, stores) if cfg.objective == "ar" else None
+    if cfg.targets:
+        scores = evaluate_codes(cfg, graphdef, params, held_out)
+    else:
+        scores = evaluate(cfg, graphdef, params, held_out, fit_linear_ar(cfg, stores) if cfg.objective == "ar" else None)
+    token = "token_ce" if cfg.targets else "token_mse"
     metrics = {"step": final_step, "resumed_from": resumed_from, "preset": cfg.preset, "mode": cfg.mode,
-               "objective": cfg.objective, **evaluate(cfg, graphdef, params, held_out, ar),
+               "objective": cfg.objective, "targets": cfg.targets or "samples (MSE)", **scores,
                "evaluated_on": [str(s.path) for s in held_out], "subjects_seen": seen,
                "held_out_allowed": cfg.allow_held_out,
                "train_loss": history[-1]["loss"] if history else None,
-               "train_token_mse": history[-1]["token_mse"] if history else None,
+               f"train_{token}": history[-1][token] if history else None,
                "seconds": round(train_seconds, 2), "stores": [str(s.path) for s in stores]}
     if primary:
         atomic_write(workdir / "metrics.json", lambda t: t.write_text(json.dumps(metrics, indent=2) + "\n"))

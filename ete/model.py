@@ -55,6 +55,7 @@ class ETEConfig:
     dtype: str = "float32"       # compute dtype; "bfloat16" for mixed precision (params stay f32)
     spectral: bool = True        # add an embedding of each token's log power spectrum (LaBraM-style)
     summary_loss: float = 1.0    # weight of the summary's objective: rebuild the window's mean log spectrum
+    codes: int = 0               # > 0: predict the next token's code among this many (NeuroLM), not its samples
     rope_base: float = 10_000.0
 
     @property
@@ -181,7 +182,8 @@ class ETE(nnx.Module):
         self.mask_token = nnx.Param(jnp.zeros((d,))) if cfg.objective == "mae" else None
         self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.layers)])
         self.norm = RMSNorm(d)
-        self.head = nnx.Linear(d, cfg.token_len, dtype=dt, rngs=rngs)
+        # the next token's samples (EEGPT's MSE), or logits over a tokenizer's codes (NeuroLM's cross-entropy)
+        self.head = nnx.Linear(d, cfg.codes or cfg.token_len, dtype=dt, rngs=rngs)
         # The summary has no next token to predict; without an objective of its own it stays an
         # untrained query and the feature it gives the graph barely depends on the window
         # (measured: std 0.011 across windows against magnitude 0.75). It learns to rebuild the

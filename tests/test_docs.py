@@ -45,6 +45,6 @@ def test_every_result_file_is_described_and_rendered():
     assert files
     for name in files:
         assert name in manifest, f"{name} has no entry in docs/results/manifest.toml"
-        assert {"title", "command", "seeds", "commit", "machine"} <= set(manifest[name]), name
+        assert {"kind", "title", "command", "seeds", "commit", "machine"} <= set(manifest[name]), name
         assert re.fullmatch(r"[0-9a-f]{7,40}", manifest[name]["commit"]), name
         assert f".. eegpt-results:: {name}" in page, f"docs/results.rst does not render {name}"

@@ -1,7 +1,8 @@
 """``.. eegpt-results:: FILE``: a results table generated from a result JSON under ``docs/results/``.
 
 Each table has one source, the JSON a command wrote; ``docs/results/manifest.toml`` says, per file,
-the command that wrote it, the seeds, the commit and the machine, and the directive prints them
+its kind (which table it makes), the command that wrote it, the seeds, the commit and the
+machine, and the directive prints them
 above the table. A file the manifest does not describe is a build error.
 """
 import json
@@ -94,25 +95,14 @@ def benchmark(d: dict) -> tuple[list[str], list[list[str]]]:
     return ["model", "balanced accuracy", "kappa", "AUROC", "ECE", "kept (every seed)"], rows
 
 
-KINDS = {"benchmark": benchmark, "label-efficiency": label_efficiency, "probe": probe, "demo-seeds": demo_seeds, "demo-report": demo_report, "ablation": ablation, "copilot-eval": copilot_eval}
+def view_probe(d: dict) -> tuple[list[str], list[list[str]]]:
+    """Rows of ``experiments/timelocked_probe.py``: per view, its cross-validated balanced accuracy."""
+    rows = [[name, str(r["columns"]), _ms(r)] for name, r in d["views"].items()]
+    return ["view", "columns", "balanced accuracy"], rows
 
 
-def kind_of(d: dict) -> str:
-    if "benchmark" in d and "summary" in d:
-        return "benchmark"
-    if "ks" in d and "arms" in d:
-        return "label-efficiency"
-    if all(isinstance(v, dict) and "band_power" in v for v in d.values()):
-        return "probe"
-    if "ablation" in d:
-        return "ablation"
-    if "best_peers_mean" in d:
-        return "demo-seeds"
-    if "decoder_alone" in d:
-        return "copilot-eval"
-    if "plan" in d and "tasks" in d:
-        return "demo-report"
-    raise ValueError("unknown result file")
+KINDS = {"benchmark": benchmark, "label-efficiency": label_efficiency, "probe": probe, "demo-seeds": demo_seeds,
+         "demo-report": demo_report, "ablation": ablation, "copilot-eval": copilot_eval, "view-probe": view_probe}
 
 
 def list_table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -139,7 +129,9 @@ class ResultsTable(SphinxDirective):
             raise self.error(f"docs/results/manifest.toml does not describe {name}")
         about = manifest[name]
         data = json.loads(path.read_text())
-        header, rows = KINDS[kind_of(data)](data)
+        if about.get("kind") not in KINDS:
+            raise self.error(f"docs/results/manifest.toml: {name} needs kind = one of {', '.join(KINDS)}")
+        header, rows = KINDS[about["kind"]](data)
         lines = [f"**{about['title']}**", "",
                  f"Command: ``{about['command']}``; seeds: {about['seeds']}; commit ``{about['commit']}``; "
                  f"machine: {about['machine']}. Source: ``docs/results/{name}``.", ""]
