@@ -107,7 +107,9 @@ class Tokenizer:
     """``eegpt tokenizer``'s own options (training's come from ``TokenizerTrainConfig``)."""
 
     workdir: str  # the run: checkpoints, logs, metrics.json (rerun to resume)
-    data: list[str]  # prepared store folders
+    data: list[str] | None = None  # prepared store folders
+    recipe: Literal["foundation"] | None = None  # foundation: the foundation ETE's data (every dataset under --source read whole, no benchmark's held-out subject)
+    source: str | None = None  # with --recipe foundation: the folder holding the datasets (../shared/data)
     align_with: str | None = None  # with --align: a copilot decoder (eegpt copilot-train) whose token embeddings the codes are aligned to
     quiet: bool = False  # no progress bar
 

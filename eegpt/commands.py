@@ -143,7 +143,17 @@ def run_tokenizer(args) -> None:
     if args.preset not in PRESETS:
         raise EEGInputError(f"--preset: unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
     cfg = config_from(TokenizerTrainConfig, args)
-    m = train_tokenizer(cfg, args.data, args.workdir, align_with=args.align_with, progress=not args.quiet)
+    if args.recipe == "foundation":
+        from eegpt.foundation import recipe_stores
+
+        if not args.source or args.data:
+            raise EEGInputError("--recipe foundation reads --source DATA (the folder holding the datasets), not --data")
+        data = recipe_stores(args.source, args.workdir, progress=not args.quiet)
+    elif args.source or not args.data:
+        raise EEGInputError("give --data STORE [STORE ...], or --recipe foundation --source DATA")
+    else:
+        data = args.data
+    m = train_tokenizer(cfg, data, args.workdir, align_with=args.align_with, progress=not args.quiet)
     if not sharding.is_primary():
         return
     print(f"step {m['step']} (resumed from {m['resumed_from']}): held-out time MSE {m['time_mse']:.5f} "

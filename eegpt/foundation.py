@@ -75,6 +75,18 @@ def foundation_stores(source, workdir, progress: bool = True, prepared: bool = F
     return stores
 
 
+def recipe_stores(source, workdir, progress: bool = True) -> list:
+    """:func:`foundation_stores` in every process: the first prepares them in ``workdir/stores``,
+    the others open them once written (what the foundation ETE and NeuroLM's tokenizer read)."""
+    from eegpt import sharding
+
+    sharding.initialize_distributed()
+    if sharding.is_primary():
+        stores = foundation_stores(source, workdir, progress)
+    sharding.barrier("foundation stores prepared")
+    return stores if sharding.is_primary() else foundation_stores(source, workdir, prepared=True)
+
+
 def describe(stores, cfg, metrics: dict) -> dict:
     """The model card's facts: the data (recordings, subjects, hours, windows, tokens), the steps
     and the held-out next-token MSE beside its references."""
@@ -90,18 +102,23 @@ def describe(stores, cfg, metrics: dict) -> dict:
     return {"recipe": "foundation", "preset": cfg.preset, "steps": cfg.steps, "batch_size": cfg.batch_size,
             "seq_tokens": cfg.seq_tokens, "token_s": cfg.tokens().token_len / stores[0].index["sfreq"],
             "tokens_seen": tokens, "data": data,
+            "objective": "next-code cross-entropy" if cfg.targets else "next-token MSE", "targets": cfg.targets,
             "held_out_mse": {k: metrics[k] for k in ("val_mse", "zero_mse", "persistence_mse", "linear_ar_mse")
                              if k in metrics},
+            "held_out_codes": {k: metrics[k] for k in ("val_ce", "unigram_ce", "val_accuracy", "repeat_accuracy")
+                               if k in metrics},
             "subjects_seen": metrics.get("subjects_seen"), "never_read": {c: sorted(map(str, v)) if v != "every"
                                                                           else "every" for c, v in HELD_OUT.items()}}
 
 
 def model_card(facts: dict) -> str:
     """The model card in Markdown."""
-    mse = facts["held_out_mse"]
+    mse, codes = facts["held_out_mse"], facts.get("held_out_codes")
     lines = ["# The foundation ETE", "",
              f"A {facts['preset']} ETE pretrained {facts['steps']:,} steps ({facts['tokens_seen']:,} tokens of "
-             f"{facts['token_s']:g} s, one electrode each) by next-token MSE on every recording below, read whole "
+             f"{facts['token_s']:g} s, one electrode each) by {facts.get('objective', 'next-token MSE')}"
+             + (f" over the codes of the tokenizer {facts['targets'][3:]}" if facts.get("targets") else "")
+             + " on every recording below, read whole "
              "(labelled or not). Built by `eegpt pretrain --recipe foundation`; loaded by `--ete foundation`.", "",
              "| dataset | recordings | subjects trained on | hours | windows | held-out MSE subject | never read |",
              "|---|---|---|---|---|---|---|"]
@@ -109,10 +126,17 @@ def model_card(facts: dict) -> str:
         lines.append(f"| {card} | {d['recordings_trained_on']} | {len(d['subjects']['train'])} | "
                      f"{d['hours_trained_on']} | {d['windows']['train']:,} | {', '.join(d['subjects']['val'])} | "
                      f"{', '.join(d['subjects']['unassigned']) or '—'} |")
-    lines += ["", "Held-out next-token MSE (the validation subjects above), on the same tokens:", "",
-              "| ETE | zero | persistence | linear AR |", "|---|---|---|---|",
-              f"| {mse['val_mse']:.5f} | {mse['zero_mse']:.5f} | {mse['persistence_mse']:.5f} | "
-              f"{mse.get('linear_ar_mse', float('nan')):.5f} |", "",
+    if codes:
+        lines += ["", "Held-out next-code prediction (the validation subjects above), on the same tokens:", "",
+                  "| cross-entropy (nats) | training codes' frequencies | accuracy | repeating the previous code |",
+                  "|---|---|---|---|", f"| {codes['val_ce']:.3f} | {codes['unigram_ce']:.3f} | "
+                  f"{codes['val_accuracy']:.3f} | {codes['repeat_accuracy']:.3f} |", ""]
+    else:
+        lines += ["", "Held-out next-token MSE (the validation subjects above), on the same tokens:", "",
+                  "| ETE | zero | persistence | linear AR |", "|---|---|---|---|",
+                  f"| {mse['val_mse']:.5f} | {mse['zero_mse']:.5f} | {mse['persistence_mse']:.5f} | "
+                  f"{mse.get('linear_ar_mse', float('nan')):.5f} |", ""]
+    lines += [
               "No subject a benchmark holds out for validation or testing was read (`eegpt.protocols.HELD_OUT`); "
               "`metrics.json` lists the subjects it saw, and `eegpt benchmark` refuses this encoder for any "
               "protocol that scores one of them."]
@@ -161,12 +185,7 @@ def pretrain_foundation(source, workdir, cfg, progress: bool = True) -> dict:
     from eegpt import sharding
 
     workdir = Path(workdir)
-    sharding.initialize_distributed()
-    if sharding.is_primary():  # one process prepares the stores; the others read them once written
-        stores = foundation_stores(source, workdir, progress)
-    sharding.barrier("foundation stores prepared")
-    if not sharding.is_primary():
-        stores = foundation_stores(source, workdir, prepared=True)
+    stores = recipe_stores(source, workdir, progress)
     metrics = pretrain(cfg, stores, workdir, progress=progress)
     facts = describe(stores, cfg, metrics)
     if sharding.is_primary():

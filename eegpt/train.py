@@ -352,6 +352,23 @@ def _checked_inputs(cfg: PretrainConfig, stores) -> tuple[dict, list]:
     return seen, held_out
 
 
+def _seen_with_tokenizer(cfg: PretrainConfig, seen: dict) -> dict:
+    """``subjects_seen`` and ``held_out_allowed`` of the run, its tokenizer's included (with
+    ``--tokens vq:DIR`` the targets come from a model that read its own subjects): what the
+    benchmarks' registry check reads."""
+    allowed = cfg.allow_held_out
+    seen = {card: list(subjects) for card, subjects in seen.items()}
+    if cfg.targets:
+        tokenizer_dir = Path(cfg.targets[3:])
+        tcfg = json.loads((tokenizer_dir / "config.json").read_text())
+        allowed = allowed or bool(tcfg.get("allow_held_out"))
+        tmetrics = tokenizer_dir / "metrics.json"
+        for card, subjects in (json.loads(tmetrics.read_text()).get("subjects_seen", {}) if tmetrics.exists()
+                               else {}).items():
+            seen[card] = sorted(set(seen.get(card, [])) | set(subjects), key=lambda s: (len(s), s))
+    return {"subjects_seen": seen, "held_out_allowed": allowed}
+
+
 def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track: bool = True) -> dict:
     """Pretrain (or resume) in ``workdir``; returns and writes ``workdir/metrics.json``."""
     workdir = Path(workdir)
@@ -427,8 +444,7 @@ def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track
     token = "token_ce" if cfg.targets else "token_mse"
     metrics = {"step": final_step, "resumed_from": resumed_from, "preset": cfg.preset, "mode": cfg.mode,
                "objective": cfg.objective, "targets": cfg.targets or "samples (MSE)", **scores,
-               "evaluated_on": [str(s.path) for s in held_out], "subjects_seen": seen,
-               "held_out_allowed": cfg.allow_held_out,
+               "evaluated_on": [str(s.path) for s in held_out], **_seen_with_tokenizer(cfg, seen),
                "train_loss": history[-1]["loss"] if history else None,
                f"train_{token}": history[-1][token] if history else None,
                "seconds": round(train_seconds, 2), "stores": [str(s.path) for s in stores]}

@@ -56,9 +56,9 @@ from eegpt.store import Store
 KS = (2, 4, 8, None)  # None: every training subject
 
 
-def foundation_features(store) -> np.ndarray:
-    """The foundation ETE's per-electrode features of every window, in store order, flattened [W, E*D]."""
-    ete = pretrained_encoder("foundation")(store, None)
+def foundation_features(store, ete_dir="foundation") -> np.ndarray:
+    """An ETE's (the foundation's) per-electrode features of every window, in store order, flattened [W, E*D]."""
+    ete = pretrained_encoder(ete_dir)(store, None)
     return ete.reshape(len(ete), -1)
 
 
@@ -158,6 +158,8 @@ def main(argv=None) -> int:
     p.add_argument("--specialists", action="store_true", help="add braindecode's EEGNet (the peers extra)")
     p.add_argument("--subject-norm", action="store_true",
                    help="add the readers with each subject's features standardised (transductive)")
+    p.add_argument("--also-ete", nargs="+", default=[], metavar="NAME=DIR",
+                   help="more encoders read beside the foundation ETE (a pretraining workdir each), as 'NAME + LR'")
     args = p.parse_args(argv)
     out_dir = Path(args.workdir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -170,6 +172,9 @@ def main(argv=None) -> int:
     x, _, _ = store_arrays(store)
     ete, bands = foundation_features(store), band_power(x, store.index["sfreq"])
     features = {"foundation ETE + LR": ete, "foundation ETE + band power + LR": np.concatenate([ete, bands], 1)}
+    for name, ete_dir in (item.split("=", 1) for item in args.also_ete):
+        check_ete_for(store.index["card"], json.loads((Path(ete_dir) / "metrics.json").read_text()), scored)
+        features[f"{name} + LR"] = foundation_features(store, ete_dir)
     if args.subject_norm:
         subjects = store.subject_of
         features.update({"foundation ETE + LR, per subject": per_subject(ete, subjects),

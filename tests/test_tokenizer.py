@@ -144,3 +144,18 @@ def test_alignment_without_a_text_model_is_one_line(mw, tmp_path, capsys):
                  "--align", "0.5", "--steps", "2"]) == 2
     assert "--align needs --align-with" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_next_code_pretraining_records_the_subjects_its_tokenizer_read(ss, tmp_path, tokenizer_run):
+    """The benchmarks' leakage check reads ``subjects_seen``: the tokenizer's subjects are in it."""
+    tokenizer_dir = tmp_path / "tokenizer"
+    import shutil
+
+    shutil.copytree(tokenizer_run[0], tokenizer_dir)
+    m = json.loads((tokenizer_dir / "metrics.json").read_text())
+    m["subjects_seen"] = {"eegmat": ["26"]}  # as if the tokenizer had read a subject EEGMAT scores
+    (tokenizer_dir / "metrics.json").write_text(json.dumps(m))
+    cfg = PretrainConfig(preset="tiny", steps=2, batch_size=32, seq_tokens=4, eval_batches=1,
+                         targets=f"vq:{tokenizer_dir}")
+    seen = pretrain(cfg, [ss], tmp_path / "ete", progress=False, track=False)["subjects_seen"]
+    assert seen["eegmat"] == ["26"] and seen[ss.name]

@@ -101,8 +101,30 @@ def view_probe(d: dict) -> tuple[list[str], list[list[str]]]:
     return ["view", "columns", "balanced accuracy"], rows
 
 
+def tokenizer(d: dict) -> tuple[list[str], list[list[str]]]:
+    """The held-out report of ``eegpt tokenizer``: reconstruction beside a code carrying nothing, code use."""
+    rows = [["time (MSE)", f"{d['time_mse']:.5f}", f"{d['time_zero_mse']:.5f} (zero)"],
+            ["amplitude spectrum (MSE)", f"{d['amplitude_mse']:.5f}",
+             f"{d['amplitude_mean_mse']:.5f} (training tokens' mean spectrum)"],
+            ["codebook perplexity", f"{d['perplexity']:.1f}", f"{d['codes']} (every code alike)"],
+            ["live codes", str(d["live_codes"]), str(d["codes"])]]
+    return ["held-out tokens", "tokenizer", "reference"], rows
+
+
+def pretraining(d: dict) -> tuple[list[str], list[list[str]]]:
+    """The held-out report of ``eegpt pretrain`` (next-token MSE, or with ``--tokens`` next-code prediction)."""
+    if "val_ce" in d:
+        rows = [["next-code cross-entropy (nats)", f"{d['val_ce']:.3f}", f"{d['unigram_ce']:.3f} (training codes' frequencies)"],
+                ["next-code accuracy", f"{d['val_accuracy']:.3f}", f"{d['repeat_accuracy']:.3f} (the previous token's code)"]]
+    else:
+        rows = [["next-token MSE", f"{d['val_mse']:.5f}", f"{d['zero_mse']:.5f} (zero), {d['persistence_mse']:.5f} "
+                 f"(persistence), {d.get('linear_ar_mse', float('nan')):.5f} (linear AR)"]]
+    return ["held-out tokens", "ETE", "reference"], rows
+
+
 KINDS = {"benchmark": benchmark, "label-efficiency": label_efficiency, "probe": probe, "demo-seeds": demo_seeds,
-         "demo-report": demo_report, "ablation": ablation, "copilot-eval": copilot_eval, "view-probe": view_probe}
+         "demo-report": demo_report, "ablation": ablation, "copilot-eval": copilot_eval, "view-probe": view_probe,
+         "tokenizer": tokenizer, "pretraining": pretraining}
 
 
 def list_table(header: list[str], rows: list[list[str]]) -> list[str]:
