@@ -23,7 +23,7 @@ from flax import nnx
 from eegpt import sharding, trainer
 from eegpt.checkpoint import Checkpoints
 from eegpt.errors import EEGInputError, TrainingError, atomic_write, check_positive
-from eegpt.pipeline import Tokens
+from eegpt.pipeline import Tokens, training_batches
 from eegpt.presets import preset
 from eegpt.protocols import check_pretraining
 from eegpt.store import open_stores
@@ -62,7 +62,7 @@ class TokenizerTrainConfig:
     nan_check: bool = True         # stop with one line on a non-finite loss or gradient
     allow_held_out: bool = False   # train on subjects a benchmark holds out (no benchmark may then read it)
 
-    mode = "electrode"  # the tokenizer reads one electrode at a time (what eegpt.train.batches asks)
+    mode = "electrode"  # the tokenizer reads one electrode at a time (what eegpt.pipeline.training_batches asks)
 
     def __post_init__(self):
         check_positive(self, "steps", "batch_size", "seq_tokens", "token_stride", "lr", "ckpt_every", "log_every",
@@ -146,18 +146,16 @@ def evaluate(cfg: TokenizerTrainConfig, graphdef, params, stores) -> dict:
     """Held-out reconstruction beside what a code carrying nothing would give: the time MSE beside
     predicting zero, the amplitude MSE beside predicting the training tokens' mean amplitude
     spectrum; codebook perplexity and live codes over the held-out tokens."""
-    from eegpt.train import batches
-
     run = jax.jit(lambda p, b: nnx.merge(graphdef, p)(b["tokens_BxNxP"], b["electrode_B"]))
     params = sharding.local_copy(params)
     amp_sum, n_train = 0.0, 0
-    for _, b in zip(range(cfg.eval_batches), iter(batches(cfg, stores, "train", epochs=1, seed=cfg.seed + 1))):
+    for _, b in zip(range(cfg.eval_batches), iter(training_batches(cfg, stores, "train", epochs=1, seed=cfg.seed + 1))):
         amp = np.asarray(amplitude(np.asarray(b["tokens_BxNxP"], np.float32)))
         amp_sum, n_train = amp_sum + amp.sum(axis=(0, 1)), n_train + amp.shape[0] * amp.shape[1]
     mean_amp = sharding.sum_over_processes(amp_sum) / sharding.sum_over_processes(np.array([n_train]))[0]
     sums = np.zeros(5)  # time error, time energy, amplitude error, mean-spectrum error, tokens
     counts = np.zeros(cfg.codes)
-    for _, b in zip(range(cfg.eval_batches), iter(batches(cfg, stores, cfg.eval_split, epochs=1, seed=cfg.seed + 2))):
+    for _, b in zip(range(cfg.eval_batches), iter(training_batches(cfg, stores, cfg.eval_split, epochs=1, seed=cfg.seed + 2))):
         out = run(params, b)
         x = np.asarray(b["tokens_BxNxP"], np.float32)
         amp = np.asarray(amplitude(x))
@@ -202,8 +200,6 @@ def _checked(cfg: TokenizerTrainConfig, stores, workdir: Path) -> tuple[dict, li
 def train_tokenizer(cfg: TokenizerTrainConfig, data, workdir, *, align_with=None, progress: bool = True,
                     track: bool = True) -> dict:
     """Train (or resume) a tokenizer in ``workdir``; returns and writes ``workdir/metrics.json``."""
-    from eegpt.train import batches
-
     workdir = Path(workdir)
     if cfg.align and not align_with:
         raise EEGInputError("--align needs --align-with COPILOT_DIR (the text model whose embeddings the codes meet)")
@@ -219,7 +215,7 @@ def train_tokenizer(cfg: TokenizerTrainConfig, data, workdir, *, align_with=None
     state_sh = sharding.state_shardings(state, mesh)
     state = jax.device_put(state, state_sh)
     step_fn = make_train_step(cfg, graphdef, tx, schedule, text, state_sh, sharding.batch_sharding(mesh))
-    data_it = iter(batches(cfg, stores, "train"))
+    data_it = iter(training_batches(cfg, stores, "train"))
     ckpt = Checkpoints(workdir / "checkpoints")
     resumed_from = ckpt.latest_step() or 0
     if resumed_from:

@@ -243,3 +243,22 @@ def temperature_weights(stores, temperature: float = 1.0) -> list[float]:
     sizes = np.asarray([len(s) for s in open_stores(stores)], float)
     w = sizes ** (1.0 / temperature)
     return (w / w.sum()).tolist()
+
+
+def training_batches(cfg, stores, split, *, epochs=None, batch_size=None, seed=None):
+    """The batches a pretraining-style run (``eegpt.train.PretrainConfig``, the tokenizer's config)
+    reads from ``split``, this host's share: electrode sequences, or whole windows (multichannel).
+    Without ``epochs`` they repeat, shuffled, with full batches only (training); with it, in order
+    (scoring). ``cfg`` gives ``mode``, ``batch_size``, ``seq_tokens``, ``tokens()``, ``seed`` and
+    ``data_fraction``."""
+    import jax
+
+    per_host = (batch_size or cfg.batch_size) // jax.process_count()
+    seed = cfg.seed if seed is None else seed
+    if cfg.mode == "electrode":
+        return pretrain_batches(stores, split, per_host, cfg.seq_tokens, tokens=cfg.tokens(), seed=seed,
+                                epochs=epochs, drop_remainder=epochs is None,
+                                fraction=cfg.data_fraction if split == "train" else 1.0,
+                                shuffle_window=1024 if epochs is None else 1)
+    return graph_batches(stores, split, per_host, tokens=cfg.tokens(), seed=seed, epochs=epochs,
+                         drop_remainder=epochs is None)

@@ -25,7 +25,7 @@ from flax import nnx
 
 from eegpt import sharding, trainer
 from eegpt.checkpoint import Checkpoints
-from eegpt.pipeline import Tokens, graph_batches, pretrain_batches
+from eegpt.pipeline import Tokens, training_batches
 from eegpt.presets import preset
 from eegpt.errors import EEGInputError, TrainingError, atomic_write, check_positive
 from eegpt.protocols import check_pretraining
@@ -184,21 +184,6 @@ def make_train_step(cfg: PretrainConfig, graphdef, tx, schedule, state_shardings
     return trainer.compile_step(step, state_shardings, batch_shardings)
 
 
-# ----------------------------------------------------------------------------- data
-
-def batches(cfg: PretrainConfig, stores, split, *, epochs=None, batch_size=None, seed=None):
-    """Pretraining batches of ``split`` for this host: electrode sequences, or whole windows (multichannel)."""
-    per_host = (batch_size or cfg.batch_size) // jax.process_count()
-    seed = cfg.seed if seed is None else seed
-    if cfg.mode == "electrode":
-        return pretrain_batches(stores, split, per_host, cfg.seq_tokens, tokens=cfg.tokens(), seed=seed,
-                                epochs=epochs, drop_remainder=epochs is None,
-                                fraction=cfg.data_fraction if split == "train" else 1.0,
-                                shuffle_window=1024 if epochs is None else 1)
-    return graph_batches(stores, split, per_host, tokens=cfg.tokens(), seed=seed, epochs=epochs,
-                         drop_remainder=epochs is None)
-
-
 # ----------------------------------------------------------------------------- evaluation
 
 def _token_pairs(cfg, batch):
@@ -215,7 +200,7 @@ def fit_linear_ar(cfg: PretrainConfig, stores, max_batches: int = 40, ridge: flo
     """Per-electrode linear autoregression: next token = W @ previous token + b, fitted by ridge
     regression on training data (one W shared by all electrodes, each using only its own past)."""
     xs, ys = [], []
-    it = iter(batches(cfg, stores, "train", epochs=1, seed=cfg.seed + 1))
+    it = iter(training_batches(cfg, stores, "train", epochs=1, seed=cfg.seed + 1))
     for _, b in zip(range(max_batches), it):
         x, w = _token_pairs(cfg, b)
         keep = w[:, 1:] > 0
@@ -240,7 +225,7 @@ def evaluate(cfg: PretrainConfig, graphdef, params, stores, ar_weights=None) -> 
     params = sharding.local_copy(params)  # each process scores its own share of the held-out windows
     sums = {"model": 0.0, "model_all": 0.0, "zero": 0.0, "persistence": 0.0, "linear_ar": 0.0}
     count = count_all = 0.0
-    it = iter(batches(cfg, stores, cfg.eval_split, epochs=1, seed=cfg.seed + 2))
+    it = iter(training_batches(cfg, stores, cfg.eval_split, epochs=1, seed=cfg.seed + 2))
     for _, b in zip(range(cfg.eval_batches), it):
         err, weight = (np.asarray(a) for a in predict(params, b)[:2])
         x, w = _token_pairs(cfg, b)
@@ -276,13 +261,13 @@ def evaluate_codes(cfg: PretrainConfig, graphdef, params, stores) -> dict:
     params = sharding.local_copy(params)
     n_codes = cfg.ete_config().codes
     counts = np.ones(n_codes)  # add-one: a code never seen in training still has a probability
-    for _, b in zip(range(cfg.eval_batches), iter(batches(cfg, stores, "train", epochs=1, seed=cfg.seed + 1))):
+    for _, b in zip(range(cfg.eval_batches), iter(training_batches(cfg, stores, "train", epochs=1, seed=cfg.seed + 1))):
         codes, _ = predict(params, b)[3]
         counts += np.bincount(np.asarray(codes).ravel(), minlength=n_codes)
     counts = sharding.sum_over_processes(counts)
     log_freq = np.log(counts / counts.sum())
     sums = np.zeros(5)  # model CE, model hits, unigram CE, repeat hits, positions
-    for _, b in zip(range(cfg.eval_batches), iter(batches(cfg, stores, cfg.eval_split, epochs=1, seed=cfg.seed + 2))):
+    for _, b in zip(range(cfg.eval_batches), iter(training_batches(cfg, stores, cfg.eval_split, epochs=1, seed=cfg.seed + 2))):
         err, weight, _, (codes, predicted) = (jax.device_get(a) for a in predict(params, b))
         codes, predicted = np.asarray(codes), np.asarray(predicted)
         later = np.asarray(weight)[..., 1:]
@@ -387,7 +372,7 @@ def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track
     batch_sh = sharding.batch_sharding(mesh)
     step_fn = make_train_step(cfg, graphdef, tx, schedule, state_sh, batch_sh)
 
-    data_it = iter(batches(cfg, stores, "train"))
+    data_it = iter(training_batches(cfg, stores, "train"))
     ckpt = Checkpoints(workdir / "checkpoints")
     history_path = workdir / "history.jsonl"
     history: list[dict] = []

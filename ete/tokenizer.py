@@ -66,6 +66,7 @@ def amplitude(tokens_XxP):
 
 
 def l2_normalise(x, axis=-1):
+    """``x`` scaled to unit length along ``axis`` (the codebook's and the encoder's vectors)."""
     return x / jnp.maximum(jnp.linalg.norm(x, axis=axis, keepdims=True), 1e-6)
 
 
@@ -87,6 +88,8 @@ reverse_gradient.defvjp(_reverse_fwd, _reverse_bwd)
 
 
 class MLP(nnx.Module):
+    """Two dense layers with a GELU between them (the decoders and the domain classifier)."""
+
     def __init__(self, d_in: int, hidden: int, d_out: int, *, rngs: nnx.Rngs):
         self.up = nnx.Linear(d_in, hidden, rngs=rngs)
         self.down = nnx.Linear(hidden, d_out, rngs=rngs)

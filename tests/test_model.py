@@ -215,7 +215,7 @@ def test_every_config_field_is_an_option(command, cls):
     sub = build_parser()._subparsers._group_actions[0].choices[command]
     flags = {o for a in sub._actions for o in a.option_strings}
     for f in dataclasses.fields(cfg_cls):
-        flag = "--" + f.name.replace("_", "-")
+        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
         assert flag in flags or "--no-" + f.name.replace("_", "-") in flags, f"{command} lacks {flag}"
         helps = [a.help for a in sub._actions if a.dest == f.name]
         assert helps and helps[0], f"{flag} has no help"
