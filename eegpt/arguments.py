@@ -194,6 +194,7 @@ class Benchmark:
     seeds: list[int] = field(default_factory=lambda: [0])  # one run per seed; mean ± std over them
     train_subjects: int | None = None  # keep K of the training subjects, drawn anew per seed (label efficiency; default: all)
     specialists: bool | None = None  # EEGNet and ShallowFBCSPNet beside the classical peers (default: when the peers extra is installed)
+    align_subjects: bool = False  # Euclidean alignment of each subject's windows, for EEGPT and every peer alike (transductive: reads the scored subjects' unlabelled windows)
     quiet: bool = False  # no progress bars
 
 

@@ -135,11 +135,13 @@ def _eegpt_on_fold(s, fold_dir: Path, ete, ete_metrics: dict, proto: Protocol, s
 
 def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretrain_steps: int = 1000,
               finetune_steps: int = 600, batch_size: int = 32, seeds=(0,), specialists: bool | None = None,
-              train_subjects: int | None = None, progress: bool = True) -> dict:
+              train_subjects: int | None = None, align_subjects: bool = False, progress: bool = True) -> dict:
     """Run protocol ``name`` for every seed; ``specialists`` None: the networks run when the
     ``peers`` extra is installed. ``train_subjects``: keep that many of the protocol's training
     subjects, drawn anew per seed — the model, its per-fold ETE and every peer then see only
-    their windows (validation and scored subjects unchanged)."""
+    their windows (validation and scored subjects unchanged). ``align_subjects``: every reader
+    (EEGPT and each peer) reads each subject's windows after its Euclidean alignment
+    (:func:`eegpt.features.euclidean_alignment`; transductive)."""
     from eegpt.baseline import SPECIALISTS, fit_predict, recipes, specialists_installed
     from eegpt.store import prepare
 
@@ -159,6 +161,10 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     store = prepare(proto.card, source, workdir / "store", progress=progress)
+    if align_subjects:  # the same aligned windows for the model and every peer
+        from eegpt.features import euclidean_alignment
+
+        store = store.with_alignment(euclidean_alignment(store))
     protocol_folds = folds(name, store)
     ete, why = _encoder_for(proto.card, store, protocol_folds, ete)
     ete_metrics = json.loads((ete / "metrics.json").read_text()) if ete and (ete / "metrics.json").exists() else {}
@@ -166,7 +172,7 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
     # what a fold's scores depend on besides the seed and the fold: a kept score is reused only for these
     made_for = {"preset": preset, "pretrain_steps": pretrain_steps, "finetune_steps": finetune_steps,
                 "batch_size": batch_size, "ete": None if ete is None else str(ete.resolve()), "peers": list(peers),
-                "train_subjects": train_subjects}
+                "train_subjects": train_subjects, "align_subjects": align_subjects}
     if networks := recipes(peers):
         made_for["recipes"] = networks  # a fold's networks are kept for the recipe they were trained with
     for seed in seeds:
@@ -205,6 +211,8 @@ def benchmark(name: str, source, workdir, ete=None, preset: str = "base", pretra
                f"leave-one-subject-out over {len(described)} subjects", "folds": described,
                "classes": [store.classes[c] for c in present],
                "seeds": list(seeds), "peers": list(peers), "train_subjects": train_subjects or "all",
+               "subject_alignment": ("Euclidean alignment of each subject's windows, for every reader (transductive: "
+                                     "the scored subjects' unlabelled windows set their own)") if align_subjects else None,
                "summary": _summary(runs, len(protocol_folds)), "runs": runs,
                "kept": {f"seed-{r['seed']}/{r['fold']}": r["models"]["EEGPT"].get("kept") for r in runs},
                "models": {f"seed-{r['seed']}/{r['fold']}": str(workdir / f"seed-{r['seed']}" / (
@@ -225,6 +233,8 @@ def print_results(r: dict) -> None:
         return "-" if v is None else f"{v['mean']:.3f} ± {v['std']:.3f}"
 
     print(f"{r['benchmark']}: {r['split']}; seeds {', '.join(map(str, r['seeds']))}")
+    if r.get("subject_alignment"):
+        print(r["subject_alignment"])
     keys = ("balanced_accuracy", "cohen_kappa", "weighted_f1", "auroc", "ece")
     print(f"{'':<14} " + " ".join(f"{k:>15}" for k in ("bal. acc.", "kappa", "w. F1", "AUROC", "ECE")))
     for label, block in r["summary"].items():

@@ -271,7 +271,8 @@ def run_benchmark(args) -> None:
 
     r = benchmark(args.name, args.source, args.workdir, ete=args.ete, preset=args.preset,
                   pretrain_steps=args.pretrain_steps, finetune_steps=args.finetune_steps, seeds=args.seeds,
-                  specialists=args.specialists, train_subjects=args.train_subjects, progress=not args.quiet)
+                  specialists=args.specialists, train_subjects=args.train_subjects,
+                  align_subjects=args.align_subjects, progress=not args.quiet)
 
     print_results(r)
     print(f"wrote {Path(args.workdir) / 'results.json'}")

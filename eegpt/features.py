@@ -125,3 +125,25 @@ def relative(log_power_XxB):
     """Each band's share of the electrode's total power, in logs: what stays when a subject's or an
     electrode's overall gain (skull, impedance, amplifier) changes."""
     return log_power_XxB - jax.nn.logsumexp(log_power_XxB, axis=-1, keepdims=True)
+
+
+def euclidean_alignment(store) -> dict:
+    """Each subject's Euclidean alignment (He & Wu, 2019): ``{subject: W [E, E]}`` with
+    ``W = c R^-1/2``, where ``R`` is the mean spatial covariance of all the subject's windows
+    (labelled or not, every split) and ``c`` the root of its mean variance, so that an aligned
+    subject's windows have the same mean covariance shape (the identity) at their own power.
+
+    Transductive: a scored subject's unlabelled windows set its own alignment. Subjects, not
+    recordings: where each recording holds one class (EEGMAT), a recording's statistics would
+    carry its label."""
+    out = {}
+    for subject in np.unique(store.subject_of):
+        positions = np.flatnonzero(store.subject_of == subject)
+        if len({int(store.montage_of[i]) for i in positions}) > 1:
+            raise EEGInputError(f"{store.path}: subject {subject} has windows of several montages; Euclidean "
+                                "alignment needs one montage per subject")
+        cov = np.mean([np.cov(store[i].x) for i in positions], axis=0)
+        values, vectors = np.linalg.eigh(cov)
+        values = np.maximum(values, values.max() * 1e-6)  # a rank-deficient montage (average reference)
+        out[str(subject)] = (np.sqrt(values.mean()) * (vectors / np.sqrt(values)) @ vectors.T).astype(np.float32)
+    return out

@@ -315,6 +315,7 @@ class Store:
         self.montage_of = np.asarray([shards[k]["montage"] for k in shard_of], np.int32)
         self.subject_of = np.asarray([shards[k]["subject"] for k in shard_of])
         self.split_of = np.asarray([shards[k]["split"] for k in shard_of])
+        self.aligners = None  # {subject: [E, E]} applied to every window read (with_alignment)
         self._source = None
 
     # --- the index
@@ -373,6 +374,14 @@ class Store:
         other._source = None
         return other
 
+    def with_alignment(self, aligners: dict) -> "Store":
+        """The same store whose windows are read as ``aligners[subject] @ x`` (each subject's
+        Euclidean alignment, :func:`eegpt.features.euclidean_alignment`). Nothing is rewritten."""
+        other = copy.copy(self)
+        other.aligners = aligners
+        other._source = None
+        return other
+
     # --- the records
     def source(self):
         """A grain ``ArrayRecordDataSource`` over the shards, in index order."""
@@ -386,6 +395,8 @@ class Store:
     def decode(self, i: int, record: bytes) -> Sample:
         electrodes = self.montages[self.montage_of[i]]
         x = np.frombuffer(record, "<f4").reshape(len(electrodes), self.window_samples)
+        if self.aligners is not None:
+            x = (self.aligners[str(self.subject_of[i])] @ x).astype(np.float32)
         return Sample(x, electrodes, int(self.labels[i]), str(self.subject_of[i]), str(self.split_of[i]))
 
     def __getitem__(self, i: int) -> Sample:

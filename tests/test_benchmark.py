@@ -250,3 +250,38 @@ def test_fewer_training_subjects_keeps_k_of_them_drawn_per_seed():
     for k in (0, 7):
         with pytest.raises(EEGInputError, match=f"--train-subjects {k}: choose 1 to 6"):
             fewer_training_subjects(split, subject, k, 0)
+
+
+def test_euclidean_alignment_whitens_each_subject_at_its_own_power(stores):
+    from eegpt.features import euclidean_alignment
+
+    s = stores["mi"]
+    aligners = euclidean_alignment(s)
+    assert set(aligners) == set(np.unique(s.subject_of))
+    aligned = s.with_alignment(aligners)
+    for subject in aligners:
+        where = np.flatnonzero(s.subject_of == subject)
+        before = np.mean([np.cov(s[i].x) for i in where], axis=0)
+        after = np.mean([np.cov(aligned[i].x) for i in where], axis=0)
+        # the mean covariance becomes the identity times the subject's mean variance
+        np.testing.assert_allclose(after, np.eye(len(after)) * np.trace(before) / len(before), atol=1e-3 * after.max())
+    assert aligned.with_splits(s.split_of).aligners is aligners  # a protocol's splits keep the alignment
+    assert s.aligners is None  # the store itself reads its windows as stored
+
+
+def test_aligned_benchmark_gives_every_reader_the_aligned_windows(tmp_path):
+    from eegpt.baseline import fit_predict
+    from eegpt.features import euclidean_alignment
+    from eegpt.store import Store
+
+    source = shared("MI", "eegmmidb")
+    saved = benchmark("eegmmidb-s001", source, tmp_path, preset="tiny", pretrain_steps=2, finetune_steps=2,
+                      seeds=(0,), specialists=False, align_subjects=True, progress=False)
+    assert saved["subject_alignment"].startswith("Euclidean alignment")
+    store = Store(tmp_path / "store")
+    s = store.with_alignment(euclidean_alignment(store)).with_splits(folds("eegmmidb-s001", store)[0][1])
+    truth = s.labels[s.indices("test")]
+    present = np.unique(s.labels[s.indices("train")])
+    probs, _, _ = fit_predict("csp_lda", s, s.indices("train"), s.indices("test"))
+    assert saved["summary"]["csp_lda"]["balanced_accuracy"]["mean"] == pytest.approx(
+        balanced_accuracy_score(truth, present[np.argmax(probs[:, present], 1)]))
