@@ -25,17 +25,15 @@ from eegpt.checkpoint import Checkpoints
 from eegpt.errors import EEGInputError, TrainingError, atomic_write, check_positive
 from eegpt.pipeline import Tokens, training_batches
 from eegpt.presets import preset
-from eegpt.protocols import check_pretraining
 from eegpt.store import open_stores
 from eegpt.tracking import make_tracker
 from ete.tokenizer import (TokenizerConfig, VQTokenizer, amplitude, code_usage, restart_dead_codes,
                           tokenizer_losses)
 
 @dataclass(frozen=True)
-class TokenizerTrainConfig:
-    """Everything a tokenizer run depends on (saved beside its checkpoints)."""
+class TokenizerTrainConfig(trainer.RunConfig):
+    """Everything a tokenizer run depends on (saved beside its checkpoints); ``preset`` sizes its encoder."""
 
-    preset: str = "base"           # the encoder's size: an eegpt preset (its ETE, run bidirectionally)
     codes: int = 1024              # codebook size
     code_dim: int = 32             # width of a code
     beta: float = 0.25             # weight of the commitment loss
@@ -44,32 +42,16 @@ class TokenizerTrainConfig:
     align: float = 0.0             # weight of the text-alignment domain loss (needs --align-with); 0: off
     restart_every: int = 50        # steps between dead-code restarts
     restart_below: float = 0.01    # a code is dead below this many hits per step since the last restart check
-    steps: int = 1000              # total optimizer steps (a rerun with more resumes)
-    batch_size: int = 256          # global: electrode sequences per step
-    seq_tokens: int = 4            # tokens per sequence
-    token_stride: int | None = None  # samples between token starts (None: the token length)
-    lr: float = 1e-3               # peak learning rate (AdamW, warm-up then cosine)
-    warmup: int = 100              # linear warm-up steps
     weight_decay: float = 0.0      # AdamW weight decay
-    clip: float = 1.0              # gradient clipping by global norm
-    seed: int = 0                  # initialisation and data order
-    ckpt_every: int = 200          # checkpoint interval in steps
-    log_every: int = 10            # TensorBoard interval in steps
-    eval_split: str = "val"        # split whose tokens score the held-out report
-    eval_batches: int = 20         # batches scored for the held-out report
-    mesh: tuple[int, int] = (0, 1)  # DATA,FSDP devices (DATA 0: all remaining devices)
-    data_fraction: float = 1.0     # share of the training windows used
-    nan_check: bool = True         # stop with one line on a non-finite loss or gradient
-    allow_held_out: bool = False   # train on subjects a benchmark holds out (no benchmark may then read it)
+    eval_batches: int = 20         # batches scored at the end
 
     mode = "electrode"  # the tokenizer reads one electrode at a time (what eegpt.pipeline.training_batches asks)
 
     def __post_init__(self):
-        check_positive(self, "steps", "batch_size", "seq_tokens", "token_stride", "lr", "ckpt_every", "log_every",
-                       "eval_batches", "data_fraction", "restart_every", "codes", "code_dim", "decoder_hidden")
-        if self.warmup < 0 or self.weight_decay < 0 or self.clip <= 0 or self.beta < 0 or self.align < 0:
-            raise EEGInputError(f"--warmup {self.warmup}, --weight-decay {self.weight_decay}, --clip {self.clip}, "
-                                f"--beta {self.beta}, --align {self.align}: these must be >= 0 (clipping > 0)")
+        super().__post_init__()
+        check_positive(self, "restart_every", "codes", "code_dim", "decoder_hidden")
+        if self.beta < 0 or self.align < 0:
+            raise EEGInputError(f"--beta {self.beta}, --align {self.align}: weights must be >= 0")
         if self.codes < 2:
             raise EEGInputError(f"--codes {self.codes}: a codebook needs at least 2 codes")
 
@@ -176,16 +158,7 @@ def evaluate(cfg: TokenizerTrainConfig, graphdef, params, stores) -> dict:
 # ----------------------------------------------------------------------------- the loop
 
 def _checked(cfg: TokenizerTrainConfig, stores, workdir: Path) -> tuple[dict, list]:
-    for s in stores:
-        if cfg.tokens().count(s.window_samples) < cfg.seq_tokens:
-            raise TrainingError(f"{s.path}: windows hold fewer than --seq-tokens {cfg.seq_tokens} tokens")
-        if not len(s.indices("train")):
-            raise TrainingError(f"{s.path}: no training windows to train the tokenizer on")
-    seen = check_pretraining(stores, allow_held_out=cfg.allow_held_out)
-    held_out = [s for s in stores if len(s.indices(cfg.eval_split))]
-    if not held_out:
-        raise TrainingError(f"no store has windows in split {cfg.eval_split!r} for the held-out report; add one, or "
-                            "give --eval-split train")
+    seen, held_out = trainer.checked_stores(cfg, stores, "train the tokenizer")
     saved = workdir / "config.json"
     if saved.exists() and (workdir / "checkpoints").is_dir():
         before = json.loads(saved.read_text())

@@ -27,8 +27,7 @@ from eegpt import sharding, trainer
 from eegpt.checkpoint import Checkpoints
 from eegpt.pipeline import Tokens, training_batches
 from eegpt.presets import preset
-from eegpt.errors import EEGInputError, TrainingError, atomic_write, check_positive
-from eegpt.protocols import check_pretraining
+from eegpt.errors import EEGInputError, TrainingError, atomic_write
 from eegpt.store import open_stores
 from eegpt.tracking import make_tracker
 from ete import ETE, ETEConfig
@@ -36,39 +35,17 @@ from ete.model import log_spectrum
 
 
 @dataclass(frozen=True)
-class PretrainConfig:
+class PretrainConfig(trainer.RunConfig):
     """Everything a pretraining run depends on (saved beside its checkpoints)."""
 
-    preset: str = "base"           # model size: tiny, base, large, huge or giant (eegpt presets)
-    steps: int = 1000              # total optimizer steps (a rerun with more resumes)
-    batch_size: int = 256          # global: electrode sequences (electrode mode) or samples
-    seq_tokens: int = 4            # tokens per sequence
-    token_stride: int | None = None  # samples between token starts (None: the token length)
-    lr: float = 1e-3               # peak learning rate (AdamW, warm-up then cosine)
-    warmup: int = 100              # linear warm-up steps
-    weight_decay: float = 0.05     # AdamW weight decay
-    clip: float = 1.0              # gradient clipping by global norm
     bf16: bool = False             # bfloat16 compute, float32 parameters
     mode: str = "electrode"        # "electrode" (EEGPT) or "multichannel" (NeuroLM)
     objective: str = "ar"          # "ar" (next token) or "mae" (masked reconstruction)
-    seed: int = 0                  # initialisation and data order
-    ckpt_every: int = 200          # checkpoint interval in steps
-    log_every: int = 10            # TensorBoard interval in steps
-    eval_split: str = "val"        # split whose tokens score the held-out MSE
-    eval_batches: int = 40         # batches scored for the held-out MSE
-    mesh: tuple[int, int] = (0, 1)  # DATA,FSDP devices (DATA 0: all remaining devices)
-    data_fraction: float = 1.0     # share of the training windows used (data-scaling sweeps)
     model: tuple = ()              # ETEConfig overrides, NAME=VALUE ... (scaling sweeps)
-    nan_check: bool = True        # stop with one line on a non-finite loss or gradient
-    allow_held_out: bool = False   # pretrain on subjects a benchmark holds out (no benchmark may then read this ETE)
     targets: str | None = field(default=None, metadata={"flag": "--tokens", "metavar": "vq:DIR"})  # vq:DIR: predict the next token's code from a tokenizer run (eegpt tokenizer) by cross-entropy, NeuroLM's objective; none: its samples by MSE
 
     def __post_init__(self):
-        check_positive(self, "steps", "batch_size", "seq_tokens", "token_stride", "lr", "ckpt_every", "log_every",
-                       "eval_batches", "data_fraction")
-        if self.warmup < 0 or self.weight_decay < 0 or self.clip <= 0:
-            raise EEGInputError(f"--warmup {self.warmup}, --weight-decay {self.weight_decay}, --clip {self.clip}: "
-                                "warm-up and weight decay must be >= 0, clipping > 0")
+        super().__post_init__()
         if self.mode not in ("electrode", "multichannel") or self.objective not in ("ar", "mae"):
             raise EEGInputError(f"--mode {self.mode} / --objective {self.objective}: choose electrode|multichannel "
                                 "and ar|mae")
@@ -319,22 +296,7 @@ def _checked_inputs(cfg: PretrainConfig, stores) -> tuple[dict, list]:
     if cfg.seq_tokens < 2:
         raise TrainingError(f"--seq-tokens {cfg.seq_tokens}: sequences need at least 2 tokens "
                             "(the held-out comparison predicts each token from the one before)")
-    for s in stores:
-        if cfg.mode == "electrode" and cfg.tokens().count(s.window_samples) < cfg.seq_tokens:
-            raise TrainingError(f"{s.path}: {s.index['window_s']:g}-s windows hold fewer than "
-                                f"--seq-tokens {cfg.seq_tokens} tokens of {cfg.tokens().token_len} samples")
-        if not len(s.indices("train")):
-            raise TrainingError(f"{s.path}: no training windows to pretrain on")
-    # which subjects each card's training windows come from; a benchmark's held-out ones are refused
-    seen = check_pretraining(stores, allow_held_out=cfg.allow_held_out)
-    # the held-out MSE is scored at the end on the stores that hold the split: checked now, not
-    # after the last step (an eegmmidb store, whose card puts every subject in train, holds no val)
-    held_out = [s for s in stores if len(s.indices(cfg.eval_split))]
-    if not held_out:
-        raise TrainingError(f"no store among {', '.join(str(s.path) for s in stores)} has windows in split "
-                            f"{cfg.eval_split!r} to score the held-out MSE on; add a store with such subjects, or "
-                            "give --eval-split train")
-    return seen, held_out
+    return trainer.checked_stores(cfg, stores, "pretrain")
 
 
 def _seen_with_tokenizer(cfg: PretrainConfig, seen: dict) -> dict:

@@ -12,12 +12,69 @@ the batches, what a boundary does — is passed in.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import jax
 import optax
 
-from eegpt.errors import TrainingError
+from eegpt.errors import EEGInputError, TrainingError, check_positive
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What every run over electrode sequences shares (the ETE's pretraining, NeuroLM's tokenizer):
+    the encoder's size, the schedule, the batches, checkpoints, held-out scoring and the mesh."""
+
+    preset: str = "base"           # model size: tiny, base, large, huge or giant (eegpt presets)
+    steps: int = 1000              # total optimizer steps (a rerun with more resumes)
+    batch_size: int = 256          # global: electrode sequences (electrode mode) or samples
+    seq_tokens: int = 4            # tokens per sequence
+    token_stride: int | None = None  # samples between token starts (None: the token length)
+    lr: float = 1e-3               # peak learning rate (AdamW, warm-up then cosine)
+    warmup: int = 100              # linear warm-up steps
+    weight_decay: float = 0.05     # AdamW weight decay
+    clip: float = 1.0              # gradient clipping by global norm
+    seed: int = 0                  # initialisation and data order
+    ckpt_every: int = 200          # checkpoint interval in steps
+    log_every: int = 10            # TensorBoard interval in steps
+    eval_split: str = "val"        # split whose tokens are scored at the end (held-out subjects)
+    eval_batches: int = 40         # batches scored at the end
+    mesh: tuple[int, int] = (0, 1)  # DATA,FSDP devices (DATA 0: all remaining devices)
+    data_fraction: float = 1.0     # share of the training windows used (data-scaling sweeps)
+    nan_check: bool = True         # stop with one line on a non-finite loss or gradient
+    allow_held_out: bool = False   # train on subjects a benchmark holds out (no benchmark may then read the model)
+
+    def __post_init__(self):
+        check_positive(self, "steps", "batch_size", "seq_tokens", "token_stride", "lr", "ckpt_every", "log_every",
+                       "eval_batches", "data_fraction")
+        if self.warmup < 0 or self.weight_decay < 0 or self.clip <= 0:
+            raise EEGInputError(f"--warmup {self.warmup}, --weight-decay {self.weight_decay}, --clip {self.clip}: "
+                                "warm-up and weight decay must be >= 0, clipping > 0")
+
+
+def checked_stores(cfg: RunConfig, stores, what: str) -> tuple[dict, list]:
+    """(subjects seen per card, the stores holding ``cfg.eval_split``), refusing before any work
+    stores that cannot be trained on (``what``: "pretrain", "train the tokenizer"), or that hold a
+    subject a benchmark holds out."""
+    from eegpt.protocols import check_pretraining
+
+    for s in stores:
+        if cfg.mode == "electrode" and cfg.tokens().count(s.window_samples) < cfg.seq_tokens:
+            raise TrainingError(f"{s.path}: {s.index['window_s']:g}-s windows hold fewer than "
+                                f"--seq-tokens {cfg.seq_tokens} tokens of {cfg.tokens().token_len} samples")
+        if not len(s.indices("train")):
+            raise TrainingError(f"{s.path}: no training windows to {what} on")
+    # which subjects each card's training windows come from; a benchmark's held-out ones are refused
+    seen = check_pretraining(stores, allow_held_out=cfg.allow_held_out)
+    # the held-out split is scored at the end on the stores that hold it: checked now, not after
+    # the last step (an eegmmidb store, whose card puts every subject in train, holds no val)
+    held_out = [s for s in stores if len(s.indices(cfg.eval_split))]
+    if not held_out:
+        raise TrainingError(f"no store among {', '.join(str(s.path) for s in stores)} has windows in split "
+                            f"{cfg.eval_split!r} to score the held-out subjects on; add a store with such subjects, "
+                            "or give --eval-split train")
+    return seen, held_out
 
 
 def schedule(lr: float, warmup: int, steps: int, end: float):
