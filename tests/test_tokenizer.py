@@ -2,6 +2,10 @@
 (``eegpt pretrain --tokens vq:DIR``)."""
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -159,3 +163,57 @@ def test_next_code_pretraining_records_the_subjects_its_tokenizer_read(ss, tmp_p
                          targets=f"vq:{tokenizer_dir}")
     seen = pretrain(cfg, [ss], tmp_path / "ete", progress=False, track=False)["subjects_seen"]
     assert seen["eegmat"] == ["26"] and seen[ss.name]
+
+
+SHARDED = textwrap.dedent("""
+    import os, json
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    import jax, numpy as np
+    from eegpt.neural_tokenizer import TokenizerTrainConfig, init_state, make_train_step
+    from eegpt import sharding
+    from ete.model import VOCAB_SIZE
+    cfg = TokenizerTrainConfig(preset="tiny", batch_size=16, seq_tokens=4, codes=64, code_dim=8, decoder_hidden=32,
+                               restart_every=2)
+    rng = np.random.default_rng(0)
+    batch = {"tokens_BxNxP": rng.standard_normal((16, 4, 64)).astype(np.float32) * 0.1,
+             "electrode_B": rng.integers(0, VOCAB_SIZE, 16).astype(np.int32)}
+    out = {}
+    for name, (data, fsdp) in {"single": (1, 1), "sharded": (2, 4)}.items():
+        devices = jax.devices()[: data * fsdp]
+        mesh = jax.make_mesh((data, fsdp), ("data", "fsdp"), devices=devices,
+                             axis_types=(jax.sharding.AxisType.Auto,) * 2)
+        graphdef, state, tx, schedule = init_state(cfg)
+        sh = sharding.state_shardings(state, mesh)
+        state = jax.device_put(state, sh)
+        step = make_train_step(cfg, graphdef, tx, schedule, None, sh, sharding.batch_sharding(mesh))
+        losses = []
+        for _ in range(4):  # a dead-code restart at steps 2 and 4
+            state, m = step(state, sharding.global_batch(batch, mesh))
+            losses.append(float(m["loss"]))
+        out[name] = {"losses": losses, "n_devices": len(devices)}
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.slow
+def test_sharded_tokenizer_step_matches_single_device():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    res = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["sharded"]["n_devices"] == 8
+    np.testing.assert_allclose(out["sharded"]["losses"], out["single"]["losses"], rtol=1e-4)
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--codes", "1"], "--codes 1: a codebook needs at least 2 codes"),
+    (["--beta", "-1"], "weights must be >= 0"),
+    (["--recipe", "foundation"], "--recipe foundation reads --source DATA"),
+    (["--source", "somewhere"], "give --data STORE"),
+])
+def test_bad_tokenizer_arguments_are_one_line(mw, tmp_path, capsys, argv, says):
+    data = [] if "--source" in argv else ["--data", str(mw.path)]  # the recipe reads --source, never --data
+    assert main(["tokenizer", *data, "--workdir", str(tmp_path / "run"), "--preset", "tiny", "--steps", "2", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and says in err
+    assert not (tmp_path / "run").exists()
