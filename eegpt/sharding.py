@@ -66,13 +66,23 @@ def local_copy(tree):
     return jax.tree.map(lambda a: np.asarray(multihost_utils.process_allgather(a, tiled=True)), tree)
 
 
+def float32_pair(values) -> np.ndarray:
+    """``values`` (float64) as two float32 rows, high and low part, whose float64 sum gives them
+    back to about 48 bits: JAX moves float32 between processes (64-bit types are off), and a
+    count or a sum of squares of many tokens needs more than float32's 24."""
+    values = np.asarray(values, np.float64)
+    high = values.astype(np.float32)
+    return np.stack([high, (values - high).astype(np.float32)])
+
+
 def sum_over_processes(values: np.ndarray) -> np.ndarray:
-    """``values`` summed over every process (each holds its own share's sums)."""
+    """``values`` summed over every process (each holds its own share's sums), in float64."""
     if jax.process_count() == 1:
         return np.asarray(values)
     from jax.experimental import multihost_utils
 
-    return np.asarray(multihost_utils.process_allgather(np.asarray(values))).sum(0)
+    gathered = np.asarray(multihost_utils.process_allgather(float32_pair(values)), np.float64)
+    return gathered.sum(axis=(0, 1))
 
 
 def make_mesh(data: int | None = None, fsdp: int = 1) -> jax.sharding.Mesh:

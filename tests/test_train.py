@@ -202,3 +202,13 @@ def test_a_process_id_missing_or_out_of_range_is_one_line(monkeypatch):
     monkeypatch.setenv("JAX_PROCESS_ID", "2")
     with pytest.raises(EEGInputError, match="choose 0 to 1"):
         sharding.initialize_distributed()
+
+
+def test_sums_cross_processes_as_float32_pairs_without_losing_float64_precision():
+    from eegpt.sharding import float32_pair
+
+    values = np.array([123456789.123456, 1e-3 + 1e-11, -98765.4321, 3.0])
+    pair = float32_pair(values)
+    assert pair.dtype == np.float32 and pair.shape == (2, 4)
+    assert abs(float(np.float32(values[0])) - values[0]) > 1  # float32 alone loses the units
+    np.testing.assert_allclose(pair.astype(np.float64).sum(0), values, rtol=1e-13)
