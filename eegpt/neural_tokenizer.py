@@ -95,11 +95,11 @@ def make_train_step(cfg: TokenizerTrainConfig, graphdef, tx, schedule, text=None
 
     def loss_fn(params, batch, rng):
         model = nnx.merge(graphdef, params)
+        tokens = batch["tokens_BxNxP"]
         # a random sample of the text vocabulary per step, as many rows as there are EEG tokens
-        sample = None if text is None else text[jax.random.randint(rng, (batch["tokens_BxNxP"].shape[0]
-                                                                          * batch["tokens_BxNxP"].shape[1],),
-                                                                    0, len(text))]
-        loss, parts, codes, z = tokenizer_losses(model, batch["tokens_BxNxP"], batch["electrode_B"], sample)
+        sample = None if text is None else text[jax.random.randint(rng, (tokens.shape[0] * tokens.shape[1],), 0,
+                                                                    len(text))]
+        loss, parts, codes, z = tokenizer_losses(model, tokens, batch["electrode_B"], sample)
         return loss, (parts, codes, z)
 
     def step(state, batch):

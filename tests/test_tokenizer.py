@@ -217,3 +217,19 @@ def test_bad_tokenizer_arguments_are_one_line(mw, tmp_path, capsys, argv, says):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and says in err
     assert not (tmp_path / "run").exists()
+
+
+def test_tokenizer_aligns_to_a_saved_copilot_decoders_embeddings(ss, tmp_path):
+    from eegpt.copilot import corpus as CO
+    from eegpt.copilot import decoder as D
+
+    tok = D.train_tokenizer(CO.make_corpus(60, seed=1), 400)
+    cfg = D.DecoderConfig(vocab=tok.get_vocab_size(), d_model=24, layers=1, heads=2, head_dim=8, ffn=32, max_len=160,
+                          prefix=2, eeg_features=8)
+    D.save(tmp_path / "copilot", D.Decoder(cfg, rngs=nnx.Rngs(0)), tok)
+    m = train_tokenizer(TokenizerTrainConfig(steps=4, restart_every=2, ckpt_every=4, align=0.5, **dict(SMALL, eval_batches=1)),
+                        [ss], tmp_path / "run", align_with=tmp_path / "copilot", progress=False, track=False)
+    assert m["aligned_with"] == str(tmp_path / "copilot")
+    aligned = load_tokenizer(tmp_path / "run")
+    assert aligned.cfg.align == 0.5 and aligned.cfg.text_dim == 24  # the decoder's embedding width
+    assert aligned.to_text.kernel.shape == (8, 24)
