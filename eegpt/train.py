@@ -61,6 +61,11 @@ class PretrainConfig(trainer.RunConfig):
     def tokens(self) -> Tokens:
         return Tokens(self.ete_config().token_len, self.token_stride)
 
+    @property
+    def token_loss(self) -> str:
+        """The name of the per-token loss in the metrics: ``token_ce`` (next code) or ``token_mse``."""
+        return "token_ce" if self.targets else "token_mse"
+
     def with_code_targets(self) -> "PretrainConfig":
         """With ``--tokens vq:DIR``: the ETE's head sized to the tokenizer's codebook (kept in
         ``model``, so the trained ETE loads without its tokenizer); the tokenizer must match the
@@ -144,7 +149,7 @@ def make_train_step(cfg: PretrainConfig, graphdef, tx, schedule, state_shardings
 
     def loss_fn(params, batch, rng):
         err, weight, summary, _ = token_errors(cfg, graphdef, params, batch, rng)
-        token = "token_ce" if cfg.targets else "token_mse"
+        token = cfg.token_loss
         parts = {token: jnp.sum(err * weight) / jnp.maximum(jnp.sum(weight), 1.0)}
         if summary is not None:
             parts["summary_mse"] = jnp.sum(summary[0] * summary[1]) / jnp.maximum(jnp.sum(summary[1]), 1.0)
@@ -388,7 +393,7 @@ def pretrain(cfg: PretrainConfig, data, workdir, *, progress: bool = True, track
         scores = evaluate_codes(cfg, graphdef, params, held_out)
     else:
         scores = evaluate(cfg, graphdef, params, held_out, fit_linear_ar(cfg, stores) if cfg.objective == "ar" else None)
-    token = "token_ce" if cfg.targets else "token_mse"
+    token = cfg.token_loss
     metrics = {"step": final_step, "resumed_from": resumed_from, "preset": cfg.preset, "mode": cfg.mode,
                "objective": cfg.objective, "targets": cfg.targets or "samples (MSE)", **scores,
                "evaluated_on": [str(s.path) for s in held_out], **_seen_with_tokenizer(cfg, seen),

@@ -18,6 +18,18 @@ def shared(*parts) -> Path:
     return path
 
 
+def on_eight_devices(script: str) -> dict:
+    """Run ``script`` in a fresh Python with 8 simulated CPU devices; the JSON of its last line."""
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 def write_neuroscan_cnt(path: Path, names, x_uv, sfreq: float, bytes_per_sample: int = 4,
                         header_samples: int | None = None) -> None:
     """A Neuroscan .cnt as Scan writes it: the 900-byte SETUP header (channels at 370, rate at 376,

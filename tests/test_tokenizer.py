@@ -2,9 +2,6 @@
 (``eegpt pretrain --tokens vq:DIR``)."""
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -20,6 +17,8 @@ from eegpt.neural_tokenizer import TokenizerTrainConfig, load_tokenizer, train_t
 from eegpt.train import PretrainConfig, pretrain
 from ete.model import ETEConfig
 from ete.tokenizer import TokenizerConfig, VQTokenizer, code_usage, restart_dead_codes, reverse_gradient
+
+from conftest import on_eight_devices
 
 SMALL = dict(preset="tiny", batch_size=32, seq_tokens=4, lr=3e-3, warmup=5, codes=64, code_dim=8, decoder_hidden=64,
              restart_below=0.05, eval_batches=5, log_every=5)
@@ -197,10 +196,7 @@ SHARDED = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_sharded_tokenizer_step_matches_single_device():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
-    res = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True, env=env, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out = on_eight_devices(SHARDED)
     assert out["sharded"]["n_devices"] == 8
     np.testing.assert_allclose(out["sharded"]["losses"], out["single"]["losses"], rtol=1e-4)
 

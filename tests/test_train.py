@@ -13,6 +13,8 @@ from eegpt.cli import main
 from eegpt.train import PretrainConfig, pretrain
 from eegpt.errors import TrainingError
 
+from conftest import on_eight_devices
+
 FAST = dict(preset="tiny", batch_size=32, seq_tokens=4, lr=3e-3, warmup=5, log_every=5, eval_batches=5)
 
 
@@ -114,10 +116,7 @@ SHARDED = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_sharded_step_matches_single_device():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
-    res = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True, env=env, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out = on_eight_devices(SHARDED)
     assert out["sharded"]["n_devices"] == 8 and out["sharded"]["sharded_params"] > 0
     np.testing.assert_allclose(out["sharded"]["losses"], out["single"]["losses"], rtol=1e-5)
 
