@@ -203,7 +203,8 @@ class CopilotTrain:
     """``eegpt copilot-train``'s own options (training's come from ``CopilotTrainConfig``)."""
 
     workdir: str  # the decoder's directory
-    finetuned: str | None = None  # a fine-tuning workdir: its pooled embeddings feed the EEG prefix
+    finetuned: str | None = None  # a fine-tuning workdir (or demo workdir): its pooled embeddings feed the EEG prefix; with --instruct, the model whose windows teach the decoder
+    instruct: bool = False  # NeuroLM's instruction tuning: the decoder reads each window's EEG tokens, not the class, and states the class itself (needs --finetuned; eegpt copilot --eeg-only answers with it)
     quiet: bool = False  # no progress bar
 
 
@@ -231,6 +232,7 @@ class Copilot(Consulting):
     """``eegpt copilot``'s options."""
 
     question: str | None = None  # the question (default: the task's state question)
+    eeg_only: bool = False  # answer from the EEG alone: the instruction-tuned decoder (default MODEL/copilot-eeg-only) reads the windows and states the class; the heads' class is not used
     emr_out: str | None = None  # PATH.md (Markdown) or PATH.json (FHIR R4 Bundle)
     overwrite: bool = False  # replace an existing --emr-out
     json: bool = False  # print a JSON object

@@ -284,6 +284,8 @@ def run_copilot_train(args) -> None:
     from eegpt.copilot.decoder import CopilotTrainConfig, train
 
     cfg = config_from(CopilotTrainConfig, args)
+    if args.instruct:
+        return _copilot_instruct(args, cfg)
     bank = None
     if args.finetuned:  # the prefix learns from real pooled embeddings of the training windows
         from eegpt.model import load
@@ -299,6 +301,20 @@ def run_copilot_train(args) -> None:
           f"{r['seconds']:.0f} s -> {args.workdir}")
 
 
+def _copilot_instruct(args, cfg) -> None:
+    """``eegpt copilot-train --instruct``: the EEG-only decoder of a fine-tuned model."""
+    from eegpt.copilot import instruct
+
+    if not args.finetuned:
+        raise EEGInputError("--instruct needs --finetuned DIR: the model whose windows teach the decoder")
+    model, stores = instruct.model_stores(args.finetuned)
+    r = instruct.train_instruct(model, stores, args.workdir, cfg, config_from(instruct.InstructConfig, args),
+                                model_path=args.finetuned, progress=not args.quiet)
+    scores = ", ".join(f"{k} {v['val_balanced_accuracy']:.3f}" for k, v in r["heads"].items())
+    print(f"EEG-only copilot: {r['parameters']:,} parameters, kept step {r['kept_step']} (validation balanced "
+          f"accuracy {scores}), {r['seconds']:.0f} s -> {args.workdir}")
+
+
 def run_copilot(args) -> None:
     """``eegpt copilot FILE``: the copilot's answer about a recording, and its EMR."""
     from eegpt.copilot import Copilot, emr
@@ -309,24 +325,25 @@ def run_copilot(args) -> None:
     if args.emr_out and Path(args.emr_out).suffix.lower() not in (".md", ".markdown", ".json"):
         raise EEGInputError(f"{args.emr_out}: --emr-out must end in .md (Markdown) or .json (FHIR Bundle)")
     check_output(args.emr_out, args.overwrite, "an EMR")
-    r = Copilot(_model_or_default(args.model), args.copilot).ask(args.file, task=args.task, age=args.age, sex=args.sex,
+    r = Copilot(_model_or_default(args.model), args.copilot, eeg_only=args.eeg_only).ask(args.file, task=args.task, age=args.age, sex=args.sex,
                                               question=args.question, seconds=args.seconds,
                                               montage=args.montage, place=args.place)
     if args.emr_out:
         emr.write(r["record"], args.emr_out)
     if args.json:
         print(json.dumps({k: r[k] for k in ("task", "head", "label", "probs", "windows", "question", "answer",
-                                             "fallback", "decoder_answer", "trained_on", "synthetic",
+                                             "fallback", "decoder_answer", "trained_on", "synthetic", "eeg_only",
                                              "out_of_distribution", "unfamiliar", "uncertain", "answer_above")}, indent=2))
         return
     top = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["probs"].items(), key=lambda kv: -kv[1])[:3])
-    print(f"{Path(args.file).name}: {r['task']} via {r['head']} over {r['windows']} windows ({top})"
+    via = f"the EEG-only decoder for {r['head']}" if r["eeg_only"] else r["head"]
+    print(f"{Path(args.file).name}: {r['task']} via {via} over {r['windows']} windows ({top})"
           + (f"; {100 * r['unfamiliar']:.0f}% of the windows unlike the training data" if r["out_of_distribution"] else "")
           + (f"; below the {100 * r['answer_above']:.0f}% it answers at" if r["uncertain"] else ""))
     print(f"Q: {r['question']}\nA: {r['answer']}")
     if r["fallback"]:
         print("(the decoder's answer failed the faithfulness check; this is the templated answer)")
-    if not r["synthetic"]:
+    if not r["synthetic"] and not r["eeg_only"]:  # the EEG-only answer says it already
         print(r["trained_on"])
     if args.emr_out:
         print(f"EMR -> {args.emr_out}")

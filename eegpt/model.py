@@ -317,20 +317,24 @@ class EEGPT:
 
     def score(self, batches, head: str, params=None) -> dict:
         """``head``'s class probabilities (temperature-scaled) and logits, pooled graph embeddings,
-        standardised per-electrode features and electrode masks of ``(graph batch, real samples)``
-        pairs, concatenated."""
+        standardised per-electrode features, electrode ids and masks of ``(graph batch, real
+        samples)`` pairs, concatenated."""
         params = self.params if params is None else params
         temperature = self.cfg.head(head).temperature
-        probs, logit, pooled, feats, mask = [], [], [], [], []
+        probs, logit, pooled, feats, mask, ids = [], [], [], [], [], []
         for batch, n in batches:
             p, f, logits = self._forward(params, batch)
             logit.append(np.asarray(logits[head], np.float32)[:n])
             probs.append(scipy.special.softmax(logit[-1] / temperature, -1))  # numpy: no device dispatch
             pooled.append(np.asarray(p)[:n])
             feats.append(np.asarray(f)[:n])
-            mask.append(batch["mask_BxE"][:n])
+            mask.append(np.asarray(batch["mask_BxE"])[:n])
+            ids.append(np.asarray(batch["electrodes_BxE"])[:n])
+        width = max(m.shape[1] for m in mask)  # batches may pad to different electrode counts
+        pad = lambda xs: np.concatenate([np.pad(x, [(0, 0), (0, width - x.shape[1])] + [(0, 0)] * (x.ndim - 2))  # noqa: E731
+                                         for x in xs])
         return {"probs": np.concatenate(probs), "logits": np.concatenate(logit), "pooled": np.concatenate(pooled),
-                "features": np.concatenate(feats), "mask": np.concatenate(mask)}
+                "features": pad(feats), "mask": pad(mask), "electrodes": pad(ids)}
 
     def head_scorer(self, head: str):
         """A compiled ``batch -> (probabilities [B, C], window profiles [B, F])`` of one head alone:

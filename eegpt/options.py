@@ -141,7 +141,8 @@ def check_output(path, overwrite: bool, what: str = "") -> None:
 
 CONFIGS = {"preprocess": "eegpt.preprocess:Preprocess", "pretrain": "eegpt.train:PretrainConfig",
            "tokenizer": "eegpt.neural_tokenizer:TokenizerTrainConfig",
-           "finetune": "eegpt.finetune:FinetuneConfig", "copilot": "eegpt.copilot.decoder:CopilotTrainConfig"}
+           "finetune": "eegpt.finetune:FinetuneConfig", "copilot": "eegpt.copilot.decoder:CopilotTrainConfig",
+           "instruct": "eegpt.copilot.instruct:InstructConfig"}
 
 
 def config_class(name: str):

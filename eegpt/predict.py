@@ -50,6 +50,9 @@ class Prediction:
         distribution and the copilot gives no reading.
     read_as : how the recording's channels became the electrodes the head read (their number, and
         any placed by position or interpolated onto sites).
+    eeg_tokens : each window's EEG tokens — (standardised per-electrode features [windows, E, F],
+        electrode ids [windows, E], mask [windows, E]), the graph's input — which the EEG-only
+        copilot reads instead of the head's class.
     """
 
     source: str
@@ -64,6 +67,7 @@ class Prediction:
     synthetic: bool
     unfamiliar: float | None = None
     read_as: str = ""
+    eeg_tokens: tuple | None = None
 
     @property
     def out_of_distribution(self) -> bool:
@@ -230,7 +234,8 @@ def predict(model, x, *, task: str | None = None, head: str | None = None, secon
     scored = model.score(window_batches(model, rec, starts, w, batch_size), spec.name)
     return Prediction(rec.source, spec.name, spec.task, tuple(spec.classes), np.asarray(starts) / rec.sfreq,
                       spec.window_s, scored["probs"], scored["pooled"], model.cfg.trained_on(), model.cfg.synthetic,
-                      model.unfamiliar(spec.name, scored), _read_as(rec))
+                      model.unfamiliar(spec.name, scored), _read_as(rec),
+                      (scored["features"], scored["electrodes"], scored["mask"]))
 
 
 def window_batches(model: EEGPT, rec: Recording, starts, w: int, batch_size: int = 32, bucket: int = 64):

@@ -114,6 +114,46 @@ def test_copilot_command_answers_for_a_file_and_refuses_bad_input(demo_run, tmp_
     assert not (tmp_path / "x.txt").exists()
 
 
+def test_the_eeg_only_copilot_states_its_own_reading_and_says_what_made_it(demo_run, tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    model_dir, report = demo_run
+    eo = tmp_path / "eeg-only"
+    assert main(["copilot-train", "--instruct", "--finetuned", str(model_dir), "--workdir", str(eo), "--steps", "4",
+                 "--eval-every", "2", "--batch-size", "8", "--quiet"]) == 0
+    meta = json.loads((eo / "instruct.json").read_text())
+    assert set(meta["heads"]) == {f"synthetic-{t}" for t in ("er", "mi", "mw", "ss", "cm")}
+    assert meta["kept_step"] in (2, 4) and "not the graph or its heads" in meta["reads"]
+    edf = report["copilot"]["recording"]
+    assert main(["copilot", edf, "--model", str(model_dir), "--json"]) == 0
+    by_head = json.loads(capsys.readouterr().out)
+    assert main(["copilot", edf, "--model", str(model_dir), "--copilot", str(eo), "--eeg-only", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["eeg_only"] and r["head"] == by_head["head"] and r["windows"] == by_head["windows"]
+    assert r["probs"] != by_head["probs"]  # its own reading, not the head's
+    assert r["answer_above"] == meta["heads"][r["head"]]["answer_above"]  # and its own reliable confidence
+    assert "Read from the EEG alone" in r["answer"] and f"step {meta['kept_step']}" in r["answer"]
+    if r["uncertain"]:
+        assert r["answer"].startswith("The reading is uncertain")
+    else:
+        _assert_fallback_reported(r, "ER", r["label"])
+    # without an EEG-only decoder, one line saying how to train one
+    assert main(["copilot", edf, "--model", str(model_dir), "--copilot", str(tmp_path), "--eeg-only"]) == 2
+    assert "copilot-train --instruct" in capsys.readouterr().err
+    # the evaluation scores the heads as the demo's report did, beside the decoder
+    path = Path(__file__).parents[1] / "experiments" / "eeg_only_eval.py"
+    spec = importlib.util.spec_from_file_location("eeg_only_eval", path)
+    ev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ev)
+    assert ev.main(["--model", str(model_dir), "--copilot", str(eo), "--answers", "2", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    for task in ("ER", "MI", "MW", "SS", "CM"):
+        row = rows[f"synthetic-{task.lower()}"]
+        assert row["head"] == pytest.approx(report["tasks"][task]["balanced_accuracy"])
+        assert row["gap"] == pytest.approx(row["eeg_only"] - row["head"]) and row["answers_checked"] == 2
+
+
 def test_copilot_reads_a_numbered_cap_given_its_montage(demo_run, tmp_path, capsys):
     """A cap of numbered channels without positions is answered once its montage file is given, as
     the same recording by name is (``--montage``; ``--place montage`` interpolates onto the head's sites)."""

@@ -12,12 +12,13 @@ A reading below the confidence at which the head's validation windows were 90 % 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 
-from eegpt.copilot import emr
+from eegpt.copilot import emr, instruct
 from eegpt.copilot import knowledge as kb
 from eegpt.copilot.corpus import Case, encode_prompt
 from eegpt.copilot.decoder import Decoder, generate
@@ -49,7 +50,12 @@ def answer(model: Decoder, tok, case: Case, night: str | None = None, top_k: int
     """The decoder's answer to ``case``, slots filled, with its faithfulness check (see the module)."""
     eeg = case.eeg if case.eeg is not None else np.zeros(model.cfg.eeg_features, np.float32)
     ids = generate(model, eeg, encode_prompt(tok, case), top_k=top_k, seed=seed)
-    raw = tok.decode(ids, skip_special_tokens=False).strip()
+    return checked(tok.decode(ids, skip_special_tokens=False).strip(), case, night, seed)
+
+
+def checked(raw: str, case: Case, night: str | None = None, seed: int = 0) -> dict:
+    """A decoder's text with its slots filled from ``case``, or the templated answer where it fails
+    the faithfulness check (see the module)."""
     text = decoded = kb.fill(raw, case.task, case.label, case.probs, case.age, case.sex, night)
     check = kb.faithfulness(text, case.task, case.label, case.probs)
     fallback = not check["names_prediction"] or check["contradiction"] or (
@@ -68,10 +74,13 @@ class Copilot:
     ----------
     model : a model directory (or a ``demo`` / ``finetune`` workdir holding ``model/``), or a
         loaded :class:`eegpt.model.EEGPT` together with ``copilot``.
-    copilot : the decoder's directory (default: ``MODEL/copilot``).
+    copilot : the decoder's directory (default: ``MODEL/copilot``, or ``MODEL/copilot-eeg-only``).
+    eeg_only : answer from the EEG alone: an instruction-tuned decoder (``eegpt copilot-train
+        --instruct``) reads each window's EEG tokens and states the class itself; the heads' class
+        is not used (:mod:`eegpt.copilot.instruct`).
     """
 
-    def __init__(self, model, copilot=None):
+    def __init__(self, model, copilot=None, eeg_only: bool = False):
         if isinstance(model, EEGPT):
             if copilot is None:
                 raise EEGInputError("a loaded model needs copilot=DIR (the decoder's directory)")
@@ -79,7 +88,12 @@ class Copilot:
         else:
             self.dir = model_dir(model)
             self.model = load(self.dir)
-        self.decoder, self.tok = load_decoder(Path(copilot) if copilot else self.dir / "copilot")
+        path = Path(copilot) if copilot else self.dir / ("copilot-eeg-only" if eeg_only else "copilot")
+        self.instruct = None  # the EEG-only decoder's instruct.json
+        if eeg_only:
+            self.decoder, self.tok, self.instruct = instruct.load(path)
+        else:
+            self.decoder, self.tok = load_decoder(path)
 
     def ask(self, x, *, task=None, age=None, sex=None, question=None, seconds=None, montage=None,
             place="nearest") -> dict:
@@ -100,9 +114,18 @@ class Copilot:
         """The answer to ``question`` about a prediction already made (see ``ask``)."""
         t0 = time.perf_counter()
         question = question or kb.QUESTIONS["state"][pred.task][0]
+        answer_above = self.model.cfg.head(pred.head).answer_above
+        trained_on = pred.trained_on
+        if self.instruct is not None:  # the decoder's own reading of the EEG replaces the head's
+            probs = instruct.read_recording(self.decoder, self.tok, self.instruct, pred.head, pred.eeg_tokens,
+                                            question, age, sex)
+            pred = dataclasses.replace(pred, probs=probs)
+            answer_above = self.instruct["heads"][pred.head]["answer_above"]
+            trained_on = (f"Read from the EEG alone by the copilot's instruction-tuned decoder (its step "
+                          f"{self.instruct['kept_step']}, chosen on validation subjects), not by the graph's head. "
+                          f"{pred.trained_on}")
         night = kb.night_report(pred.window_labels, pred.window_s) if pred.task == "SS" else None
         case = Case(pred.task, pred.label, pred.summary, question, age, sex, pred.pooled.mean(0))
-        answer_above = self.model.cfg.head(pred.head).answer_above
         withheld = (emr.UNFAMILIAR if pred.out_of_distribution
                     else emr.UNCERTAIN if max(pred.summary.values()) < answer_above else "")
         if pred.out_of_distribution:  # no reading, rather than a confident one about unfamiliar EEG
@@ -111,14 +134,21 @@ class Copilot:
         elif withheld:  # below the confidence the head was reliable at on validation: no finding
             out = {"text": kb.uncertain_answer(pred.task, pred.summary, answer_above), "fallback": False}
         else:
-            out = answer(self.decoder, self.tok, case, night=night if kb.question_kind(question) == "night" else None)
-        text = out["text"] + (f" {pred.trained_on}" if pred.synthetic else "")
+            asked_night = night if kb.question_kind(question) == "night" else None
+            if self.instruct is not None:  # its text follows the window it read most surely
+                w = int(pred.probs[:, pred.classes.index(pred.label)].argmax())
+                raw = instruct.answer_case(self.decoder, self.tok, case, tuple(a[w] for a in pred.eeg_tokens),
+                                           asked_night)
+                out = checked(raw, case, asked_night)
+            else:
+                out = answer(self.decoder, self.tok, case, night=asked_night)
+        text = out["text"] + (f" {trained_on}" if pred.synthetic or self.instruct is not None else "")
         record = emr.Record(pred.task, pred.label, pred.summary, text, age, sex, pred.source, len(pred.probs),
-                            [night] if night else [], pred.trained_on, withheld=withheld)
+                            [night] if night else [], trained_on, withheld=withheld)
         return {"task": pred.task, "head": pred.head, "label": pred.label, "probs": pred.summary,
                 "windows": len(pred.probs), "recording": pred.source, "question": question, "answer": text,
                 "fallback": out["fallback"], "decoder_answer": out.get("decoder_answer"),
-                "trained_on": pred.trained_on, "synthetic": pred.synthetic,
+                "trained_on": trained_on, "synthetic": pred.synthetic, "eeg_only": self.instruct is not None,
                 "out_of_distribution": pred.out_of_distribution, "unfamiliar": pred.unfamiliar,
                 "uncertain": withheld == emr.UNCERTAIN, "answer_above": answer_above,
                 "record": record, "prediction": pred,

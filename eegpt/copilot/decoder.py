@@ -29,6 +29,7 @@ from eegpt.checkpoint import Checkpoints
 from eegpt.copilot.corpus import EOS, PAD, Case, encode_prompt, make_corpus, vocabulary_specials
 from eegpt.errors import EEGInputError, atomic_write, check_positive
 from eegpt.int8 import INT8_FILE, read_int8
+from ete.model import VOCAB_SIZE as VOCAB
 
 # ----------------------------------------------------------------------------- tokenizer
 
@@ -66,6 +67,8 @@ class DecoderConfig:
     prefix: int = 4              # EEG prefix vectors
     eeg_features: int = 128      # width of the graph's pooled embedding
     wavelet: int = 0             # per-channel wavelet length of the optional wavelet prefix (0: none)
+    eeg_tokens: int = 0          # > 0: one prefix vector per electrode slot (this many), from its features and
+                                 # its electrode's embedding — the EEG-only decoder's input (eegpt.copilot.instruct)
     lora_rank: int = 0
     lora_alpha: float = 32.0
     lora_dropout: float = 0.05
@@ -122,23 +125,41 @@ class Decoder(nnx.Module):
         self.cfg = cfg
         self.embed = nnx.Embed(cfg.vocab, cfg.d_model, rngs=rngs)
         self.pos = nnx.Embed(cfg.max_len, cfg.d_model, rngs=rngs)
-        self.eeg = nnx.Linear(cfg.eeg_features, cfg.prefix * cfg.d_model, rngs=rngs)
+        self.eeg = nnx.Linear(cfg.eeg_features, (1 if cfg.eeg_tokens else cfg.prefix) * cfg.d_model, rngs=rngs)
+        self.electrode = nnx.Embed(VOCAB, cfg.d_model, rngs=rngs) if cfg.eeg_tokens else None
+        # each electrode also scales the projected features (FiLM), so the tokens can weigh one
+        # feature differently at different electrodes, as a per-electrode linear readout does
+        self.electrode_scale = nnx.Embed(VOCAB, cfg.d_model, embedding_init=nnx.initializers.zeros,
+                                         rngs=rngs) if cfg.eeg_tokens else None
         self.wave = nnx.Linear(cfg.wavelet, cfg.d_model, rngs=rngs) if cfg.wavelet else None
         self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.layers)])
         self.norm = nnx.RMSNorm(cfg.d_model, rngs=rngs)
 
     @property
     def n_prefix(self) -> int:
+        if self.cfg.eeg_tokens:
+            return self.cfg.eeg_tokens + 1
         return self.cfg.prefix + (1 if self.wave is not None else 0)
 
-    def prefix(self, eeg_BxF, wave_BxCxL=None):
-        b = eeg_BxF.shape[0]
-        out = self.eeg(eeg_BxF).reshape(b, self.cfg.prefix, self.cfg.d_model)
+    def prefix(self, eeg, wave_BxCxL=None):
+        """(prefix vectors [B, P, d], which are real [B, P]). ``eeg``: the pooled embedding [B, F],
+        or, with ``eeg_tokens``, (features [B, E, F], electrode ids [B, E], mask [B, E])."""
+        if self.electrode is not None:
+            feats, ids, mask = eeg
+            tokens = self.eeg(feats) * (1.0 + self.electrode_scale(ids)) + self.electrode(ids)
+            # first, their mean over the real electrodes: a per-electrode linear reading of the whole
+            # window in one vector, which the decoder need not assemble by attention
+            w = mask[..., None].astype(tokens.dtype)
+            mean = (tokens * w).sum(1, keepdims=True) / jnp.maximum(w.sum(1, keepdims=True), 1.0)
+            return (jnp.concatenate([mean, tokens], 1),
+                    jnp.concatenate([jnp.ones((mask.shape[0], 1), bool), mask], 1))
+        b = eeg.shape[0]
+        out = self.eeg(eeg).reshape(b, self.cfg.prefix, self.cfg.d_model)
         if self.wave is not None:  # each real channel's wavelet vector, projected, averaged over channels
             real = jnp.any(wave_BxCxL != 0, -1, keepdims=True)
             mean = (self.wave(wave_BxCxL) * real).sum(1, keepdims=True) / jnp.maximum(real.sum(1, keepdims=True), 1)
             out = jnp.concatenate([out, mean], axis=1)
-        return out
+        return out, jnp.ones(out.shape[:2], bool)
 
     def empty_cache(self, b: int, s: int):
         shape = (b, s, self.cfg.heads, self.cfg.head_dim)
@@ -152,27 +173,30 @@ class Decoder(nnx.Module):
             new.append(c)
         return self.norm(x) @ self.embed.embedding[...].T, new
 
-    def logits(self, eeg_BxF, tokens_BxT, valid_BxT, wave=None):
+    def logits(self, eeg, tokens_BxT, valid_BxT, wave=None):
         """All positions at once, no cache kept (training; and the cache-free reference in tests).
         Sequences are right-padded, so positions are plain indices."""
-        pre = self.prefix(eeg_BxF, wave)
+        pre, pre_ok = self.prefix(eeg, wave)
         x = jnp.concatenate([pre, self.embed(tokens_BxT)], axis=1)
         b, s, _ = x.shape
-        ok = jnp.concatenate([jnp.ones((b, pre.shape[1]), bool), valid_BxT], axis=1)
+        ok = jnp.concatenate([pre_ok, valid_BxT], axis=1)
         out, _ = self(x, jnp.broadcast_to(jnp.arange(s), (b, s)), ok, self.empty_cache(b, s), 0)
         return out[:, pre.shape[1]:]
 
 
 def generate(model: Decoder, eeg_F, prompt: list[int], max_new: int = 120, top_k: int = 0, seed: int = 0,
              wave=None) -> list[int]:
-    """Token ids after the prompt, up to ``<eos>`` (greedy, or top-k sampling when ``top_k`` > 0)."""
+    """Token ids after the prompt, up to ``<eos>`` (greedy, or top-k sampling when ``top_k`` > 0).
+    ``eeg_F``: one window's pooled embedding, or its EEG tokens (features, electrode ids, mask)."""
     bucket = -(-len(prompt) // 16) * 16
     p = model.n_prefix
     if p + bucket + max_new > model.cfg.max_len:
         max_new = model.cfg.max_len - p - bucket
     ids = np.full((1, bucket), PAD, np.int32)
     ids[0, bucket - len(prompt):] = prompt
-    out = _generate(nnx.split(model), jnp.asarray(eeg_F, jnp.float32)[None], jnp.asarray(ids), max_new, top_k,
+    eeg = (tuple(jnp.asarray(a)[None] for a in eeg_F) if isinstance(eeg_F, tuple)
+           else jnp.asarray(eeg_F, jnp.float32)[None])
+    out = _generate(nnx.split(model), eeg, jnp.asarray(ids), max_new, top_k,
                     jax.random.key(seed), None if wave is None else jnp.asarray(wave, jnp.float32)[None])
     out = np.asarray(out[0]).tolist()
     return out[: out.index(EOS)] if EOS in out else out
@@ -185,8 +209,9 @@ def _generate(split, eeg, ids, max_new, top_k, key, wave):
     p = model.n_prefix
     s = p + t + max_new
     valid = ids != PAD
-    x = jnp.concatenate([model.prefix(eeg, wave), model.embed(ids)], axis=1)
-    ok = jnp.concatenate([jnp.ones((b, p), bool), valid, jnp.ones((b, max_new), bool)], axis=1)
+    pre, pre_ok = model.prefix(eeg, wave)
+    x = jnp.concatenate([pre, model.embed(ids)], axis=1)
+    ok = jnp.concatenate([pre_ok, valid, jnp.ones((b, max_new), bool)], axis=1)
     pos = jnp.concatenate([jnp.broadcast_to(jnp.arange(p), (b, p)), p + jnp.cumsum(valid, 1) - 1], axis=1)
     logits, cache = model(x, jnp.maximum(pos, 0), ok, model.empty_cache(b, s), 0)
     n_real = p + valid.sum(1)
@@ -224,6 +249,7 @@ def prune(model: Decoder, ratio: float = 0.5) -> Decoder:
     new_cfg = dataclasses.replace(cfg, heads=keep_h, ffn=keep_f)
     small = Decoder(new_cfg, rngs=nnx.Rngs(0))
     small.embed, small.pos, small.eeg, small.wave, small.norm = model.embed, model.pos, model.eeg, model.wave, model.norm
+    small.electrode, small.electrode_scale = model.electrode, model.electrode_scale
     hd = cfg.head_dim
     for big, new in zip(model.blocks, small.blocks):
         w = {n: getattr(big, n).base.kernel[...] for n in ("q", "k", "v", "o", "gate", "up", "down")}
@@ -343,10 +369,13 @@ def train(workdir, cfg: CopilotTrainConfig = CopilotTrainConfig(), dcfg: Decoder
     return summary
 
 
-def fit(model: Decoder, data, cfg: CopilotTrainConfig, wrt=nnx.Param, progress: bool = False) -> list[dict]:
-    """Train ``model`` in place on encoded pairs (:func:`encode_corpus`) with the project's one
-    training loop (:class:`eegpt.trainer.Trainer`); only ``wrt`` variables change
-    (``nnx.LoRAParam`` for LoRA). Returns the loss every 50 steps."""
+def fit(model: Decoder, data, cfg: CopilotTrainConfig, wrt=nnx.Param, progress: bool = False,
+        every: int | None = None, on_boundary=None, augment=None) -> list[dict]:
+    """Train ``model`` in place on encoded pairs (:func:`encode_corpus`; the first item may be a
+    tuple of arrays, the EEG tokens) with the project's one training loop
+    (:class:`eegpt.trainer.Trainer`); only ``wrt`` variables change (``nnx.LoRAParam`` for LoRA).
+    ``on_boundary(step)`` runs every ``every`` steps (validation); ``augment(batch, rng)`` changes
+    each training batch. Returns the loss every 50 steps."""
     from eegpt import trainer
 
     sched = trainer.schedule(cfg.lr, cfg.warmup, cfg.steps, end=0.05)
@@ -370,17 +399,27 @@ def fit(model: Decoder, data, cfg: CopilotTrainConfig, wrt=nnx.Param, progress: 
     rng = np.random.default_rng(cfg.seed + 1)
     history: list[dict] = []
 
+    n = len(jax.tree.leaves(data[0])[0])
+
     def batch_at(_):
-        pick = rng.integers(len(data[0]), size=cfg.batch_size)
-        return tuple(a[pick] for a in data)
+        pick = rng.integers(n, size=cfg.batch_size)
+        batch = jax.tree.map(lambda a: a[pick], data)
+        return batch if augment is None else augment(batch, rng)
 
     def on_metrics(it, m):
         if it % 50 == 0 or it == cfg.steps:
             history.append({"step": it, "loss": m["loss"]})
 
+    def boundary(it, state, _):
+        if on_boundary is not None:
+            model.eval()
+            on_boundary(it)
+            model.train()
+        return state
+
     model.train()
-    loop = trainer.Trainer(step, steps=cfg.steps, every=cfg.steps, on_metrics=on_metrics, desc="copilot-train",
-                           progress=progress, what="copilot-train")
+    loop = trainer.Trainer(step, steps=cfg.steps, every=every or cfg.steps, on_boundary=boundary,
+                           on_metrics=on_metrics, desc="copilot-train", progress=progress, what="copilot-train")
     loop.run(None, batch_at)
     model.eval()
     return history

@@ -1,0 +1,332 @@
+"""Answers from EEG alone: NeuroLM's multi-task instruction tuning, on the copilot's decoder.
+
+The decoder reads a window's *EEG tokens* and the clinician's question, with the class hidden
+(``<class:hidden>``). An EEG token is one prefix vector per electrode: that electrode's node
+features (the ETE's features and the classical views the model computes from the EEG — the graph's
+input, before any graph or head) projected, plus its electrode's embedding. The answer begins with
+the class the decoder reads (``<class:TASK:LABEL>``) and a probability decile, then the
+clinician's text with slots. One decoder answers every head's task.
+
+* **Pairs**: every training window of every head, ``pairs_per_window`` questions each, its true
+  class first; the text is the knowledge base's reference for a drawn confidence.
+* **Choice**: every ``eval_every`` steps, each head's validation windows are read (the class
+  token's probabilities over the head's classes); the step with the best mean balanced accuracy
+  is kept. Validation is a store's val split; a store without one gives its last
+  ``val_subjects`` training subjects, which are then never trained on.
+* **Calibration**: per head, a temperature and the confidence at which validation windows were
+  90 % accurate (``answer_above``), as ``eegpt finetune`` fits them for the heads.
+* **Answering** (:func:`read_recording`, :func:`answer_case`): the windows' probabilities are
+  averaged over the recording; below ``answer_above`` there is no finding. Otherwise the decoder
+  writes the rest of its answer after its own class and decile, slots filled, under the copilot's
+  faithfulness guard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from eegpt.copilot import knowledge as kb
+from eegpt.copilot.corpus import ANSWER, EOS, PAD, Case, prompt_tokens, random_probs
+from eegpt.copilot.decoder import (CopilotTrainConfig, Decoder, DecoderConfig, fit, generate, param_count,
+                                   save, train_tokenizer)
+from eegpt.copilot.decoder import load as load_decoder
+from eegpt.errors import EEGInputError, atomic_write, check_positive
+
+META = "instruct.json"
+
+
+@dataclass(frozen=True)
+class InstructConfig:
+    """What instruction tuning adds to the decoder's training (``CopilotTrainConfig``: steps, batch
+    size, learning rate, warm-up, vocabulary, seed)."""
+
+    pairs_per_window: int = 2     # questions drawn per training window
+    eval_every: int = 100         # validation interval in steps; the best step is kept
+    val_subjects: int = 3         # a store without a val split lends this many of its last training subjects
+    answer_accuracy: float = 0.9  # validation accuracy the answering threshold keeps
+    token_dropout: float = 0.0    # share of a training window's electrode tokens hidden at each step
+
+    def __post_init__(self):
+        check_positive(self, "pairs_per_window", "eval_every", "val_subjects", "answer_accuracy")
+        if not 0.0 <= self.token_dropout < 1.0:
+            raise EEGInputError(f"token_dropout={self.token_dropout}: must lie in [0, 1)")
+
+
+# The recipe the evaluation trains with (and the guide's command): chosen on EEGMAT's validation
+# subjects (23-25 of its training subjects) among learning rates 3e-4 / 1e-3 / 2e-3 and token
+# dropout 0 / 0.2 / 0.5, which all peaked between 0.58 and 0.60; the step is chosen per run.
+RECIPE = (CopilotTrainConfig(steps=1200, batch_size=32, lr=1e-3, warmup=100),
+          InstructConfig(eval_every=100, token_dropout=0.2))
+
+
+# ----------------------------------------------------------------------------- data
+
+def model_stores(path) -> tuple:
+    """(model, the stores its heads were fine-tuned on) of a model directory, ``finetune`` workdir or
+    ``demo`` workdir. A store of a benchmark's card gets that protocol's splits
+    (:func:`eegpt.protocols.folds`), so its scored subjects are never read for choosing."""
+    from eegpt.model import load as load_model
+    from eegpt.model import model_dir
+    from eegpt.protocols import PROTOCOLS, folds
+    from eegpt.store import open_stores
+
+    mdir = model_dir(path)
+    meta = next((p for p in (mdir.parent / "finetune.json", mdir.parent / "finetune" / "finetune.json") if p.exists()),
+                None)
+    if meta is None:
+        raise EEGInputError(f"{path}: no finetune.json beside the model; the EEG-only decoder learns from the "
+                            "stores the model was fine-tuned on")
+    stores = open_stores([d["store"] for d in json.loads(meta.read_text())["datasets"]])
+    out = []
+    for s in stores:
+        protocol = PROTOCOLS.get(s.name)
+        if protocol is not None and protocol.card == s.name:  # one fold: its split, val before test
+            s = s.with_splits(folds(s.name, s)[0][1])
+        out.append(s)
+    return load_model(mdir), out
+
+
+def with_validation(store, val_subjects: int):
+    """``store`` itself when it has validation windows; else the store with its last
+    ``val_subjects`` training subjects moved to validation (refused when that leaves none to train)."""
+    if len(store.indices("val")):
+        return store
+    train = store.indices("train")
+    subjects = sorted({str(s) for s in store.subject_of[train]})
+    if len(subjects) <= val_subjects:
+        raise EEGInputError(f"{store.path}: {len(subjects)} training subjects and no validation split; the EEG-only "
+                            f"decoder needs more than {val_subjects} to hold some out for choosing its step")
+    held = np.isin(store.subject_of.astype(str), subjects[-val_subjects:]) & (store.split_of == "train")
+    return store.with_splits(np.where(held, "val", store.split_of))
+
+
+def read_windows(model, store, split: str, slots: int | None = None) -> dict:
+    """A split's EEG tokens (features [N, E, F], electrode ids [N, E], mask [N, E], padded to
+    ``slots`` electrodes), labels, subjects, and the head's own probabilities."""
+    r = model.run(store, split)
+    feats, ids, mask = r["features"].astype(np.float32), r["electrodes"].astype(np.int32), r["mask"].astype(bool)
+    if slots is not None:
+        if feats.shape[1] > slots:
+            raise EEGInputError(f"{store.path}: {feats.shape[1]} electrode slots, more than the decoder's {slots}")
+        pad = [(0, 0), (0, slots - feats.shape[1])]
+        feats, ids, mask = np.pad(feats, pad + [(0, 0)]), np.pad(ids, pad), np.pad(mask, pad)
+    return {"tokens": (feats, ids, mask), "labels": r["labels"], "subjects": r["subjects"], "head_probs": r["probs"]}
+
+
+def instruct_prompt(tok, task: str, question: str, age: int | None = None, sex: str | None = None) -> list[int]:
+    """The prompt's ids: task, the class hidden, age decade, sex, the question, then ``<a>``."""
+    fields = prompt_tokens(task, "", 0.0, age, sex)
+    fields = [fields[0], "<class:hidden>", fields[3], fields[4]]
+    return [tok.token_to_id(f) for f in fields] + tok.encode(" " + question).ids + [ANSWER]
+
+
+def reading_tokens(tok, task: str, label: str, prob: float) -> list[int]:
+    """The answer's first two ids: the class read and its probability decile."""
+    return [tok.token_to_id(f"<class:{task}:{label}>"), tok.token_to_id(f"<p:{min(int(prob * 10), 9)}>")]
+
+
+def make_cases(task: str, classes, labels, n_per: int, rng) -> tuple[list[Case], np.ndarray]:
+    """``n_per`` instruction cases per window (its true class, a drawn confidence, question, age,
+    sex, reference text), and the window each case reads."""
+    cases, window = [], []
+    pools = [kb.QUESTIONS["state"][task], kb.QUESTIONS["suggest"], kb.QUESTIONS["summary"]]
+    pools += [kb.NIGHT_QUESTIONS] if task == "SS" else []  # <night>: filled from the recording's windows
+    for i, y in enumerate(labels):
+        for _ in range(n_per):
+            label = classes[int(y)]
+            probs = random_probs(rng, list(classes), label)
+            pool = pools[int(rng.integers(len(pools)))]
+            question = pool[int(rng.integers(len(pool)))]
+            age = None if rng.random() < 0.15 else int(rng.integers(18, 90))
+            sex = [None, "F", "M"][int(rng.integers(3))]
+            cases.append(Case(task, label, probs, question, age, sex, None, None,
+                              kb.reference(task, label, probs, question, rng)))
+            window.append(i)
+    return cases, np.asarray(window)
+
+
+def encode(tok, cases: list[Case], max_tokens: int):
+    """(tokens [N, T], valid [N, T], loss weights [N, T]): prompt, the class and decile read, the
+    text, ``<eos>``, right-padded. The class token weighs as much as the rest of the answer, so the
+    reading is learnt as firmly as the words."""
+    toks = np.full((len(cases), max_tokens), PAD, np.int32)
+    weight = np.zeros((len(cases), max_tokens), np.float32)
+    texts = tok.encode_batch([" " + c.answer for c in cases])
+    for i, (c, t) in enumerate(zip(cases, texts)):
+        p = instruct_prompt(tok, c.task, c.question, c.age, c.sex)
+        seq = (p + reading_tokens(tok, c.task, c.label, c.probs[c.label]) + t.ids + [EOS])[:max_tokens]
+        toks[i, : len(seq)] = seq
+        weight[i, len(p): len(seq) - 1] = 1.0          # predict token j+1 from position j
+        weight[i, len(p) - 1] = max(len(seq) - len(p) - 1, 1)  # the class token
+    return toks, toks != PAD, weight
+
+
+# ----------------------------------------------------------------------------- reading
+
+@nnx.jit
+def _first_logits(model, eeg, toks, valid, last):
+    return model.logits(eeg, toks, valid)[jnp.arange(toks.shape[0]), last]
+
+
+def class_logits(model: Decoder, tok, task: str, classes, tokens, question: str | None = None,
+                 age: int | None = None, sex: str | None = None, batch: int = 64) -> np.ndarray:
+    """[windows, classes]: the decoder's logits for each class token as the answer's first token,
+    for every window's EEG tokens (the task's first state question, age and sex unknown, unless given)."""
+    prompt = instruct_prompt(tok, task, question or kb.QUESTIONS["state"][task][0], age, sex)
+    ids = np.asarray([tok.token_to_id(f"<class:{task}:{c}>") for c in classes])
+    n = len(tokens[0])
+    out = []
+    for start in range(0, n, batch):
+        pick = np.arange(start, start + batch) % n  # a full last batch: one compiled shape
+        eeg = tuple(jnp.asarray(a[pick]) for a in tokens)
+        toks = jnp.asarray(np.tile(prompt, (batch, 1)), jnp.int32)
+        lg = _first_logits(model, eeg, toks, toks != PAD, jnp.full(batch, len(prompt) - 1))
+        out.append(np.asarray(lg)[: min(batch, n - start)][:, ids])
+    return np.concatenate(out)
+
+
+def softmax(logits, temperature: float = 1.0) -> np.ndarray:
+    from scipy.special import softmax as sm
+
+    return sm(np.asarray(logits, np.float64) / temperature, -1)
+
+
+def balanced_accuracy(labels, probs, present) -> float:
+    """Over the classes trained on (``present``), as the benchmark scores heads."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    present = np.asarray(present)
+    return float(balanced_accuracy_score(labels, present[np.asarray(probs)[:, present].argmax(1)]))
+
+
+# ----------------------------------------------------------------------------- training
+
+def train_instruct(model, stores, workdir, train: CopilotTrainConfig = CopilotTrainConfig(),
+                   cfg: InstructConfig = InstructConfig(), model_path=None, progress: bool = True) -> dict:
+    """Train the EEG-only decoder on ``model``'s heads (``stores``: one per head, with the splits
+    the heads were trained on); writes ``workdir`` (the decoder and ``instruct.json``) and returns
+    that summary."""
+    from eegpt.metrics import answer_threshold, fit_temperature
+
+    t0 = time.perf_counter()
+    stores = [with_validation(s, cfg.val_subjects) for s in stores]
+    heads = [model.cfg.head(model.head_of(s)) for s in stores]
+    if progress:
+        print("reading the windows' EEG tokens ...", flush=True)
+    first = [read_windows(model, s, "train") for s in stores]
+    slots = max(w["tokens"][0].shape[1] for w in first)
+    windows = [read_windows(model, s, "train", slots) for s in stores]
+    val = [read_windows(model, s, "val", slots) for s in stores]
+    rng = np.random.default_rng(train.seed)
+    cases, tokens = [], []
+    for h, w in zip(heads, windows):
+        c, window = make_cases(h.task, h.classes, w["labels"], cfg.pairs_per_window, rng)
+        cases += c
+        tokens.append(tuple(a[window] for a in w["tokens"]))
+    tokens = tuple(np.concatenate(parts) for parts in zip(*tokens))
+    tok = train_tokenizer(cases, train.vocab)
+    lengths = [len(instruct_prompt(tok, c.task, c.question, c.age, c.sex)) + len(tok.encode(" " + c.answer).ids) + 3
+               for c in cases[:: max(len(cases) // 500, 1)]]
+    max_tokens = int(np.percentile(lengths, 99.5)) + 8
+    dcfg = DecoderConfig(vocab=tok.get_vocab_size(), eeg_features=tokens[0].shape[-1], eeg_tokens=slots,
+                         max_len=slots + max(max_tokens, 48) + 128)
+    decoder = Decoder(dcfg, rngs=nnx.Rngs(train.seed))
+    data = (tokens, *encode(tok, cases, max_tokens), np.zeros((len(cases), 1, 1), np.float32))
+    present = [np.unique(w["labels"]) for w in windows]
+
+    history, best = [], {"score": -1.0, "step": 0, "params": None}
+
+    def validate(step: int) -> None:
+        scores = {h.name: balanced_accuracy(v["labels"], softmax(class_logits(decoder, tok, h.task, h.classes,
+                                                                              v["tokens"])), p)
+                  for h, v, p in zip(heads, val, present)}
+        mean = float(np.mean(list(scores.values())))
+        history.append({"step": step, "val_balanced_accuracy": scores, "mean": mean})
+        if mean > best["score"]:
+            best.update(score=mean, step=step, params=jax.tree.map(np.array, nnx.state(decoder, nnx.Param)))
+
+    def drop_tokens(batch, rng):  # each training window loses a share of its electrodes (never all)
+        (feats, ids, mask), *rest = batch
+        keep = rng.random(mask.shape) >= cfg.token_dropout
+        keep[np.arange(len(keep)), np.argmax(mask, 1)] = True
+        return ((feats, ids, mask & keep), *rest)
+
+    losses = fit(decoder, data, train, progress=progress, every=cfg.eval_every, on_boundary=validate,
+                 augment=drop_tokens if cfg.token_dropout else None)
+    nnx.update(decoder, best["params"])
+    calibration = {}
+    for h, v, p in zip(heads, val, present):
+        logits = class_logits(decoder, tok, h.task, h.classes, v["tokens"])
+        temperature = fit_temperature(logits, v["labels"])
+        probs = softmax(logits, temperature)
+        calibration[h.name] = {"task": h.task, "classes": list(h.classes), "present": [h.classes[i] for i in p],
+                               "temperature": round(temperature, 4),
+                               "answer_above": round(answer_threshold(v["labels"], probs, cfg.answer_accuracy), 4),
+                               "val_balanced_accuracy": balanced_accuracy(v["labels"], probs, p),
+                               "val_subjects": sorted({str(x) for x in v["subjects"]}),
+                               "train_windows": len(windows[heads.index(h)]["labels"])}
+    save(workdir, decoder, tok)
+    summary = {"model": str(model_path) if model_path else None, "trained_on": model.cfg.trained_on(),
+               "synthetic": model.cfg.synthetic, "reads": f"EEG tokens: each electrode's node features "
+                                                         f"({model.cfg.nodes}), not the graph or its heads",
+               "kept_step": best["step"], "val_mean_balanced_accuracy": best["score"], "heads": calibration,
+               "config": dataclasses.asdict(cfg), "train": dataclasses.asdict(train), "decoder": dataclasses.asdict(dcfg), "max_tokens": max_tokens,
+               "parameters": param_count(decoder), "pairs": len(cases), "history": history, "loss": losses,
+               "seconds": round(time.perf_counter() - t0, 1)}
+    atomic_write(Path(workdir) / META, lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
+    return summary
+
+
+def load(path) -> tuple[Decoder, object, dict]:
+    """(decoder, tokenizer, its ``instruct.json``) of an EEG-only decoder's directory."""
+    path = Path(path)
+    if not (path / META).exists():
+        raise EEGInputError(f"{path}: no EEG-only decoder here ({META} missing); train one with "
+                            "eegpt copilot-train --instruct --finetuned DIR --workdir DIR")
+    decoder, tok = load_decoder(path)
+    return decoder, tok, json.loads((path / META).read_text())
+
+
+# ----------------------------------------------------------------------------- answering
+
+def read_recording(decoder: Decoder, tok, meta: dict, head: str, eeg_tokens, question: str | None = None,
+                   age: int | None = None, sex: str | None = None) -> np.ndarray:
+    """[windows, classes]: the decoder's calibrated reading of each window of a recording
+    (:attr:`eegpt.predict.Prediction.eeg_tokens`), over the head's classes; classes it never
+    trained on get none."""
+    if head not in meta["heads"]:
+        raise EEGInputError(f"the EEG-only decoder was not trained for head {head!r} (it reads "
+                            f"{', '.join(meta['heads'])}); train it on this model with eegpt copilot-train --instruct")
+    h = meta["heads"][head]
+    slots = decoder.cfg.eeg_tokens
+    feats, ids, mask = (np.asarray(a) for a in eeg_tokens)
+    if feats.shape[1] > slots:
+        keep = np.argsort(~mask[0], kind="stable")[:slots]  # real electrodes first
+        feats, ids, mask = feats[:, keep], ids[:, keep], mask[:, keep]
+    pad = [(0, 0), (0, slots - feats.shape[1])]
+    tokens = (np.pad(feats, pad + [(0, 0)]).astype(np.float32), np.pad(ids, pad).astype(np.int32), np.pad(mask, pad))
+    probs = softmax(class_logits(decoder, tok, h["task"], h["classes"], tokens, question, age, sex), h["temperature"])
+    absent = ~np.isin(h["classes"], h["present"])
+    probs[:, absent] = 0.0
+    return probs / probs.sum(1, keepdims=True)
+
+
+def answer_case(decoder: Decoder, tok, case: Case, window_tokens, night: str | None = None, seed: int = 0) -> str:
+    """The decoder's own text after the class and decile it read (``case.label``, ``case.probs``),
+    for one window's EEG tokens, slots not yet filled."""
+    prompt = instruct_prompt(tok, case.task, case.question, case.age, case.sex)
+    prompt += reading_tokens(tok, case.task, case.label, case.probs[case.label])
+    slots = decoder.cfg.eeg_tokens
+    feats, ids, mask = (np.asarray(a)[:slots] for a in window_tokens)
+    pad = [(0, slots - len(ids))]
+    eeg = (np.pad(feats, pad + [(0, 0)]).astype(np.float32), np.pad(ids, pad).astype(np.int32), np.pad(mask, pad))
+    return tok.decode(generate(decoder, eeg, prompt, seed=seed), skip_special_tokens=False).strip()

@@ -1,0 +1,91 @@
+"""Answers from EEG alone, scored beside the heads: does the instruction-tuned decoder read the class?
+
+    python experiments/eeg_only_eval.py --model DIR [--copilot DIR] [--answers 20] [--json]
+
+``--model``: a demo workdir, or a fine-tuning workdir (a benchmark's fold:
+``runs/bench-eegmat/seed-0/split/finetune``). ``--copilot``: the EEG-only decoder
+(``eegpt copilot-train --instruct``; default ``MODEL/copilot-eeg-only``, trained there with
+``eegpt.copilot.instruct.RECIPE`` when absent). Each head's store is read with the splits the head was scored on (a
+benchmark's protocol, :func:`eegpt.copilot.instruct.model_stores`). Per task, on the scored
+(test) windows: the balanced accuracy of the class the decoder states (its answer's first token,
+the class hidden from its prompt; over the classes trained on) beside the head's own, and the
+gap. For ``--answers`` windows per task it also writes whole answers and reports how many passed
+the faithfulness guard (named the class read, no other) without falling back to the template.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from eegpt.copilot import instruct
+from eegpt.copilot import knowledge as kb
+from eegpt.copilot.copilot import checked
+from eegpt.copilot.corpus import Case
+from eegpt.errors import EEGInputError, TrainingError
+from eegpt.model import model_dir
+
+
+def score(model, decoder, tok, meta: dict, store, n_answers: int, seed: int = 0) -> dict:
+    """One head's scored windows: the head's and the decoder's balanced accuracy, and answers."""
+    h = meta["heads"][store.name]
+    present = [h["classes"].index(c) for c in h["present"]]
+    w = instruct.read_windows(model, store, "test")
+    probs = instruct.read_recording(decoder, tok, meta, store.name, w["tokens"])
+    head = instruct.balanced_accuracy(w["labels"], w["head_probs"], present)
+    eeg_only = instruct.balanced_accuracy(w["labels"], probs, present)
+    rng = np.random.default_rng(seed)
+    passed = 0
+    picks = rng.choice(len(probs), size=min(n_answers, len(probs)), replace=False)
+    for i in picks:
+        row = {c: float(p) for c, p in zip(h["classes"], probs[i])}
+        label = max(row, key=row.get)
+        case = Case(h["task"], label, row, kb.QUESTIONS["state"][h["task"]][0])
+        raw = instruct.answer_case(decoder, tok, case, tuple(a[i] for a in w["tokens"]))
+        passed += not checked(raw, case)["fallback"]
+    return {"task": h["task"], "windows": len(w["labels"]), "subjects": len(np.unique(w["subjects"])),
+            "head": head, "eeg_only": eeg_only, "gap": eeg_only - head,
+            "answers_checked": len(picks), "answers_faithful": passed}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True, help="a demo workdir or a fine-tuning workdir")
+    p.add_argument("--copilot", help="the EEG-only decoder (default: MODEL/copilot-eeg-only)")
+    p.add_argument("--answers", type=int, default=20, help="whole answers written and checked per task")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        model, stores = instruct.model_stores(args.model)
+        where = Path(args.copilot) if args.copilot else model_dir(args.model) / "copilot-eeg-only"
+        if not (where / instruct.META).exists():
+            print(f"training the EEG-only decoder into {where} ...", file=sys.stderr, flush=True)
+            instruct.train_instruct(model, stores, where, *instruct.RECIPE, model_path=model_dir(args.model),
+                                    progress=True)
+        decoder, tok, meta = instruct.load(where)
+        stores = [instruct.with_validation(s, meta["config"]["val_subjects"]) for s in stores]
+        rows = {s.name: score(model, decoder, tok, meta, s, args.answers) for s in stores}
+    except (EEGInputError, TrainingError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out = {"model": str(model_dir(args.model)), "copilot": str(where), "reads": meta["reads"],
+           "kept_step": meta["kept_step"], "val_mean_balanced_accuracy": meta["val_mean_balanced_accuracy"],
+           "val_subjects": {k: v["val_subjects"] for k, v in meta["heads"].items()},
+           "rows": rows, "within_0.03": all(r["gap"] >= -0.03 for r in rows.values())}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{'head':<16}{'task':>5}{'windows':>9}{'head BA':>9}{'EEG-only':>10}{'gap':>8}{'answers ok':>12}")
+    for name, r in rows.items():
+        print(f"{name:<16}{r['task']:>5}{r['windows']:>9}{r['head']:>9.3f}{r['eeg_only']:>10.3f}{r['gap']:>+8.3f}"
+              f"{r['answers_faithful']:>7}/{r['answers_checked']}")
+    print(f"(the decoder reads {meta['reads']}; kept at step {meta['kept_step']} on validation)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
