@@ -11,6 +11,8 @@ benchmark's protocol, :func:`eegpt.copilot.instruct.model_stores`). Per task, on
 the class hidden from its prompt; over the classes trained on) beside the head's own, and the
 gap. For ``--answers`` windows per task it also writes whole answers and reports how many passed
 the faithfulness guard (named the class read, no other) without falling back to the template.
+As a reference for what the EEG tokens carry, ``linear_reading`` is a logistic regression on the
+same tokens, C chosen on the decoder's validation subjects.
 """
 
 from __future__ import annotations
@@ -28,6 +30,35 @@ from eegpt.copilot.copilot import checked
 from eegpt.copilot.corpus import Case
 from eegpt.errors import EEGInputError, TrainingError
 from eegpt.model import model_dir
+
+
+def linear_reading(model, store, slots: int, present) -> float:
+    """A reference for what the EEG tokens carry: a logistic regression on the same tokens (each
+    used electrode's features side by side, scaled), C chosen on the decoder's validation
+    subjects, scored on the scored windows."""
+    from sklearn.linear_model import LogisticRegression
+
+    from ete.model import VOCAB_SIZE
+
+    parts = [instruct.read_windows(model, store, split, slots) for split in ("train", "val", "test")]
+    used = np.unique(parts[0]["tokens"][1][parts[0]["tokens"][2]])
+
+    def grid(w):
+        feats, ids, mask = w["tokens"]
+        out = np.zeros((len(feats), VOCAB_SIZE, feats.shape[-1]), np.float32)
+        rows = np.repeat(np.arange(len(feats))[:, None], ids.shape[1], 1)
+        out[rows[mask], ids[mask]] = feats[mask]
+        return out[:, used].reshape(len(feats), -1)
+
+    x = [grid(w) for w in parts]
+    scale = x[0].std(0) + 1e-6
+    best = None
+    for c in (0.001, 0.01, 0.1, 1.0):
+        lr = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(x[0] / scale, parts[0]["labels"])
+        val = instruct.balanced_accuracy(parts[1]["labels"], lr.predict_proba(x[1] / scale), present)
+        if best is None or val > best[0]:
+            best = (val, lr)
+    return instruct.balanced_accuracy(parts[2]["labels"], best[1].predict_proba(x[2] / scale), present)
 
 
 def score(model, decoder, tok, meta: dict, store, n_answers: int, seed: int = 0) -> dict:
@@ -49,6 +80,7 @@ def score(model, decoder, tok, meta: dict, store, n_answers: int, seed: int = 0)
         passed += not checked(raw, case)["fallback"]
     return {"task": h["task"], "windows": len(w["labels"]), "subjects": len(np.unique(w["subjects"])),
             "head": head, "eeg_only": eeg_only, "gap": eeg_only - head,
+            "linear_reading": linear_reading(model, store, decoder.cfg.eeg_tokens, present),
             "answers_checked": len(picks), "answers_faithful": passed}
 
 
@@ -79,10 +111,11 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    print(f"{'head':<16}{'task':>5}{'windows':>9}{'head BA':>9}{'EEG-only':>10}{'gap':>8}{'answers ok':>12}")
+    print(f"{'head':<16}{'task':>5}{'windows':>9}{'head BA':>9}{'EEG-only':>10}{'gap':>8}{'LR on tokens':>14}"
+          f"{'answers ok':>12}")
     for name, r in rows.items():
         print(f"{name:<16}{r['task']:>5}{r['windows']:>9}{r['head']:>9.3f}{r['eeg_only']:>10.3f}{r['gap']:>+8.3f}"
-              f"{r['answers_faithful']:>7}/{r['answers_checked']}")
+              f"{r['linear_reading']:>14.3f}{r['answers_faithful']:>7}/{r['answers_checked']}")
     print(f"(the decoder reads {meta['reads']}; kept at step {meta['kept_step']} on validation)")
     return 0
 

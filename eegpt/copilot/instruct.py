@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,11 +55,13 @@ class InstructConfig:
     val_subjects: int = 3         # a store without a val split lends this many of its last training subjects
     answer_accuracy: float = 0.9  # validation accuracy the answering threshold keeps
     token_dropout: float = 0.0    # share of a training window's electrode tokens hidden at each step
+    feature_dropout: float = 0.0  # share of the tokens' features zeroed at each step (the rest scaled up)
 
     def __post_init__(self):
         check_positive(self, "pairs_per_window", "eval_every", "val_subjects", "answer_accuracy")
-        if not 0.0 <= self.token_dropout < 1.0:
-            raise EEGInputError(f"token_dropout={self.token_dropout}: must lie in [0, 1)")
+        for name in ("token_dropout", "feature_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise EEGInputError(f"{name}={getattr(self, name)}: must lie in [0, 1)")
 
 
 # The recipe the evaluation trains with (and the guide's command): chosen on EEGMAT's validation
@@ -221,7 +224,7 @@ def train_instruct(model, stores, workdir, train: CopilotTrainConfig = CopilotTr
     stores = [with_validation(s, cfg.val_subjects) for s in stores]
     heads = [model.cfg.head(model.head_of(s)) for s in stores]
     if progress:
-        print("reading the windows' EEG tokens ...", flush=True)
+        print("reading the windows' EEG tokens ...", file=sys.stderr, flush=True)
     first = [read_windows(model, s, "train") for s in stores]
     slots = max(w["tokens"][0].shape[1] for w in first)
     windows = [read_windows(model, s, "train", slots) for s in stores]
@@ -254,14 +257,16 @@ def train_instruct(model, stores, workdir, train: CopilotTrainConfig = CopilotTr
         if mean > best["score"]:
             best.update(score=mean, step=step, params=jax.tree.map(np.array, nnx.state(decoder, nnx.Param)))
 
-    def drop_tokens(batch, rng):  # each training window loses a share of its electrodes (never all)
+    def dropout(batch, rng):  # each training window loses a share of its electrodes (never all) and features
         (feats, ids, mask), *rest = batch
         keep = rng.random(mask.shape) >= cfg.token_dropout
         keep[np.arange(len(keep)), np.argmax(mask, 1)] = True
-        return ((feats, ids, mask & keep), *rest)
+        if cfg.feature_dropout:
+            feats = feats * (rng.random(feats.shape) >= cfg.feature_dropout) / (1.0 - cfg.feature_dropout)
+        return ((feats.astype(np.float32), ids, mask & keep), *rest)
 
     losses = fit(decoder, data, train, progress=progress, every=cfg.eval_every, on_boundary=validate,
-                 augment=drop_tokens if cfg.token_dropout else None)
+                 augment=dropout if cfg.token_dropout or cfg.feature_dropout else None)
     nnx.update(decoder, best["params"])
     calibration = {}
     for h, v, p in zip(heads, val, present):
