@@ -75,9 +75,9 @@ class Copilot:
     model : a model directory (or a ``demo`` / ``finetune`` workdir holding ``model/``), or a
         loaded :class:`eegpt.model.EEGPT` together with ``copilot``.
     copilot : the decoder's directory (default: ``MODEL/copilot``, or ``MODEL/copilot-eeg-only``).
-    eeg_only : answer from the EEG alone: an instruction-tuned decoder (``eegpt copilot-train
-        --instruct``) reads each window's EEG tokens and states the class itself; the heads' class
-        is not used (:mod:`eegpt.copilot.instruct`).
+    eeg_only : answer from the EEG alone: an instruction-tuned decoder
+        (``eegpt copilot-train --instruct``) reads each window's EEG tokens and states the class
+        itself; the heads' class is not used (:mod:`eegpt.copilot.instruct`).
     """
 
     def __init__(self, model, copilot=None, eeg_only: bool = False):

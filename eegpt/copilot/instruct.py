@@ -3,7 +3,8 @@
 The decoder reads a window's *EEG tokens* and the clinician's question, with the class hidden
 (``<class:hidden>``). An EEG token is one prefix vector per electrode: that electrode's node
 features (the ETE's features and the classical views the model computes from the EEG — the graph's
-input, before any graph or head) projected, plus its electrode's embedding. The answer begins with
+input, before any graph or head) projected, scaled and shifted by its electrode's embeddings; their
+mean over the electrodes comes first. The answer begins with
 the class the decoder reads (``<class:TASK:LABEL>``) and a probability decile, then the
 clinician's text with slots. One decoder answers every head's task.
 
