@@ -199,6 +199,7 @@ def class_logits(model: Decoder, tok, task: str, classes, tokens, question: str 
 
 
 def softmax(logits, temperature: float = 1.0) -> np.ndarray:
+    """Class probabilities of ``logits`` [N, C] at ``temperature`` (float64, scipy)."""
     from scipy.special import softmax as sm
 
     return sm(np.asarray(logits, np.float64) / temperature, -1)
