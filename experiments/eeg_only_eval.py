@@ -32,15 +32,16 @@ from eegpt.errors import EEGInputError, TrainingError
 from eegpt.model import model_dir
 
 
-def linear_reading(model, store, slots: int, present) -> float:
+def linear_reading(model, store, scored: dict, present) -> float:
     """A reference for what the EEG tokens carry: a logistic regression on the same tokens (each
     used electrode's features side by side, scaled), C chosen on the decoder's validation
-    subjects, scored on the scored windows."""
+    subjects, scored on the scored windows (``scored``: their :func:`instruct.read_windows`)."""
     from sklearn.linear_model import LogisticRegression
 
     from ete.model import VOCAB_SIZE
 
-    parts = [instruct.read_windows(model, store, split, slots) for split in ("train", "val", "test")]
+    slots = scored["tokens"][0].shape[1]
+    parts = [instruct.read_windows(model, store, split, slots) for split in ("train", "val")] + [scored]
     used = np.unique(parts[0]["tokens"][1][parts[0]["tokens"][2]])
 
     def grid(w):
@@ -65,7 +66,7 @@ def score(model, decoder, tok, meta: dict, store, n_answers: int, seed: int = 0)
     """One head's scored windows: the head's and the decoder's balanced accuracy, and answers."""
     h = meta["heads"][store.name]
     present = [h["classes"].index(c) for c in h["present"]]
-    w = instruct.read_windows(model, store, "test")
+    w = instruct.read_windows(model, store, "test", decoder.cfg.eeg_tokens)
     probs = instruct.read_recording(decoder, tok, meta, store.name, w["tokens"])
     head = instruct.balanced_accuracy(w["labels"], w["head_probs"], present)
     eeg_only = instruct.balanced_accuracy(w["labels"], probs, present)
@@ -80,7 +81,7 @@ def score(model, decoder, tok, meta: dict, store, n_answers: int, seed: int = 0)
         passed += not checked(raw, case)["fallback"]
     return {"task": h["task"], "windows": len(w["labels"]), "subjects": len(np.unique(w["subjects"])),
             "head": head, "eeg_only": eeg_only, "gap": eeg_only - head,
-            "linear_reading": linear_reading(model, store, decoder.cfg.eeg_tokens, present),
+            "linear_reading": linear_reading(model, store, w, present),
             "answers_checked": len(picks), "answers_faithful": passed}
 
 

@@ -114,17 +114,28 @@ def with_validation(store, val_subjects: int):
     return store.with_splits(np.where(held, "val", store.split_of))
 
 
+def fit_slots(tokens, slots: int) -> tuple:
+    """EEG tokens (features [N, E, F], electrode ids [N, E], mask [N, E]) with exactly ``slots``
+    electrode slots: padded, or, beyond ``slots``, the first window's real electrodes kept first."""
+    feats, ids, mask = (np.asarray(a) for a in tokens)
+    if feats.shape[1] > slots:
+        keep = np.argsort(~mask[0], kind="stable")[:slots]
+        feats, ids, mask = feats[:, keep], ids[:, keep], mask[:, keep]
+    pad = [(0, 0), (0, slots - feats.shape[1])]
+    return (np.pad(feats, pad + [(0, 0)]).astype(np.float32), np.pad(ids, pad).astype(np.int32),
+            np.pad(mask, pad).astype(bool))
+
+
 def read_windows(model, store, split: str, slots: int | None = None) -> dict:
-    """A split's EEG tokens (features [N, E, F], electrode ids [N, E], mask [N, E], padded to
-    ``slots`` electrodes), labels, subjects, and the head's own probabilities."""
+    """A split's EEG tokens (features [N, E, F], electrode ids [N, E], mask [N, E], fitted to
+    ``slots`` electrodes when given), labels, subjects, and the head's own probabilities."""
     r = model.run(store, split)
-    feats, ids, mask = r["features"].astype(np.float32), r["electrodes"].astype(np.int32), r["mask"].astype(bool)
+    tokens = (r["features"].astype(np.float32), r["electrodes"].astype(np.int32), r["mask"].astype(bool))
     if slots is not None:
-        if feats.shape[1] > slots:
-            raise EEGInputError(f"{store.path}: {feats.shape[1]} electrode slots, more than the decoder's {slots}")
-        pad = [(0, 0), (0, slots - feats.shape[1])]
-        feats, ids, mask = np.pad(feats, pad + [(0, 0)]), np.pad(ids, pad), np.pad(mask, pad)
-    return {"tokens": (feats, ids, mask), "labels": r["labels"], "subjects": r["subjects"], "head_probs": r["probs"]}
+        if tokens[0].shape[1] > slots:
+            raise EEGInputError(f"{store.path}: {tokens[0].shape[1]} electrode slots, more than the decoder's {slots}")
+        tokens = fit_slots(tokens, slots)
+    return {"tokens": tokens, "labels": r["labels"], "subjects": r["subjects"], "head_probs": r["probs"]}
 
 
 def instruct_prompt(tok, task: str, question: str, age: int | None = None, sex: str | None = None) -> list[int]:
@@ -228,9 +239,10 @@ def train_instruct(model, stores, workdir, train: CopilotTrainConfig = CopilotTr
     heads = [model.cfg.head(model.head_of(s)) for s in stores]
     if progress:
         print("reading the windows' EEG tokens ...", file=sys.stderr, flush=True)
-    first = [read_windows(model, s, "train") for s in stores]
-    slots = max(w["tokens"][0].shape[1] for w in first)
-    windows = [read_windows(model, s, "train", slots) for s in stores]
+    windows = [read_windows(model, s, "train") for s in stores]
+    slots = max(w["tokens"][0].shape[1] for w in windows)
+    for w in windows:  # every head's windows side by side: one slot count
+        w["tokens"] = fit_slots(w["tokens"], slots)
     val = [read_windows(model, s, "val", slots) for s in stores]
     rng = np.random.default_rng(train.seed)
     cases, tokens = [], []
@@ -315,13 +327,7 @@ def read_recording(decoder: Decoder, tok, meta: dict, head: str, eeg_tokens, que
         raise EEGInputError(f"the EEG-only decoder was not trained for head {head!r} (it reads "
                             f"{', '.join(meta['heads'])}); train it on this model with eegpt copilot-train --instruct")
     h = meta["heads"][head]
-    slots = decoder.cfg.eeg_tokens
-    feats, ids, mask = (np.asarray(a) for a in eeg_tokens)
-    if feats.shape[1] > slots:
-        keep = np.argsort(~mask[0], kind="stable")[:slots]  # real electrodes first
-        feats, ids, mask = feats[:, keep], ids[:, keep], mask[:, keep]
-    pad = [(0, 0), (0, slots - feats.shape[1])]
-    tokens = (np.pad(feats, pad + [(0, 0)]).astype(np.float32), np.pad(ids, pad).astype(np.int32), np.pad(mask, pad))
+    tokens = fit_slots(eeg_tokens, decoder.cfg.eeg_tokens)
     probs = softmax(class_logits(decoder, tok, h["task"], h["classes"], tokens, question, age, sex), h["temperature"])
     absent = ~np.isin(h["classes"], h["present"])
     probs[:, absent] = 0.0
@@ -333,8 +339,5 @@ def answer_case(decoder: Decoder, tok, case: Case, window_tokens, night: str | N
     for one window's EEG tokens, slots not yet filled."""
     prompt = instruct_prompt(tok, case.task, case.question, case.age, case.sex)
     prompt += reading_tokens(tok, case.task, case.label, case.probs[case.label])
-    slots = decoder.cfg.eeg_tokens
-    feats, ids, mask = (np.asarray(a)[:slots] for a in window_tokens)
-    pad = [(0, slots - len(ids))]
-    eeg = (np.pad(feats, pad + [(0, 0)]).astype(np.float32), np.pad(ids, pad).astype(np.int32), np.pad(mask, pad))
+    eeg = tuple(a[0] for a in fit_slots(tuple(np.asarray(a)[None] for a in window_tokens), decoder.cfg.eeg_tokens))
     return tok.decode(generate(decoder, eeg, prompt, seed=seed), skip_special_tokens=False).strip()
