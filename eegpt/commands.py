@@ -307,9 +307,10 @@ def _copilot_instruct(args, cfg) -> None:
 
     if not args.finetuned:
         raise EEGInputError("--instruct needs --finetuned DIR: the model whose windows teach the decoder")
+    tuning = config_from(instruct.InstructConfig, args)  # a bad value is refused before any work
     model, stores = instruct.model_stores(args.finetuned)
-    r = instruct.train_instruct(model, stores, args.workdir, cfg, config_from(instruct.InstructConfig, args),
-                                model_path=args.finetuned, progress=not args.quiet)
+    r = instruct.train_instruct(model, stores, args.workdir, cfg, tuning, model_path=args.finetuned,
+                                progress=not args.quiet)
     scores = ", ".join(f"{k} {v['val_balanced_accuracy']:.3f}" for k, v in r["heads"].items())
     print(f"EEG-only copilot: {r['parameters']:,} parameters, kept step {r['kept_step']} (validation balanced "
           f"accuracy {scores}), {r['seconds']:.0f} s -> {args.workdir}")
