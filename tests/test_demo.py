@@ -292,9 +292,15 @@ def test_the_web_page_answers_takes_a_follow_up_and_hands_out_the_emr(demo_run, 
             bundle = json.loads(open(download.value.path()).read())
             # live: the loaded recording replayed as fast as it goes, a prediction every second
             page.get_by_text("Live: a prediction for every new second").click()
-            page.locator("#live-speed input").fill("0")
+            speed = page.locator("#live-speed input")
+            speed.fill("0")
+            speed.press("Tab")  # committed (blur) before Start reads it: at speed 1 the replay takes 386 s
+            sync_api.expect(speed).to_have_value("0")
             page.locator("#live-start").click()
-            page.locator("#live-now").get_by_text("end of the recording").wait_for(timeout=180_000)
+            try:
+                page.locator("#live-now").get_by_text("end of the recording").wait_for(timeout=180_000)
+            except sync_api.TimeoutError:  # say how far the replay got: slow, or stalled
+                pytest.fail(f"the live replay did not end in 180 s; it shows: {page.locator('#live-now').inner_text()!r}")
             live = page.locator("#live-now").inner_text()
             browser.close()
     finally:
