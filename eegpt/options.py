@@ -19,17 +19,24 @@ _UnionType = types.UnionType
 
 
 def _field_help(cls) -> dict[str, str]:
-    """Each field's help: its trailing ``# comment`` in the class source, else its entry in the
-    docstring's attribute list (``name : text``)."""
+    """Each field's help: its trailing ``# comment`` in the class source (with the comment-only
+    lines that continue it), else its entry in the docstring's attribute list (``name : text``)."""
     import inspect
     import re
 
     out: dict[str, str] = {}
     for klass in reversed([k for k in cls.__mro__ if "__dataclass_fields__" in vars(k)]):  # a subclass wins
+        last, column = None, -1
         for line in inspect.getsource(klass).splitlines():
             m = re.match(r"\s+(\w+): [^=#]+(?:= [^#]*)?#\s*(.+)$", line)
+            more = re.match(r"\s+#\s*(.+)$", line)
             if m:
-                out[m.group(1)] = m.group(2).strip()
+                last, column = m.group(1), line.index("#")
+                out[last] = m.group(2).strip()
+            elif more and last and line.index("#") == column:  # a continuation, under the comment it continues
+                out[last] += " " + more.group(1).strip()
+            else:
+                last = None
     doc = inspect.getdoc(cls) or ""
     for m in re.finditer(r"^([\w, ]+) : (.+(?:\n {4}.+)*)", doc, re.M):
         for name in m.group(1).split(","):
@@ -87,6 +94,7 @@ def add_config(parser, cls, skip=()) -> None:
             continue
         meta = f.metadata
         tp, flag, text = hints[f.name], meta.get("flag", "--" + f.name.replace("_", "-")), helps.get(f.name, "")
+        text = text.replace("%", "%%")  # argparse formats help with %: a comment's "10 %" is text
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         default = None if required else f.default_factory() if f.default is dataclasses.MISSING else f.default
         extra = {"metavar": meta["metavar"]} if "metavar" in meta else {}

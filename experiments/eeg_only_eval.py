@@ -33,33 +33,13 @@ from eegpt.model import model_dir
 
 
 def linear_reading(model, store, scored: dict, present) -> float:
-    """A reference for what the EEG tokens carry: a logistic regression on the same tokens (each
-    used electrode's features side by side, scaled), C chosen on the decoder's validation
-    subjects, scored on the scored windows (``scored``: their :func:`instruct.read_windows`)."""
-    from sklearn.linear_model import LogisticRegression
-
-    from ete.model import VOCAB_SIZE
-
+    """A reference for what the EEG tokens carry: :func:`eegpt.copilot.instruct.linear_probe` (a
+    logistic regression on the same tokens, C chosen on the decoder's validation subjects), scored
+    on the scored windows (``scored``: their :func:`instruct.read_windows`)."""
     slots = scored["tokens"][0].shape[1]
-    parts = [instruct.read_windows(model, store, split, slots) for split in ("train", "val")] + [scored]
-    used = np.unique(parts[0]["tokens"][1][parts[0]["tokens"][2]])
-
-    def grid(w):
-        feats, ids, mask = w["tokens"]
-        out = np.zeros((len(feats), VOCAB_SIZE, feats.shape[-1]), np.float32)
-        rows = np.repeat(np.arange(len(feats))[:, None], ids.shape[1], 1)
-        out[rows[mask], ids[mask]] = feats[mask]
-        return out[:, used].reshape(len(feats), -1)
-
-    x = [grid(w) for w in parts]
-    scale = x[0].std(0) + 1e-6
-    best = None
-    for c in (0.001, 0.01, 0.1, 1.0):
-        lr = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(x[0] / scale, parts[0]["labels"])
-        val = instruct.balanced_accuracy(parts[1]["labels"], lr.predict_proba(x[1] / scale), present)
-        if best is None or val > best[0]:
-            best = (val, lr)
-    return instruct.balanced_accuracy(parts[2]["labels"], best[1].predict_proba(x[2] / scale), present)
+    train, val = (instruct.read_windows(model, store, split, slots) for split in ("train", "val"))
+    probe = instruct.linear_probe(train, val, present)
+    return instruct.balanced_accuracy(scored["labels"], probe["predict"](scored["tokens"]), present)
 
 
 def score(model, decoder, tok, meta: dict, store, n_answers: int, seed: int = 0) -> dict:

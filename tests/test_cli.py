@@ -15,6 +15,19 @@ def test_help_lists_the_commands(capsys):
         assert cmd in out
 
 
+def test_every_command_s_help_prints_its_options(capsys):
+    """Each command's --help (its options' text comes from the configs' comments, which may hold '%')."""
+    from eegpt.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name in sub.choices:
+        with pytest.raises(SystemExit) as done:
+            main([name, "--help"])
+        assert done.value.code == 0 and "usage: eegpt " + name in capsys.readouterr().out, name
+    text = " ".join(sub.choices["copilot-train"].format_help().split())
+    assert "10 % of answers" in text and "probe of the EEG tokens, fitted first and kept" in text
+
+
 def test_inspect_json(capsys):
     path = shared("MW", "eegmat", "Subject00_2.edf")
     assert main(["inspect", str(path), "--json"]) == 0

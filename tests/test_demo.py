@@ -125,6 +125,7 @@ def test_the_eeg_only_copilot_states_its_own_reading_and_says_what_made_it(demo_
     meta = json.loads((eo / "instruct.json").read_text())
     assert set(meta["heads"]) == {f"synthetic-{t}" for t in ("er", "mi", "mw", "ss", "cm")}
     assert meta["kept_step"] in (2, 4) and "not the graph or its heads" in meta["reads"]
+    assert "linear probe" in meta["reads"] and all("C" in h["probe"] for h in meta["heads"].values())  # LP-FT
     assert f"kept step {meta['kept_step']}" in capsys.readouterr().out
     edf = report["copilot"]["recording"]
     assert main(["copilot", edf, "--model", str(model_dir), "--json"]) == 0

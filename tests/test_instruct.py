@@ -38,6 +38,11 @@ def test_the_prompt_hides_the_class_and_the_answer_states_it_first():
         answer_len = int(valid[i].sum()) - n
         assert weight[i, n - 1] == answer_len - 1  # the class weighs as much as the rest of the answer
         assert weight[i, n: n + answer_len - 1].tolist() == [1.0] * (answer_len - 1)
+    lighter = I.encode(tok, cases, 160, class_weight=0.25)[2]  # only the class token's weight changes
+    rows, first = np.arange(len(cases)), np.argmax(weight > 0, 1)
+    assert np.allclose(lighter[rows, first], 0.25 * weight[rows, first])
+    lighter[rows, first] = weight[rows, first]
+    assert np.array_equal(lighter, weight)
 
 
 def test_padded_electrode_slots_change_nothing_and_decoding_matches_the_cache_free_pass():
@@ -99,3 +104,40 @@ def test_a_store_without_validation_lends_its_last_training_subjects(stores):
     assert I.with_validation(s, 1) is s  # a val split of its own is used as it is
     with pytest.raises(I.EEGInputError, match="training subjects and no validation split"):
         I.with_validation(no_val, len(subjects))
+
+
+def test_the_decoder_s_linear_probe_is_the_regression_it_was_fitted_from_and_training_keeps_it(tmp_path):
+    """LP-FT: the probe's class logits at ``<a>`` give the logistic regression's probabilities
+    (three classes; electrodes in another order read alike), and the transformer trains around it."""
+    rng = np.random.default_rng(0)
+    (feats, ids, mask), _ = _tokens(300)
+    labels = np.digitize(feats[:, 2, 0] + 0.5 * feats[:, 0, 1], [-0.5, 0.5])  # SS-like, 3 of 5 classes
+    classes = ("W", "N1", "N2", "N3", "REM")
+    w = {"tokens": (feats, ids, mask), "labels": labels}
+    train = {k: (tuple(a[:200] for a in v) if k == "tokens" else v[:200]) for k, v in w.items()}
+    val = {k: (tuple(a[200:] for a in v) if k == "tokens" else v[200:]) for k, v in w.items()}
+    probe = I.linear_probe(train, val, [0, 1, 2])
+    assert probe["val_balanced_accuracy"] > 0.8  # the regression reads the class
+    cases, window = I.make_cases("SS", classes, labels[:200], 1, rng)
+    tok = C.train_tokenizer(cases, 500)
+    heads = [type("Head", (), {"task": "SS", "classes": classes})()]
+    cfg = C.DecoderConfig(vocab=tok.get_vocab_size(), d_model=32, layers=1, heads=2, head_dim=16, ffn=64,
+                          max_len=200, eeg_features=5, eeg_tokens=6,
+                          probe_classes=[tok.token_to_id(f"<class:SS:{c}>") for c in classes])
+    model = C.Decoder(cfg, rngs=nnx.Rngs(0))
+    I.fit_probe(model, tok, heads, [probe])
+    C.save(tmp_path, model, tok)
+    model, tok = C.load(tmp_path)
+    bare = C.Decoder(cfg, rngs=nnx.Rngs(0))  # the same transformer, no probe fitted
+    bare.eval()
+    order = np.asarray([2, 0, 3, 1, 4, 5])  # the montage in another order
+    held = tuple(a[200:][:, order] for a in (feats, ids, mask))
+    diff = (I.class_logits(model, tok, "SS", classes, held) - I.class_logits(bare, tok, "SS", classes, held))[:, :3]
+    assert np.allclose(I.softmax(diff), probe["predict"](val["tokens"])[:, :3], atol=1e-3)
+    data = ((feats[window], ids[window], mask[window]), *I.encode(tok, cases, 150),
+            np.zeros((len(cases), 1, 1), np.float32))
+    before = np.asarray(model.probe[...]).copy()
+    layer = np.asarray(model.blocks[0].q.base.kernel[...]).copy()
+    C.fit(model, data, C.CopilotTrainConfig(steps=5, batch_size=16, lr=1e-3, warmup=1), wrt=I.TRAINED)
+    assert np.array_equal(before, np.asarray(model.probe[...]))
+    assert not np.allclose(layer, np.asarray(model.blocks[0].q.base.kernel[...]))

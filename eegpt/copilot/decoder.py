@@ -26,7 +26,7 @@ import optax
 from flax import nnx
 
 from eegpt.checkpoint import Checkpoints
-from eegpt.copilot.corpus import EOS, PAD, Case, encode_prompt, make_corpus, vocabulary_specials
+from eegpt.copilot.corpus import ANSWER, EOS, PAD, Case, encode_prompt, make_corpus, vocabulary_specials
 from eegpt.errors import EEGInputError, atomic_write, check_positive
 from eegpt.int8 import INT8_FILE, read_int8
 from ete.model import VOCAB_SIZE as VOCAB
@@ -69,9 +69,14 @@ class DecoderConfig:
     wavelet: int = 0             # per-channel wavelet length of the optional wavelet prefix (0: none)
     eeg_tokens: int = 0          # > 0: one prefix vector per electrode slot (this many), from its features and
                                  # its electrode's embedding — the EEG-only decoder's input (eegpt.copilot.instruct)
+    probe_classes: tuple = ()    # with eeg_tokens: the class tokens' ids that a linear probe of the EEG tokens
+                                 # also scores as the answer's first token (LP-FT; eegpt.copilot.instruct)
     lora_rank: int = 0
     lora_alpha: float = 32.0
     lora_dropout: float = 0.05
+
+    def __post_init__(self):  # config.json gives a list; the config must stay hashable
+        object.__setattr__(self, "probe_classes", tuple(int(i) for i in self.probe_classes))
 
 
 class Proj(nnx.Module):
@@ -132,6 +137,11 @@ class Decoder(nnx.Module):
         self.electrode_scale = nnx.Embed(VOCAB, cfg.d_model, embedding_init=nnx.initializers.zeros,
                                          rngs=rngs) if cfg.eeg_tokens else None
         self.wave = nnx.Linear(cfg.wavelet, cfg.d_model, rngs=rngs) if cfg.wavelet else None
+        # a linear probe of the EEG tokens: per electrode (by id, so any montage order reads alike) and
+        # feature, one weight per class token; fitted before training and then kept (instruct.fit_probe)
+        k = len(cfg.probe_classes)
+        self.probe = nnx.Param(jnp.zeros((VOCAB, cfg.eeg_features, k))) if k else None
+        self.probe_bias = nnx.Param(jnp.zeros((k,))) if k else None
         self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.layers)])
         self.norm = nnx.RMSNorm(cfg.d_model, rngs=rngs)
 
@@ -161,6 +171,13 @@ class Decoder(nnx.Module):
             out = jnp.concatenate([out, mean], axis=1)
         return out, jnp.ones(out.shape[:2], bool)
 
+    def probe_logits(self, eeg, tokens_BxT):
+        """[B, T, vocab]: the probe's class-token logits where the answer starts (at ``<a>``), else 0."""
+        feats, ids, mask = eeg
+        k = jnp.einsum("bef,befk->bk", feats * mask[..., None], self.probe[...][ids]) + self.probe_bias[...]
+        out = jnp.zeros((k.shape[0], self.cfg.vocab), k.dtype).at[:, jnp.asarray(self.cfg.probe_classes)].set(k)
+        return jnp.where((tokens_BxT == ANSWER)[..., None], out[:, None, :], 0.0)
+
     def empty_cache(self, b: int, s: int):
         shape = (b, s, self.cfg.heads, self.cfg.head_dim)
         return [{"k": jnp.zeros(shape), "v": jnp.zeros(shape)} for _ in self.blocks]
@@ -181,7 +198,8 @@ class Decoder(nnx.Module):
         b, s, _ = x.shape
         ok = jnp.concatenate([pre_ok, valid_BxT], axis=1)
         out, _ = self(x, jnp.broadcast_to(jnp.arange(s), (b, s)), ok, self.empty_cache(b, s), 0)
-        return out[:, pre.shape[1]:]
+        out = out[:, pre.shape[1]:]
+        return out if self.probe is None else out + self.probe_logits(eeg, tokens_BxT)
 
 
 def generate(model: Decoder, eeg_F, prompt: list[int], max_new: int = 120, top_k: int = 0, seed: int = 0,
@@ -214,6 +232,8 @@ def _generate(split, eeg, ids, max_new, top_k, key, wave):
     ok = jnp.concatenate([pre_ok, valid, jnp.ones((b, max_new), bool)], axis=1)
     pos = jnp.concatenate([jnp.broadcast_to(jnp.arange(p), (b, p)), p + jnp.cumsum(valid, 1) - 1], axis=1)
     logits, cache = model(x, jnp.maximum(pos, 0), ok, model.empty_cache(b, s), 0)
+    if model.probe is not None:
+        logits = logits.at[:, p:].add(model.probe_logits(eeg, ids))
     n_real = p + valid.sum(1)
 
     def pick(lg, key):
@@ -250,6 +270,7 @@ def prune(model: Decoder, ratio: float = 0.5) -> Decoder:
     small = Decoder(new_cfg, rngs=nnx.Rngs(0))
     small.embed, small.pos, small.eeg, small.wave, small.norm = model.embed, model.pos, model.eeg, model.wave, model.norm
     small.electrode, small.electrode_scale = model.electrode, model.electrode_scale
+    small.probe, small.probe_bias = model.probe, model.probe_bias
     hd = cfg.head_dim
     for big, new in zip(model.blocks, small.blocks):
         w = {n: getattr(big, n).base.kernel[...] for n in ("q", "k", "v", "o", "gate", "up", "down")}

@@ -44,6 +44,8 @@ from eegpt.copilot.decoder import load as load_decoder
 from eegpt.errors import EEGInputError, atomic_write, check_positive
 
 META = "instruct.json"
+# what instruction tuning trains: every parameter but the linear probe, which stays as fitted (LP-FT)
+TRAINED = nnx.All(nnx.Param, nnx.Not(nnx.Any(nnx.PathContains("probe"), nnx.PathContains("probe_bias"))))
 
 
 @dataclass(frozen=True)
@@ -57,18 +59,26 @@ class InstructConfig:
     answer_accuracy: float = 0.9  # validation accuracy the answering threshold keeps
     token_dropout: float = 0.0    # share of a training window's electrode tokens hidden at each step
     feature_dropout: float = 0.0  # share of the tokens' features zeroed at each step (the rest scaled up)
+    linear_probe: bool = True     # the class token's logits start from a linear probe of the EEG tokens, fitted
+                                  # first and kept while the rest trains (LP-FT; see fit_probe; chosen on
+                                  # validation, see RECIPE)
+    class_weight: float = 0.05    # the class token's loss weight, as a share of the rest of the answer's
+                                  # (chosen with the probe, see RECIPE; without it, 1 was what ran)
 
     def __post_init__(self):
-        check_positive(self, "pairs_per_window", "eval_every", "val_subjects", "answer_accuracy")
+        check_positive(self, "pairs_per_window", "eval_every", "val_subjects", "answer_accuracy", "class_weight")
         for name in ("token_dropout", "feature_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise EEGInputError(f"{name}={getattr(self, name)}: must lie in [0, 1)")
 
 
-# The recipe the evaluation trains with (and the guide's command), fixed while the arms ran on
-# EEGMAT's validation subjects (23-25 of its training subjects): learning rates 3e-4 / 1e-3 / 2e-3,
-# token dropout 0 / 0.2 / 0.5 and feature dropout 0.5 all peaked between 0.578 and 0.596 (this
-# recipe 0.581; on 180 windows of three subjects, not told apart). The step is chosen per run.
+# The recipe the evaluation trains with (and the guide's command). Chosen on EEGMAT's validation
+# subjects (23-25 of its training subjects), never on its scored ones. Without the linear probe
+# (class weight 1), learning rates 3e-4 / 1e-3 / 2e-3, token dropout 0 / 0.2 / 0.5 and feature
+# dropout 0.5 all peaked between 0.578 and 0.596 (lr 1e-3 with token dropout 0.2: 0.585), the decoder
+# memorising its training windows. With the probe (LP-FT; the probe alone 0.756) the same settings
+# peaked at 0.767 (step 400) with class weight 1 and at 0.781 (step 200) with class weight 0.05, the
+# default. The step is chosen per run.
 RECIPE = (CopilotTrainConfig(steps=1200, batch_size=32, lr=1e-3, warmup=100),
           InstructConfig(eval_every=100, token_dropout=0.2))
 
@@ -138,6 +148,64 @@ def read_windows(model, store, split: str, slots: int | None = None) -> dict:
     return {"tokens": tokens, "labels": r["labels"], "subjects": r["subjects"], "head_probs": r["probs"]}
 
 
+def electrode_grid(tokens, used) -> np.ndarray:
+    """[N, len(used) * F]: each window's features placed by electrode id (``used`` ids, in order; an
+    absent electrode reads 0), so windows of any montage order line up."""
+    from ete.model import VOCAB_SIZE
+
+    feats, ids, mask = tokens
+    out = np.zeros((len(feats), VOCAB_SIZE, feats.shape[-1]), np.float32)
+    rows = np.repeat(np.arange(len(feats))[:, None], ids.shape[1], 1)
+    out[rows[mask], ids[mask]] = feats[mask]
+    return out[:, used].reshape(len(feats), -1)
+
+
+def linear_probe(train: dict, val: dict, present, cs=(0.001, 0.01, 0.1, 1.0)) -> dict:
+    """A logistic regression on the EEG tokens (:func:`electrode_grid`, each column scaled by its
+    training spread, classes balanced), C chosen on ``val``'s balanced accuracy: ``lr``, ``scale``,
+    ``used`` (electrode ids), ``C``, ``val_balanced_accuracy``, and ``predict`` (tokens -> probabilities)."""
+    from sklearn.linear_model import LogisticRegression
+
+    used = np.unique(train["tokens"][1][train["tokens"][2]])
+    x = electrode_grid(train["tokens"], used)
+    scale = x.std(0) + 1e-6
+    xv = electrode_grid(val["tokens"], used) / scale
+    best = None
+    for c in cs:
+        lr = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(x / scale, train["labels"])
+        score = balanced_accuracy(val["labels"], _all_classes(lr, lr.predict_proba(xv), present), present)
+        if best is None or score > best["val_balanced_accuracy"]:
+            best = {"lr": lr, "C": c, "val_balanced_accuracy": score}
+    lr = best["lr"]
+    return {**best, "scale": scale, "used": used,
+            "predict": lambda tokens: _all_classes(lr, lr.predict_proba(electrode_grid(tokens, used) / scale), present)}
+
+
+def _all_classes(lr, probs, present) -> np.ndarray:
+    """``probs`` over ``lr.classes_`` spread to every class index up to ``max(present)``."""
+    out = np.zeros((len(probs), int(max(present)) + 1))
+    out[:, lr.classes_] = probs
+    return out
+
+
+def fit_probe(decoder: Decoder, tok, heads, probes: list[dict]) -> None:
+    """Write each head's :func:`linear_probe` into the decoder's probe (its scaling folded into the
+    weights): the logit of ``<class:TASK:LABEL>`` at ``<a>`` is the regression's decision for LABEL
+    (binary: the second class's, the first's 0), before the transformer's own logit is added."""
+    cols = {i: n for n, i in enumerate(decoder.cfg.probe_classes)}
+    w, b = np.zeros(decoder.probe.shape, np.float32), np.zeros(decoder.probe_bias.shape, np.float32)
+    for h, pr in zip(heads, probes):
+        lr, used = pr["lr"], pr["used"]
+        coef = lr.coef_ / pr["scale"]                             # [rows, len(used) * F]
+        rows = lr.classes_[1:] if len(lr.classes_) == 2 else lr.classes_
+        for r, y in enumerate(rows):
+            k = cols[tok.token_to_id(f"<class:{h.task}:{h.classes[int(y)]}>")]
+            w[used, :, k] = coef[r].reshape(len(used), -1)
+            b[k] = lr.intercept_[r]
+    decoder.probe[...] = jnp.asarray(w)
+    decoder.probe_bias[...] = jnp.asarray(b)
+
+
 def instruct_prompt(tok, task: str, question: str, age: int | None = None, sex: str | None = None) -> list[int]:
     """The prompt's ids: task, the class hidden, age decade, sex, the question, then ``<a>``."""
     fields = prompt_tokens(task, "", 0.0, age, sex)
@@ -170,10 +238,10 @@ def make_cases(task: str, classes, labels, n_per: int, rng) -> tuple[list[Case],
     return cases, np.asarray(window)
 
 
-def encode(tok, cases: list[Case], max_tokens: int):
+def encode(tok, cases: list[Case], max_tokens: int, class_weight: float = 1.0):
     """(tokens [N, T], valid [N, T], loss weights [N, T]): prompt, the class and decile read, the
-    text, ``<eos>``, right-padded. The class token weighs as much as the rest of the answer, so the
-    reading is learnt as firmly as the words."""
+    text, ``<eos>``, right-padded. The class token weighs ``class_weight`` times as much as the rest
+    of the answer (1: the reading is learnt as firmly as the words)."""
     toks = np.full((len(cases), max_tokens), PAD, np.int32)
     weight = np.zeros((len(cases), max_tokens), np.float32)
     texts = tok.encode_batch([" " + c.answer for c in cases])
@@ -182,7 +250,7 @@ def encode(tok, cases: list[Case], max_tokens: int):
         seq = (p + reading_tokens(tok, c.task, c.label, c.probs[c.label]) + t.ids + [EOS])[:max_tokens]
         toks[i, : len(seq)] = seq
         weight[i, len(p): len(seq) - 1] = 1.0          # predict token j+1 from position j
-        weight[i, len(p) - 1] = max(len(seq) - len(p) - 1, 1)  # the class token
+        weight[i, len(p) - 1] = class_weight * max(len(seq) - len(p) - 1, 1)  # the class token
     return toks, toks != PAD, weight
 
 
@@ -255,11 +323,15 @@ def train_instruct(model, stores, workdir, train: CopilotTrainConfig = CopilotTr
     lengths = [len(instruct_prompt(tok, c.task, c.question, c.age, c.sex)) + len(tok.encode(" " + c.answer).ids) + 3
                for c in cases[:: max(len(cases) // 500, 1)]]
     max_tokens = int(np.percentile(lengths, 99.5)) + 8
-    dcfg = DecoderConfig(vocab=tok.get_vocab_size(), eeg_features=tokens[0].shape[-1], eeg_tokens=slots,
-                         max_len=slots + max(max_tokens, 48) + 128)
-    decoder = Decoder(dcfg, rngs=nnx.Rngs(train.seed))
-    data = (tokens, *encode(tok, cases, max_tokens), np.zeros((len(cases), 1, 1), np.float32))
     present = [np.unique(w["labels"]) for w in windows]
+    probes = [linear_probe(w, v, p) for w, v, p in zip(windows, val, present)] if cfg.linear_probe else []
+    classes = sorted({tok.token_to_id(f"<class:{h.task}:{c}>") for h in heads for c in h.classes}) if probes else ()
+    dcfg = DecoderConfig(vocab=tok.get_vocab_size(), eeg_features=tokens[0].shape[-1], eeg_tokens=slots,
+                         max_len=slots + max(max_tokens, 48) + 128, probe_classes=tuple(classes))
+    decoder = Decoder(dcfg, rngs=nnx.Rngs(train.seed))
+    if probes:
+        fit_probe(decoder, tok, heads, probes)
+    data = (tokens, *encode(tok, cases, max_tokens, cfg.class_weight), np.zeros((len(cases), 1, 1), np.float32))
 
     history, best = [], {"score": -1.0, "step": 0, "params": None}
 
@@ -280,7 +352,8 @@ def train_instruct(model, stores, workdir, train: CopilotTrainConfig = CopilotTr
             feats = feats * (rng.random(feats.shape) >= cfg.feature_dropout) / (1.0 - cfg.feature_dropout)
         return ((feats.astype(np.float32), ids, mask & keep), *rest)
 
-    losses = fit(decoder, data, train, progress=progress, every=cfg.eval_every, on_boundary=validate,
+    losses = fit(decoder, data, train, wrt=TRAINED, progress=progress,
+                 every=cfg.eval_every, on_boundary=validate,
                  augment=dropout if cfg.token_dropout or cfg.feature_dropout else None)
     nnx.update(decoder, best["params"])
     calibration = {}
@@ -294,10 +367,15 @@ def train_instruct(model, stores, workdir, train: CopilotTrainConfig = CopilotTr
                                "val_balanced_accuracy": balanced_accuracy(v["labels"], probs, p),
                                "val_subjects": sorted({str(x) for x in v["subjects"]}),
                                "train_windows": len(windows[heads.index(h)]["labels"])}
+        if probes:
+            pr = probes[heads.index(h)]
+            calibration[h.name]["probe"] = {"C": pr["C"], "val_balanced_accuracy": pr["val_balanced_accuracy"]}
     save(workdir, decoder, tok)
     summary = {"model": str(model_path) if model_path else None, "trained_on": model.cfg.trained_on(),
                "synthetic": model.cfg.synthetic, "reads": f"EEG tokens: each electrode's node features "
-                                                         f"({model.cfg.nodes}), not the graph or its heads",
+                                                         f"({model.cfg.nodes}), not the graph or its heads"
+                                                         + ("; the class token's logits start from a linear probe "
+                                                            "of them, kept" if probes else ""),
                "kept_step": best["step"], "val_mean_balanced_accuracy": best["score"], "heads": calibration,
                "config": dataclasses.asdict(cfg), "train": dataclasses.asdict(train), "decoder": dataclasses.asdict(dcfg), "max_tokens": max_tokens,
                "parameters": param_count(decoder), "pairs": len(cases), "history": history, "loss": losses,
