@@ -223,6 +223,7 @@ class Consulting(Asking):
 
     file: str = _positional()  # the recording
     copilot: str | None = None  # the decoder's directory (default: MODEL/copilot)
+    eeg_only: bool = False  # answer from the EEG alone: the instruction-tuned decoder (default MODEL/copilot-eeg-only) reads the windows and states the class; the heads' class is not used
     age: int | None = None  # years, 0-120
     sex: str | None = None  # F, M, female or male
 
@@ -232,7 +233,6 @@ class Copilot(Consulting):
     """``eegpt copilot``'s options."""
 
     question: str | None = None  # the question (default: the task's state question)
-    eeg_only: bool = False  # answer from the EEG alone: the instruction-tuned decoder (default MODEL/copilot-eeg-only) reads the windows and states the class; the heads' class is not used
     emr_out: str | None = None  # PATH.md (Markdown) or PATH.json (FHIR R4 Bundle)
     overwrite: bool = False  # replace an existing --emr-out
     json: bool = False  # print a JSON object

@@ -312,8 +312,8 @@ def _copilot_instruct(args, cfg) -> None:
     r = instruct.train_instruct(model, stores, args.workdir, cfg, tuning, model_path=args.finetuned,
                                 progress=not args.quiet)
     scores = ", ".join(f"{k} {v['val_balanced_accuracy']:.3f}" for k, v in r["heads"].items())
-    print(f"EEG-only copilot: {r['parameters']:,} parameters, kept step {r['kept_step']} (validation balanced "
-          f"accuracy {scores}), {r['seconds']:.0f} s -> {args.workdir}")
+    print(f"EEG-only copilot: {r['parameters']:,} parameters, kept step {r['kept_step']} ({instruct.how_read(r)}; "
+          f"validation balanced accuracy {scores}), {r['seconds']:.0f} s -> {args.workdir}")
 
 
 def run_copilot(args) -> None:
@@ -357,7 +357,8 @@ def run_chat(args) -> None:
 
     check_output(args.transcript, args.overwrite, "a transcript")
     library = Library(args.docs)  # a bad --docs folder is refused before the model loads
-    talk = Conversation(Copilot(_model_or_default(args.model), args.copilot), args.file, task=args.task,
+    talk = Conversation(Copilot(_model_or_default(args.model), args.copilot, eeg_only=args.eeg_only), args.file,
+                        task=args.task,
                         age=args.age, sex=args.sex, seconds=args.seconds, library=library,
                         montage=args.montage, place=args.place)
     interactive = sys.stdin.isatty()

@@ -86,7 +86,8 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     out = {"model": str(model_dir(args.model)), "copilot": str(where), "reads": meta["reads"],
-           "kept_step": meta["kept_step"], "val_mean_balanced_accuracy": meta["val_mean_balanced_accuracy"],
+           "kept_step": meta["kept_step"], "own_reading": meta.get("own_reading", 1.0), "how": instruct.how_read(meta),
+           "val_mean_balanced_accuracy": meta["val_mean_balanced_accuracy"],
            "val_subjects": {k: v["val_subjects"] for k, v in meta["heads"].items()},
            "rows": rows, "within_0.03": all(r["gap"] >= -0.03 for r in rows.values())}
     if args.json:
@@ -97,7 +98,7 @@ def main(argv=None) -> int:
     for name, r in rows.items():
         print(f"{name:<16}{r['task']:>5}{r['windows']:>9}{r['head']:>9.3f}{r['eeg_only']:>10.3f}{r['gap']:>+8.3f}"
               f"{r['linear_reading']:>14.3f}{r['answers_faithful']:>7}/{r['answers_checked']}")
-    print(f"(the decoder reads {meta['reads']}; kept at step {meta['kept_step']} on validation)")
+    print(f"(the decoder reads {meta['reads']}; {instruct.how_read(meta)})")
     return 0
 
 

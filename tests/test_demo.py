@@ -140,6 +140,20 @@ def test_the_eeg_only_copilot_states_its_own_reading_and_says_what_made_it(demo_
         assert r["answer"].startswith("The reading is uncertain")
     else:
         _assert_fallback_reported(r, "ER", r["label"])
+    # a conversation reads from the EEG alone too: follow-ups keep the decoder's reading and provenance
+    import io
+
+    sys_stdin = io.StringIO("What do you suggest?\nquit\n")
+    transcript = tmp_path / "talk.json"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("sys.stdin", sys_stdin)
+        assert main(["chat", edf, "--model", str(model_dir), "--copilot", str(eo), "--eeg-only",
+                     "--transcript", str(transcript)]) == 0
+    turns = json.loads(transcript.read_text())
+    assert len(turns) == 2 and all("Read from the EEG alone" in t["answer"] for t in turns)
+    for t in turns:  # what it cites follows its own reading, not the head's
+        assert not kb.faithfulness(t["answer"], "ER", r["label"], r["probs"])["contradiction"], t["answer"]
+    capsys.readouterr()
     # without an EEG-only decoder, one line saying how to train one
     assert main(["copilot", edf, "--model", str(model_dir), "--copilot", str(tmp_path), "--eeg-only"]) == 2
     assert "copilot-train --instruct" in capsys.readouterr().err

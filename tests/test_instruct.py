@@ -134,6 +134,18 @@ def test_the_decoder_s_linear_probe_is_the_regression_it_was_fitted_from_and_tra
     held = tuple(a[200:][:, order] for a in (feats, ids, mask))
     diff = (I.class_logits(model, tok, "SS", classes, held) - I.class_logits(bare, tok, "SS", classes, held))[:, :3]
     assert np.allclose(I.softmax(diff), probe["predict"](val["tokens"])[:, :3], atol=1e-3)
+    assert np.allclose(diff, I.probe_logits(model, tok, "SS", classes, held)[:, :3], atol=1e-4)
+    import dataclasses
+    model.cfg = dataclasses.replace(cfg, own_reading=0.0)  # the class read by the probe alone
+    assert np.allclose(I.class_logits(model, tok, "SS", classes, held), I.probe_logits(model, tok, "SS", classes, held),
+                       atol=1e-4)
+    model.cfg = cfg
+    prompt = I.instruct_prompt(tok, "SS", kb.QUESTIONS["state"]["SS"][0])  # decoding with the KV cache reads it too
+    first = C.generate(model, tuple(a[0] for a in held), prompt, max_new=2)[0]
+    class_ids = [tok.token_to_id(f"<class:SS:{c}>") for c in classes]
+    seq = np.asarray([prompt], np.int32)
+    assert first == int(np.argmax(model.logits(tuple(a[:1] for a in held), seq, seq != PAD)[0, -1]))
+    assert first in class_ids
     data = ((feats[window], ids[window], mask[window]), *I.encode(tok, cases, 150),
             np.zeros((len(cases), 1, 1), np.float32))
     before = np.asarray(model.probe[...]).copy()

@@ -121,9 +121,8 @@ class Copilot:
                                             question, age, sex)
             pred = dataclasses.replace(pred, probs=probs)
             answer_above = self.instruct["heads"][pred.head]["answer_above"]
-            trained_on = (f"Read from the EEG alone by the copilot's instruction-tuned decoder (its step "
-                          f"{self.instruct['kept_step']}, chosen on validation subjects), not by the graph's head. "
-                          f"{pred.trained_on}")
+            trained_on = (f"Read from the EEG alone by the copilot's instruction-tuned decoder "
+                          f"({instruct.how_read(self.instruct)}), not by the graph's head. {pred.trained_on}")
         night = kb.night_report(pred.window_labels, pred.window_s) if pred.task == "SS" else None
         case = Case(pred.task, pred.label, pred.summary, question, age, sex, pred.pooled.mean(0))
         withheld = (emr.UNFAMILIAR if pred.out_of_distribution

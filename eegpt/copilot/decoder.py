@@ -71,6 +71,7 @@ class DecoderConfig:
                                  # its electrode's embedding — the EEG-only decoder's input (eegpt.copilot.instruct)
     probe_classes: tuple = ()    # with eeg_tokens: the class tokens' ids that a linear probe of the EEG tokens
                                  # also scores as the answer's first token (LP-FT; eegpt.copilot.instruct)
+    own_reading: float = 1.0     # with a probe: the weight of the transformer's own class-token logits there
     lora_rank: int = 0
     lora_alpha: float = 32.0
     lora_dropout: float = 0.05
@@ -171,12 +172,14 @@ class Decoder(nnx.Module):
             out = jnp.concatenate([out, mean], axis=1)
         return out, jnp.ones(out.shape[:2], bool)
 
-    def probe_logits(self, eeg, tokens_BxT):
-        """[B, T, vocab]: the probe's class-token logits where the answer starts (at ``<a>``), else 0."""
+    def with_probe(self, logits_BxTxV, eeg, tokens_BxT):
+        """The logits where the answer starts (at ``<a>``): each class token's is the probe's plus
+        ``own_reading`` times the transformer's; elsewhere unchanged."""
         feats, ids, mask = eeg
+        cls = jnp.asarray(self.cfg.probe_classes)
         k = jnp.einsum("bef,befk->bk", feats * mask[..., None], self.probe[...][ids]) + self.probe_bias[...]
-        out = jnp.zeros((k.shape[0], self.cfg.vocab), k.dtype).at[:, jnp.asarray(self.cfg.probe_classes)].set(k)
-        return jnp.where((tokens_BxT == ANSWER)[..., None], out[:, None, :], 0.0)
+        read = logits_BxTxV.at[..., cls].set(self.cfg.own_reading * logits_BxTxV[..., cls] + k[:, None, :])
+        return jnp.where((tokens_BxT == ANSWER)[..., None], read, logits_BxTxV)
 
     def empty_cache(self, b: int, s: int):
         shape = (b, s, self.cfg.heads, self.cfg.head_dim)
@@ -199,7 +202,7 @@ class Decoder(nnx.Module):
         ok = jnp.concatenate([pre_ok, valid_BxT], axis=1)
         out, _ = self(x, jnp.broadcast_to(jnp.arange(s), (b, s)), ok, self.empty_cache(b, s), 0)
         out = out[:, pre.shape[1]:]
-        return out if self.probe is None else out + self.probe_logits(eeg, tokens_BxT)
+        return out if self.probe is None else self.with_probe(out, eeg, tokens_BxT)
 
 
 def generate(model: Decoder, eeg_F, prompt: list[int], max_new: int = 120, top_k: int = 0, seed: int = 0,
@@ -233,7 +236,7 @@ def _generate(split, eeg, ids, max_new, top_k, key, wave):
     pos = jnp.concatenate([jnp.broadcast_to(jnp.arange(p), (b, p)), p + jnp.cumsum(valid, 1) - 1], axis=1)
     logits, cache = model(x, jnp.maximum(pos, 0), ok, model.empty_cache(b, s), 0)
     if model.probe is not None:
-        logits = logits.at[:, p:].add(model.probe_logits(eeg, ids))
+        logits = logits.at[:, p:].set(model.with_probe(logits[:, p:], eeg, ids))
     n_real = p + valid.sum(1)
 
     def pick(lg, key):

@@ -137,15 +137,14 @@ class Conversation:
     def ask(self, question: str | None = None) -> dict:
         """``Copilot.respond``'s answer with ``citations`` (source, text) appended as [n] lines."""
         r = self.copilot.respond(self.prediction, question, self.age, self.sex)
-        pred = self.prediction
         if r["out_of_distribution"]:
             allowed = set()
         elif r["uncertain"] or max(r["probs"].values()) < kb.UNCERTAIN_BELOW:  # it names its runner-ups
             allowed = set(sorted(r["probs"], key=r["probs"].get, reverse=True)[:3])
         else:
-            allowed = {pred.label}
-        about = None if r["out_of_distribution"] else pred.label  # no class passage without a reading
-        cited = self.library.search(r["question"], pred.task, r["probs"], allowed, about)
+            allowed = {r["label"]}  # the answer's reading: the decoder's own when it reads the EEG alone
+        about = None if r["out_of_distribution"] else r["label"]  # no class passage without a reading
+        cited = self.library.search(r["question"], r["task"], r["probs"], allowed, about)
         r["citations"] = [{"n": i + 1, "source": p.source, "text": p.text} for i, p in enumerate(cited)]
         if cited:
             r["answer"] += "\n\nSources:\n" + "\n".join(f"[{c['n']}] {c['source']}: {c['text']}" for c in r["citations"])

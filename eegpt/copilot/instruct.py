@@ -44,6 +44,8 @@ from eegpt.copilot.decoder import load as load_decoder
 from eegpt.errors import EEGInputError, atomic_write, check_positive
 
 META = "instruct.json"
+# with a probe, validation also weighs the transformer's own class logits against the probe's
+OWN_READING = (0.0, 0.5, 1.0)
 # what instruction tuning trains: every parameter but the linear probe, which stays as fitted (LP-FT)
 TRAINED = nnx.All(nnx.Param, nnx.Not(nnx.Any(nnx.PathContains("probe"), nnx.PathContains("probe_bias"))))
 
@@ -278,6 +280,16 @@ def class_logits(model: Decoder, tok, task: str, classes, tokens, question: str 
     return np.concatenate(out)
 
 
+def probe_logits(model: Decoder, tok, task: str, classes, tokens) -> np.ndarray:
+    """[windows, classes]: the decoder's linear probe alone, as :func:`class_logits` (0 where it has
+    no column)."""
+    feats, ids, mask = (np.asarray(a) for a in tokens)
+    k = np.einsum("bef,befk->bk", feats * mask[..., None], np.asarray(model.probe[...])[ids])
+    k += np.asarray(model.probe_bias[...])
+    cols = {i: n for n, i in enumerate(model.cfg.probe_classes)}
+    return np.stack([k[:, cols[tok.token_to_id(f"<class:{task}:{c}>")]] for c in classes], 1)
+
+
 def softmax(logits, temperature: float = 1.0) -> np.ndarray:
     """Class probabilities of ``logits`` [N, C] at ``temperature`` (float64, scipy)."""
     from scipy.special import softmax as sm
@@ -335,14 +347,17 @@ def train_instruct(model, stores, workdir, train: CopilotTrainConfig = CopilotTr
 
     history, best = [], {"score": -1.0, "step": 0, "params": None}
 
-    def validate(step: int) -> None:
-        scores = {h.name: balanced_accuracy(v["labels"], softmax(class_logits(decoder, tok, h.task, h.classes,
-                                                                              v["tokens"])), p)
-                  for h, v, p in zip(heads, val, present)}
-        mean = float(np.mean(list(scores.values())))
-        history.append({"step": step, "val_balanced_accuracy": scores, "mean": mean})
-        if mean > best["score"]:
-            best.update(score=mean, step=step, params=jax.tree.map(np.array, nnx.state(decoder, nnx.Param)))
+    def validate(step: int) -> None:  # the step, and with a probe how much of the transformer's own reading
+        logits = [class_logits(decoder, tok, h.task, h.classes, v["tokens"]) for h, v in zip(heads, val)]
+        probe = [probe_logits(decoder, tok, h.task, h.classes, v["tokens"]) for h, v in zip(heads, val)]
+        for own in OWN_READING if probes else (1.0,):
+            scores = {h.name: balanced_accuracy(v["labels"], softmax(pr + own * (lg - pr)), p)
+                      for h, v, p, lg, pr in zip(heads, val, present, logits, probe)}
+            mean = float(np.mean(list(scores.values())))
+            history.append({"step": step, "own_reading": own, "val_balanced_accuracy": scores, "mean": mean})
+            if mean >= best["score"]:  # a tie goes to the later step, whose words trained longer
+                best.update(score=mean, step=step, own=own,
+                            params=jax.tree.map(np.array, nnx.state(decoder, nnx.Param)))
 
     def dropout(batch, rng):  # each training window loses a share of its electrodes (never all) and features
         (feats, ids, mask), *rest = batch
@@ -356,6 +371,7 @@ def train_instruct(model, stores, workdir, train: CopilotTrainConfig = CopilotTr
                  every=cfg.eval_every, on_boundary=validate,
                  augment=dropout if cfg.token_dropout or cfg.feature_dropout else None)
     nnx.update(decoder, best["params"])
+    decoder.cfg = dataclasses.replace(dcfg, own_reading=best.get("own", 1.0))
     calibration = {}
     for h, v, p in zip(heads, val, present):
         logits = class_logits(decoder, tok, h.task, h.classes, v["tokens"])
@@ -376,12 +392,25 @@ def train_instruct(model, stores, workdir, train: CopilotTrainConfig = CopilotTr
                                                          f"({model.cfg.nodes}), not the graph or its heads"
                                                          + ("; the class token's logits start from a linear probe "
                                                             "of them, kept" if probes else ""),
-               "kept_step": best["step"], "val_mean_balanced_accuracy": best["score"], "heads": calibration,
+               "kept_step": best["step"], "own_reading": decoder.cfg.own_reading,
+               "val_mean_balanced_accuracy": best["score"], "heads": calibration,
                "config": dataclasses.asdict(cfg), "train": dataclasses.asdict(train), "decoder": dataclasses.asdict(dcfg), "max_tokens": max_tokens,
                "parameters": param_count(decoder), "pairs": len(cases), "history": history, "loss": losses,
                "seconds": round(time.perf_counter() - t0, 1)}
     atomic_write(Path(workdir) / META, lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
     return summary
+
+
+def how_read(meta: dict) -> str:
+    """How an EEG-only decoder (its ``instruct.json``) reads the class, in a clause."""
+    own = meta.get("own_reading", 1.0)
+    if not meta["config"].get("linear_probe"):
+        how = "the class read by its transformer"
+    elif own == 0:
+        how = "the class read by its linear probe of the EEG tokens, the words by its transformer"
+    else:
+        how = f"the class read by its linear probe of the EEG tokens plus {own:g} times its transformer's own reading"
+    return f"its step {meta['kept_step']}, {how}; chosen on validation subjects"
 
 
 def load(path) -> tuple[Decoder, object, dict]:
