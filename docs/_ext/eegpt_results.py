@@ -126,7 +126,7 @@ def eeg_only(d: dict) -> tuple[list[str], list[list[str]]]:
     """``experiments/eeg_only_eval.py --json``: per head, the EEG-only decoder's stated class beside the head."""
     rows = [[name, r["task"], str(r["windows"]), _f(r["head"]), _f(r["eeg_only"]), f"{r['gap']:+.3f}",
              _f(r["linear_reading"]), f"{r['answers_faithful']}/{r['answers_checked']}"] for name, r in d["rows"].items()]
-    return ["head", "task", "scored windows", "head", "EEG-only decoder", "gap", "logistic regression on the same tokens",
+    return ["head", "task", "scored windows", "head", "EEG-only decoder", "gap", "its linear probe alone (a logistic regression on the same tokens)",
             "answers faithful"], rows
 
 
