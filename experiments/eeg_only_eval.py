@@ -11,8 +11,9 @@ benchmark's protocol, :func:`eegpt.copilot.instruct.model_stores`). Per task, on
 the class hidden from its prompt; over the classes trained on) beside the head's own, and the
 gap. For ``--answers`` windows per task it also writes whole answers and reports how many passed
 the faithfulness guard (named the class read, no other) without falling back to the template.
-As a reference for what the EEG tokens carry, ``linear_reading`` is a logistic regression on the
-same tokens, C chosen on the decoder's validation subjects.
+``linear_reading`` is the decoder's linear probe alone (refitted as the decoder fitted it: its views
+and C chosen on the decoder's validation subjects); for a decoder without one, a logistic regression
+on every feature of the same tokens.
 """
 
 from __future__ import annotations
@@ -32,13 +33,16 @@ from eegpt.errors import EEGInputError, TrainingError
 from eegpt.model import model_dir
 
 
-def linear_reading(model, store, scored: dict, present) -> float:
-    """A reference for what the EEG tokens carry: :func:`eegpt.copilot.instruct.linear_probe` (a
-    logistic regression on the same tokens, C chosen on the decoder's validation subjects), scored
-    on the scored windows (``scored``: their :func:`instruct.read_windows`)."""
+def linear_reading(model, store, scored: dict, present, meta: dict) -> float:
+    """The decoder's probe alone: :func:`eegpt.copilot.instruct.linear_probe` refitted as the decoder
+    fitted it (a logistic regression on the same tokens, its views as the decoder's config says and
+    C chosen on the decoder's validation subjects), scored on the scored windows (``scored``: their
+    :func:`instruct.read_windows`). Without a probe in the decoder, a reference on every feature."""
     slots = scored["tokens"][0].shape[1]
     train, val = (instruct.read_windows(model, store, split, slots) for split in ("train", "val"))
-    probe = instruct.linear_probe(train, val, present)
+    probed = meta["config"].get("linear_probe") and meta["config"].get("probe_views")
+    views = instruct.view_columns(model.cfg.nodes, scored["tokens"][0].shape[-1]) if probed else None
+    probe = instruct.linear_probe(train, val, present, views=views)
     return instruct.balanced_accuracy(scored["labels"], probe["predict"](scored["tokens"]), present)
 
 
@@ -61,7 +65,7 @@ def score(model, decoder, tok, meta: dict, store, n_answers: int, seed: int = 0)
         passed += not checked(raw, case)["fallback"]
     return {"task": h["task"], "windows": len(w["labels"]), "subjects": len(np.unique(w["subjects"])),
             "head": head, "eeg_only": eeg_only, "gap": eeg_only - head,
-            "linear_reading": linear_reading(model, store, w, present),
+            "linear_reading": linear_reading(model, store, w, present, meta),
             "answers_checked": len(picks), "answers_faithful": passed}
 
 

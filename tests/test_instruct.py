@@ -93,6 +93,12 @@ def test_instruction_tuning_learns_to_read_the_class_from_the_eeg_tokens():
     assert check["names_prediction"] and not check["contradiction"], raw
 
 
+def test_each_view_s_columns_in_an_eeg_token():
+    cols = I.view_columns("ete+bands+erp", 128 + 5 + 16)
+    assert list(cols) == ["ete", "bands", "erp"]
+    assert [(c[0], len(c)) for c in cols.values()] == [(0, 128), (128, 5), (133, 16)]
+
+
 def test_a_store_without_validation_lends_its_last_training_subjects(stores):
     s = stores["mw"]
     no_val = s.with_splits(np.where(s.split_of == "val", "train", s.split_of))  # two training subjects
@@ -107,8 +113,9 @@ def test_a_store_without_validation_lends_its_last_training_subjects(stores):
 
 
 def test_the_decoder_s_linear_probe_is_the_regression_it_was_fitted_from_and_training_keeps_it(tmp_path):
-    """LP-FT: the probe's class logits at ``<a>`` give the logistic regression's probabilities
-    (three classes; electrodes in another order read alike), and the transformer trains around it."""
+    """LP-FT: the probe (its view chosen on validation) gives, as the class logits at ``<a>``, the
+    logistic regression's probabilities (three classes; electrodes in another order read alike), and
+    the transformer trains around it."""
     rng = np.random.default_rng(0)
     (feats, ids, mask), _ = _tokens(300)
     labels = np.digitize(feats[:, 2, 0] + 0.5 * feats[:, 0, 1], [-0.5, 0.5])  # SS-like, 3 of 5 classes
@@ -116,8 +123,9 @@ def test_the_decoder_s_linear_probe_is_the_regression_it_was_fitted_from_and_tra
     w = {"tokens": (feats, ids, mask), "labels": labels}
     train = {k: (tuple(a[:200] for a in v) if k == "tokens" else v[:200]) for k, v in w.items()}
     val = {k: (tuple(a[200:] for a in v) if k == "tokens" else v[200:]) for k, v in w.items()}
-    probe = I.linear_probe(train, val, [0, 1, 2])
-    assert probe["val_balanced_accuracy"] > 0.8  # the regression reads the class
+    views = {"a": np.arange(0, 3), "b": np.arange(3, 5)}  # the class lies in view a's columns
+    probe = I.linear_probe(train, val, [0, 1, 2], views=views)
+    assert probe["val_balanced_accuracy"] > 0.8 and probe["views"] == ["a"]  # chosen on validation
     cases, window = I.make_cases("SS", classes, labels[:200], 1, rng)
     tok = C.train_tokenizer(cases, 500)
     heads = [type("Head", (), {"task": "SS", "classes": classes})()]
@@ -126,6 +134,7 @@ def test_the_decoder_s_linear_probe_is_the_regression_it_was_fitted_from_and_tra
                           probe_classes=[tok.token_to_id(f"<class:SS:{c}>") for c in classes])
     model = C.Decoder(cfg, rngs=nnx.Rngs(0))
     I.fit_probe(model, tok, heads, [probe])
+    assert not np.asarray(model.probe[...])[:, 3:].any()  # the views not chosen are not read
     C.save(tmp_path, model, tok)
     model, tok = C.load(tmp_path)
     bare = C.Decoder(cfg, rngs=nnx.Rngs(0))  # the same transformer, no probe fitted

@@ -64,6 +64,8 @@ class InstructConfig:
     linear_probe: bool = True     # the class token's logits start from a linear probe of the EEG tokens, fitted
                                   # first and kept while the rest trains (LP-FT; see fit_probe; chosen on
                                   # validation, see RECIPE)
+    probe_views: bool = True      # the probe chooses its views (each alone, or all) on validation, as the
+                                  # linear start does; else it reads every feature
     class_weight: float = 0.05    # the class token's loss weight, as a share of the rest of the answer's
                                   # (chosen with the probe, see RECIPE; without it, 1 was what ran)
 
@@ -162,25 +164,49 @@ def electrode_grid(tokens, used) -> np.ndarray:
     return out[:, used].reshape(len(feats), -1)
 
 
-def linear_probe(train: dict, val: dict, present, cs=(0.001, 0.01, 0.1, 1.0)) -> dict:
+def view_columns(nodes: str, width: int) -> dict[str, np.ndarray]:
+    """Each view's feature columns in an EEG token of ``width`` features (``nodes``: the model's
+    views, "ete+bands+..."; the ETE's width is what the others leave)."""
+    from eegpt.features import node_views, node_width
+
+    views = node_views(nodes)
+    sizes = [width - sum(node_width(o, 1) for o in views if o != "ete") if v == "ete" else node_width(v, 1)
+             for v in views]
+    starts = np.cumsum([0] + sizes)
+    return {v: np.arange(a, b) for v, a, b in zip(views, starts[:-1], starts[1:])}
+
+
+def linear_probe(train: dict, val: dict, present, cs=(0.001, 0.01, 0.1, 1.0), views=None) -> dict:
     """A logistic regression on the EEG tokens (:func:`electrode_grid`, each column scaled by its
-    training spread, classes balanced), C chosen on ``val``'s balanced accuracy: ``lr``, ``scale``,
-    ``used`` (electrode ids), ``C``, ``val_balanced_accuracy``, and ``predict`` (tokens -> probabilities)."""
+    training spread, classes balanced). The views it reads (``views``: name -> feature columns; each
+    alone, and all together) and C are chosen on ``val``'s balanced accuracy, as the linear start
+    chooses them (``eegpt.readout``); without ``views``, every feature. Returns ``lr``, ``scale``,
+    ``used`` (electrode ids), ``columns``, ``views`` (chosen), ``C``, ``val_balanced_accuracy``, and
+    ``predict`` (tokens -> probabilities)."""
     from sklearn.linear_model import LogisticRegression
 
+    width = train["tokens"][0].shape[-1]
+    views = views or {"all": np.arange(width)}
+    candidates = [[v] for v in views] + ([list(views)] if len(views) > 1 else [])
     used = np.unique(train["tokens"][1][train["tokens"][2]])
-    x = electrode_grid(train["tokens"], used)
-    scale = x.std(0) + 1e-6
-    xv = electrode_grid(val["tokens"], used) / scale
+    grid, grid_val = electrode_grid(train["tokens"], used), electrode_grid(val["tokens"], used)
     best = None
-    for c in cs:
-        lr = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(x / scale, train["labels"])
-        score = balanced_accuracy(val["labels"], _all_classes(lr, lr.predict_proba(xv), present), present)
-        if best is None or score > best["val_balanced_accuracy"]:
-            best = {"lr": lr, "C": c, "val_balanced_accuracy": score}
-    lr = best["lr"]
-    return {**best, "scale": scale, "used": used,
-            "predict": lambda tokens: _all_classes(lr, lr.predict_proba(electrode_grid(tokens, used) / scale), present)}
+    for names in candidates:
+        cols = np.concatenate([views[v] for v in names])
+        pick = (np.arange(len(used))[:, None] * width + cols[None]).reshape(-1)
+        x = grid[:, pick]
+        scale = x.std(0) + 1e-6
+        xv = grid_val[:, pick] / scale
+        for c in cs:
+            lr = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(x / scale, train["labels"])
+            score = balanced_accuracy(val["labels"], _all_classes(lr, lr.predict_proba(xv), present), present)
+            if best is None or score > best["val_balanced_accuracy"]:
+                best = {"lr": lr, "C": c, "val_balanced_accuracy": score, "views": names, "columns": cols,
+                        "scale": scale, "pick": pick}
+    lr, scale, pick = best["lr"], best["scale"], best.pop("pick")
+    return {**best, "used": used,
+            "predict": lambda tokens: _all_classes(lr, lr.predict_proba(electrode_grid(tokens, used)[:, pick] / scale),
+                                                   present)}
 
 
 def _all_classes(lr, probs, present) -> np.ndarray:
@@ -198,11 +224,11 @@ def fit_probe(decoder: Decoder, tok, heads, probes: list[dict]) -> None:
     w, b = np.zeros(decoder.probe.shape, np.float32), np.zeros(decoder.probe_bias.shape, np.float32)
     for h, pr in zip(heads, probes):
         lr, used = pr["lr"], pr["used"]
-        coef = lr.coef_ / pr["scale"]                             # [rows, len(used) * F]
+        coef = lr.coef_ / pr["scale"]                             # [rows, len(used) * len(columns)]
         rows = lr.classes_[1:] if len(lr.classes_) == 2 else lr.classes_
         for r, y in enumerate(rows):
             k = cols[tok.token_to_id(f"<class:{h.task}:{h.classes[int(y)]}>")]
-            w[used, :, k] = coef[r].reshape(len(used), -1)
+            w[used[:, None], pr["columns"][None], k] = coef[r].reshape(len(used), -1)
             b[k] = lr.intercept_[r]
     decoder.probe[...] = jnp.asarray(w)
     decoder.probe_bias[...] = jnp.asarray(b)
@@ -336,7 +362,8 @@ def train_instruct(model, stores, workdir, train: CopilotTrainConfig = CopilotTr
                for c in cases[:: max(len(cases) // 500, 1)]]
     max_tokens = int(np.percentile(lengths, 99.5)) + 8
     present = [np.unique(w["labels"]) for w in windows]
-    probes = [linear_probe(w, v, p) for w, v, p in zip(windows, val, present)] if cfg.linear_probe else []
+    views = view_columns(model.cfg.nodes, tokens[0].shape[-1]) if cfg.probe_views else None
+    probes = [linear_probe(w, v, p, views=views) for w, v, p in zip(windows, val, present)] if cfg.linear_probe else []
     classes = sorted({tok.token_to_id(f"<class:{h.task}:{c}>") for h in heads for c in h.classes}) if probes else ()
     dcfg = DecoderConfig(vocab=tok.get_vocab_size(), eeg_features=tokens[0].shape[-1], eeg_tokens=slots,
                          max_len=slots + max(max_tokens, 48) + 128, probe_classes=tuple(classes))
@@ -385,7 +412,8 @@ def train_instruct(model, stores, workdir, train: CopilotTrainConfig = CopilotTr
                                "train_windows": len(windows[heads.index(h)]["labels"])}
         if probes:
             pr = probes[heads.index(h)]
-            calibration[h.name]["probe"] = {"C": pr["C"], "val_balanced_accuracy": pr["val_balanced_accuracy"]}
+            calibration[h.name]["probe"] = {"views": "+".join(pr["views"]), "C": pr["C"],
+                                            "val_balanced_accuracy": pr["val_balanced_accuracy"]}
     save(workdir, decoder, tok)
     summary = {"model": str(model_path) if model_path else None, "trained_on": model.cfg.trained_on(),
                "synthetic": model.cfg.synthetic, "reads": f"EEG tokens: each electrode's node features "
