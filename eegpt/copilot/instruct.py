@@ -82,7 +82,9 @@ class InstructConfig:
 # dropout 0.5 all peaked between 0.578 and 0.596 (lr 1e-3 with token dropout 0.2: 0.585), the decoder
 # memorising its training windows. With the probe (LP-FT; the probe alone 0.756) the same settings
 # peaked at 0.767 (step 400) with class weight 1 and at 0.781 (step 200) with class weight 0.05, the
-# default. The step is chosen per run.
+# default. The step, the weight of the transformer's own reading and the probe's views and C are
+# chosen per run and head on its validation subjects (every feature together is one of the views'
+# candidates, so choosing them can only raise the probe's validation score).
 RECIPE = (CopilotTrainConfig(steps=1200, batch_size=32, lr=1e-3, warmup=100),
           InstructConfig(eval_every=100, token_dropout=0.2))
 
