@@ -312,8 +312,8 @@ def _copilot_instruct(args, cfg) -> None:
     r = instruct.train_instruct(model, stores, args.workdir, cfg, tuning, model_path=args.finetuned,
                                 progress=not args.quiet)
     scores = ", ".join(f"{k} {v['val_balanced_accuracy']:.3f}" for k, v in r["heads"].items())
-    print(f"EEG-only copilot: {r['parameters']:,} parameters, kept step {r['kept_step']} ({instruct.how_read(r)}; "
-          f"validation balanced accuracy {scores}), {r['seconds']:.0f} s -> {args.workdir}")
+    print(f"EEG-only copilot: {r['parameters']:,} parameters, kept {instruct.how_read(r)}; validation balanced "
+          f"accuracy {scores}; {r['seconds']:.0f} s -> {args.workdir}")
 
 
 def run_copilot(args) -> None:

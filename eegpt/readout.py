@@ -25,80 +25,91 @@ class Columns(BaseEstimator, TransformerMixin):
         return x if self.keep is None else x[:, self.keep]
 
 
-def linear_readout(teg_params: dict, heads: list[str], stores: list, cache: dict, norm: dict,
-                   train_pos, views: list[tuple[str, int]], search: str = "combinations") -> tuple[dict, dict]:
-    """Each head's per-electrode readout fitted as a logistic regression on its training windows'
-    features — the readout's columns, ``views`` ``[(name, width)]`` in order (the band powers, the
-    ERP bins, ...), each column scaled to unit variance over the head's training windows as
-    ``StandardScaler`` does for the peers — with the views (``search``: every non-empty
-    combination; "each" view alone and all together; or "combinations+ete", every combination of
-    the views but the ETE's, then the best of them with and without the ETE) and C chosen on the
-    validation subjects,
-    as a researcher would pick the features for a task. Without validation windows they are chosen
-    as the peers' are (``select_on_val``): by cross-validation over the training subjects (each view
-    alone, or all), else all views at C 0.1. The graph's own output starts at zero, so the model
-    starts as that linear model and fine-tuning has to improve on it. Returns ``teg_params``
-    updated, and per head the views and C chosen."""
+def choose_views(x_train, y_train, x_val, y_val, groups, views: list[tuple[str, int]], electrodes: int,
+                 search: str = "combinations") -> tuple:
+    """The views and C of a logistic regression on a design of ``electrodes`` blocks of the views'
+    columns (``views`` ``[(name, width)]`` in order; columns already scaled), chosen on the
+    validation windows by balanced accuracy (``search``: "combinations", every non-empty
+    combination of the views; "each", each view alone and all together; "combinations+ete", every
+    combination of the views but the ETE's, then the best of them with and without the ETE, so the
+    encoder is read only where it beats the best classical choice). Without validation windows
+    (``x_val`` None) they are chosen as the peers' settings are (``select_on_val``): by
+    cross-validation over the training subjects ``groups``, each view alone or all, else all views
+    at C 0.1. Returns (the regression fitted on the chosen columns, the chosen views' indices, those
+    columns within one block, C, where they were chosen)."""
     import itertools
-
-    import jax.numpy as jnp
-
-    from teg.model import VOCAB_SIZE as VOCAB
 
     width = sum(w for _, w in views)
     starts = np.cumsum([0] + [w for _, w in views])
     each = [[i] for i in range(len(views))] + ([list(range(len(views)))] if len(views) > 1 else [])
     every = [list(c) for r in range(1, len(views) + 1) for c in itertools.combinations(range(len(views)), r)]
-
     ete = next((i for i, (v, _) in enumerate(views) if v == "ete"), None)
+    has_val = x_val is not None and len(y_val) > 0
 
     def view_cols(cand):
         return np.concatenate([np.arange(starts[i], starts[i + 1]) for i in cand])
 
+    def fit(candidates):
+        """The candidate views and C with the best validation score (the first on ties)."""
+        keeps = [(np.arange(electrodes)[:, None] * width + view_cols(cand)[None]).reshape(-1) for cand in candidates]
+        pipe, picked = select_on_val(
+            lambda: Pipeline([("columns", Columns()), ("logisticregression", LogisticRegression(
+                max_iter=3000, C=0.1, class_weight="balanced"))]),
+            {"columns__keep": keeps, **GRID["band_power"]}, x_train, y_train, x_val if has_val else None,
+            y_val if has_val else None, groups)
+        cand = candidates[next(i for i, k in enumerate(keeps) if np.array_equal(k, picked["columns__keep"]))] \
+            if picked else list(range(len(views)))
+        return pipe, picked, cand
+
+    # the views are a setting like C, chosen the way the peers' settings are; without validation
+    # windows each candidate costs a cross-validation, so fewer candidates
+    if has_val and search == "combinations+ete" and ete is not None:
+        _, _, best = fit([c for c in every if ete not in c])
+        pipe, picked, cand = fit([best, sorted(best + [ete])])
+    else:
+        pipe, picked, cand = fit(every if has_val and search != "each" else each)
+    folds = None if has_val else inner_folds(groups)
+    where = "val" if has_val else f"{folds.get_n_splits()}-fold cross-validation over training subjects" if folds \
+        else "defaults"
+    return pipe[-1], cand, view_cols(cand), picked.get("logisticregression__C", 0.1), where
+
+
+def linear_readout(teg_params: dict, heads: list[str], stores: list, cache: dict, norm: dict,
+                   train_pos, views: list[tuple[str, int]], search: str = "combinations") -> tuple[dict, dict]:
+    """Each head's per-electrode readout fitted as a logistic regression on its training windows'
+    features — the readout's columns, ``views`` ``[(name, width)]`` in order (the band powers, the
+    ERP bins, ...), each column scaled to unit variance over the head's training windows as
+    ``StandardScaler`` does for the peers — with the views and C chosen on the validation subjects
+    (:func:`choose_views`; ``search`` says which combinations), as a researcher would pick the
+    features for a task. The graph's own output starts at zero, so the model starts as that linear
+    model and fine-tuning has to improve on it. Returns ``teg_params`` updated, and per head the
+    views and C chosen."""
+    import jax.numpy as jnp
+
+    from teg.model import VOCAB_SIZE as VOCAB
+
+    width = sum(w for _, w in views)
     chosen = {}
     mean, std = np.asarray(norm["mean"]), np.asarray(norm["std"])
     for name, s, pos in zip(heads, stores, train_pos):
         c = cache[name]
         used = np.unique(c["electrodes"][pos][c["mask"][pos]])
 
-        def design(rows, cols):
+        def design(rows):
             ids, mask = c["electrodes"][rows], c["mask"][rows]
-            x = ((c["features"][rows] - mean[ids]) / std[ids])[..., -width:][..., cols]
-            grid = np.zeros((len(rows), VOCAB, len(cols)), np.float32)
+            x = ((c["features"][rows] - mean[ids]) / std[ids])[..., -width:]
+            grid = np.zeros((len(rows), VOCAB, width), np.float32)
             np.add.at(grid, (np.repeat(np.arange(len(rows))[:, None], ids.shape[1], 1)[mask], ids[mask]), x[mask])
             return grid[:, used].reshape(len(rows), -1)
 
         val = s.indices("val")
-        all_cols = np.arange(width)
-        x_train = design(pos, all_cols)
+        x_train = design(pos)
         # scaling only, no centring: an electrode missing from a window then still adds nothing
         scale = x_train.reshape(len(pos), len(used), width).std(0) + 1e-6  # [electrode, column]
         x_train = x_train / scale.reshape(-1)
-        x_val = design(val, all_cols) / scale.reshape(-1) if len(val) else None
-        def fit(candidates):
-            """The candidate views and C with the best validation score (the first on ties)."""
-            keeps = [(np.arange(len(used))[:, None] * width + view_cols(cand)[None]).reshape(-1) for cand in candidates]
-            pipe, picked = select_on_val(
-                lambda: Pipeline([("columns", Columns()), ("logisticregression", LogisticRegression(
-                    max_iter=3000, C=0.1, class_weight="balanced"))]),
-                {"columns__keep": keeps, **GRID["band_power"]}, x_train, s.labels[pos], x_val,
-                s.labels[val] if len(val) else None, s.subject_of[pos])
-            cand = candidates[next(i for i, k in enumerate(keeps) if np.array_equal(k, picked["columns__keep"]))] \
-                if picked else list(range(len(views)))
-            return pipe, picked, cand
-
-        # the views are a setting like C, chosen the way the peers' settings are; without validation
-        # windows each candidate costs a cross-validation, so fewer candidates
-        if len(val) and search == "combinations+ete" and ete is not None:
-            # every combination of the classical views, then the best of them with and without the
-            # ETE: the encoder is read only where it beats the best classical start on validation
-            _, _, best = fit([c for c in every if ete not in c])
-            pipe, picked, cand = fit([best, sorted(best + [ete])])
-        else:
-            pipe, picked, cand = fit(every if len(val) and search != "each" else each)
-        cols, cc = view_cols(cand), picked.get("logisticregression__C", 0.1)
-        view, model = "+".join(views[i][0] for i in cand), pipe[-1]
-        folds = None if len(val) else inner_folds(s.subject_of[pos])
+        x_val = design(val) / scale.reshape(-1) if len(val) else None
+        model, cand, cols, cc, where = choose_views(x_train, s.labels[pos], x_val, s.labels[val], s.subject_of[pos],
+                                                    views, len(used), search)
         n_classes = len(s.classes)
         coef = np.zeros((n_classes, len(used) * len(cols)), np.float32)
         bias = np.full(n_classes, -10.0, np.float32)  # classes absent from training stay unlikely
@@ -111,6 +122,5 @@ def linear_readout(teg_params: dict, heads: list[str], stores: list, cache: dict
         teg_params["readout"][name] = jnp.asarray(w)
         out = teg_params["heads"][name]["out"]
         out["kernel"], out["bias"] = jnp.zeros_like(out["kernel"]), jnp.asarray(bias)
-        chosen[name] = {"view": view, "C": cc, "selected_on": "val" if len(val) else
-                        f"{folds.get_n_splits()}-fold cross-validation over training subjects" if folds else "defaults"}
+        chosen[name] = {"view": "+".join(views[i][0] for i in cand), "C": cc, "selected_on": where}
     return teg_params, chosen

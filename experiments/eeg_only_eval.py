@@ -1,6 +1,6 @@
 """Answers from EEG alone, scored beside the heads: does the instruction-tuned decoder read the class?
 
-    python experiments/eeg_only_eval.py --model DIR [--copilot DIR] [--answers 20] [--json]
+    python experiments/eeg_only_eval.py --model DIR [--copilot DIR] [--answers 20] [--own-readings 0 0.5 1] [--json]
 
 ``--model``: a demo workdir, or a fine-tuning workdir (a benchmark's fold:
 ``runs/bench-eegmat/seed-0/split/finetune``). ``--copilot``: the EEG-only decoder
@@ -11,14 +11,16 @@ benchmark's protocol, :func:`eegpt.copilot.instruct.model_stores`). Per task, on
 the class hidden from its prompt; over the classes trained on) beside the head's own, and the
 gap. For ``--answers`` windows per task it also writes whole answers and reports how many passed
 the faithfulness guard (named the class read, no other) without falling back to the template.
-``linear_reading`` is the decoder's linear probe alone (refitted as the decoder fitted it: its views
-and C chosen on the decoder's validation subjects); for a decoder without one, a logistic regression
-on every feature of the same tokens.
+``linear_reading`` is the decoder's linear probe alone (its class with the transformer's own reading
+at weight 0; none for a decoder without a probe). ``--own-readings``: the class also scored with the
+transformer's own reading at these weights beside the probe (``by_own_reading``), the ablation of
+the kept weight.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -33,20 +35,31 @@ from eegpt.errors import EEGInputError, TrainingError
 from eegpt.model import model_dir
 
 
-def linear_reading(model, store, scored: dict, present, meta: dict) -> float:
-    """The decoder's probe alone: :func:`eegpt.copilot.instruct.linear_probe` refitted as the decoder
-    fitted it (a logistic regression on the same tokens, its views as the decoder's config says and
-    C chosen on the decoder's validation subjects), scored on the scored windows (``scored``: their
-    :func:`instruct.read_windows`). Without a probe in the decoder, a reference on every feature."""
-    slots = scored["tokens"][0].shape[1]
-    train, val = (instruct.read_windows(model, store, split, slots) for split in ("train", "val"))
-    probed = meta["config"].get("linear_probe") and meta["config"].get("probe_views")
-    views = instruct.view_columns(model.cfg.nodes, scored["tokens"][0].shape[-1]) if probed else None
-    probe = instruct.linear_probe(train, val, present, views=views)
-    return instruct.balanced_accuracy(scored["labels"], probe["predict"](scored["tokens"]), present)
+def linear_reading(decoder, tok, h: dict, scored: dict, present) -> float | None:
+    """The decoder's linear probe alone (:func:`eegpt.copilot.instruct.probe_logits`) on the scored
+    windows: what its class would be with the transformer's own reading at weight 0. None without a
+    probe."""
+    if not decoder.cfg.probe_classes:
+        return None
+    logits = instruct.probe_logits(decoder, tok, h["task"], h["classes"], scored["tokens"])
+    return instruct.balanced_accuracy(scored["labels"], instruct.softmax(logits), present)
 
 
-def score(model, decoder, tok, meta: dict, store, n_answers: int, seed: int = 0) -> dict:
+def by_own_reading(decoder, tok, h: dict, scored: dict, present, weights) -> dict:
+    """The decoder's class on the scored windows were the transformer's own reading weighted each of
+    ``weights`` beside its probe (its kept weight is ``decoder.cfg.own_reading``)."""
+    kept, out = decoder.cfg, {}
+    try:
+        for w in weights:
+            decoder.cfg = dataclasses.replace(kept, own_reading=w)
+            logits = instruct.class_logits(decoder, tok, h["task"], h["classes"], scored["tokens"])
+            out[f"{w:g}"] = instruct.balanced_accuracy(scored["labels"], instruct.softmax(logits), present)
+    finally:
+        decoder.cfg = kept
+    return out
+
+
+def score(model, decoder, tok, meta: dict, store, n_answers: int, seed: int = 0, own_readings=()) -> dict:
     """One head's scored windows: the head's and the decoder's balanced accuracy, and answers."""
     h = meta["heads"][store.name]
     present = [h["classes"].index(c) for c in h["present"]]
@@ -65,7 +78,8 @@ def score(model, decoder, tok, meta: dict, store, n_answers: int, seed: int = 0)
         passed += not checked(raw, case)["fallback"]
     return {"task": h["task"], "windows": len(w["labels"]), "subjects": len(np.unique(w["subjects"])),
             "head": head, "eeg_only": eeg_only, "gap": eeg_only - head,
-            "linear_reading": linear_reading(model, store, w, present, meta),
+            "linear_reading": linear_reading(decoder, tok, h, w, present),
+            **({"by_own_reading": by_own_reading(decoder, tok, h, w, present, own_readings)} if own_readings else {}),
             "answers_checked": len(picks), "answers_faithful": passed}
 
 
@@ -74,6 +88,9 @@ def main(argv=None) -> int:
     p.add_argument("--model", required=True, help="a demo workdir or a fine-tuning workdir")
     p.add_argument("--copilot", help="the EEG-only decoder (default: MODEL/copilot-eeg-only)")
     p.add_argument("--answers", type=int, default=20, help="whole answers written and checked per task")
+    p.add_argument("--own-readings", type=float, nargs="+", default=(),
+                   help="also score the class with the transformer's own reading at these weights beside the probe "
+                        "(an ablation of the kept weight)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     try:
@@ -85,7 +102,8 @@ def main(argv=None) -> int:
                                     progress=True)
         decoder, tok, meta = instruct.load(where)
         stores = [instruct.with_validation(s, meta["config"]["val_subjects"]) for s in stores]
-        rows = {s.name: score(model, decoder, tok, meta, s, args.answers) for s in stores}
+        rows = {s.name: score(model, decoder, tok, meta, s, args.answers, own_readings=args.own_readings)
+                for s in stores}
     except (EEGInputError, TrainingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -97,11 +115,11 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    print(f"{'head':<16}{'task':>5}{'windows':>9}{'head BA':>9}{'EEG-only':>10}{'gap':>8}{'LR on tokens':>14}"
+    print(f"{'head':<16}{'task':>5}{'windows':>9}{'head BA':>9}{'EEG-only':>10}{'gap':>8}{'probe alone':>14}"
           f"{'answers ok':>12}")
     for name, r in rows.items():
         print(f"{name:<16}{r['task']:>5}{r['windows']:>9}{r['head']:>9.3f}{r['eeg_only']:>10.3f}{r['gap']:>+8.3f}"
-              f"{r['linear_reading']:>14.3f}{r['answers_faithful']:>7}/{r['answers_checked']}")
+              f"{r['linear_reading'] if r['linear_reading'] is not None else float('nan'):>14.3f}{r['answers_faithful']:>7}/{r['answers_checked']}")
     print(f"(the decoder reads {meta['reads']}; {instruct.how_read(meta)})")
     return 0
 

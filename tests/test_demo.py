@@ -126,7 +126,7 @@ def test_the_eeg_only_copilot_states_its_own_reading_and_says_what_made_it(demo_
     assert set(meta["heads"]) == {f"synthetic-{t}" for t in ("er", "mi", "mw", "ss", "cm")}
     assert meta["kept_step"] in (2, 4) and "not the graph or its heads" in meta["reads"]
     assert "linear probe" in meta["reads"] and all("C" in h["probe"] for h in meta["heads"].values())  # LP-FT
-    assert f"kept step {meta['kept_step']}" in capsys.readouterr().out
+    assert f"kept its step {meta['kept_step']} (chosen on validation subjects)" in capsys.readouterr().out
     edf = report["copilot"]["recording"]
     assert main(["copilot", edf, "--model", str(model_dir), "--json"]) == 0
     by_head = json.loads(capsys.readouterr().out)
@@ -162,12 +162,16 @@ def test_the_eeg_only_copilot_states_its_own_reading_and_says_what_made_it(demo_
     spec = importlib.util.spec_from_file_location("eeg_only_eval", path)
     ev = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ev)
-    assert ev.main(["--model", str(model_dir), "--copilot", str(eo), "--answers", "2", "--json"]) == 0
+    assert ev.main(["--model", str(model_dir), "--copilot", str(eo), "--answers", "2", "--own-readings", "0", "1",
+                    "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
     for task in ("ER", "MI", "MW", "SS", "CM"):
         row = rows[f"synthetic-{task.lower()}"]
         assert row["head"] == pytest.approx(report["tasks"][task]["balanced_accuracy"])
         assert row["gap"] == pytest.approx(row["eeg_only"] - row["head"]) and row["answers_checked"] == 2
+        # the kept weight is 0: the class it states is its probe's
+        assert row["by_own_reading"]["0"] == pytest.approx(row["eeg_only"]) == pytest.approx(row["linear_reading"])
+        assert set(row["by_own_reading"]) == {"0", "1"}
 
 
 def test_copilot_reads_a_numbered_cap_given_its_montage(demo_run, tmp_path, capsys):

@@ -94,9 +94,7 @@ def test_instruction_tuning_learns_to_read_the_class_from_the_eeg_tokens():
 
 
 def test_each_view_s_columns_in_an_eeg_token():
-    cols = I.view_columns("ete+bands+erp", 128 + 5 + 16)
-    assert list(cols) == ["ete", "bands", "erp"]
-    assert [(c[0], len(c)) for c in cols.values()] == [(0, 128), (128, 5), (133, 16)]
+    assert I.view_columns("ete+bands+erp", 128 + 5 + 16) == [("ete", 128), ("bands", 5), ("erp", 16)]
 
 
 def test_a_store_without_validation_lends_its_last_training_subjects(stores):
@@ -120,12 +118,17 @@ def test_the_decoder_s_linear_probe_is_the_regression_it_was_fitted_from_and_tra
     (feats, ids, mask), _ = _tokens(300)
     labels = np.digitize(feats[:, 2, 0] + 0.5 * feats[:, 0, 1], [-0.5, 0.5])  # SS-like, 3 of 5 classes
     classes = ("W", "N1", "N2", "N3", "REM")
-    w = {"tokens": (feats, ids, mask), "labels": labels}
+    w = {"tokens": (feats, ids, mask), "labels": labels, "subjects": np.arange(300) % 6}
     train = {k: (tuple(a[:200] for a in v) if k == "tokens" else v[:200]) for k, v in w.items()}
     val = {k: (tuple(a[200:] for a in v) if k == "tokens" else v[200:]) for k, v in w.items()}
-    views = {"a": np.arange(0, 3), "b": np.arange(3, 5)}  # the class lies in view a's columns
+    views = [("a", 3), ("b", 2)]  # the class lies in view a's columns
     probe = I.linear_probe(train, val, [0, 1, 2], views=views)
     assert probe["val_balanced_accuracy"] > 0.8 and probe["views"] == ["a"]  # chosen on validation
+    # where the heads' store lent its validation subjects, chosen as that linear start was: by
+    # cross-validation over the training subjects
+    cv = I.linear_probe(train, val, [0, 1, 2], views=views, cross_validate=True)
+    assert cv["views"] == ["a"] and cv["selected_on"] == "5-fold cross-validation over training subjects"
+    assert probe["selected_on"] == "val"
     cases, window = I.make_cases("SS", classes, labels[:200], 1, rng)
     tok = C.train_tokenizer(cases, 500)
     heads = [type("Head", (), {"task": "SS", "classes": classes})()]
@@ -162,3 +165,12 @@ def test_the_decoder_s_linear_probe_is_the_regression_it_was_fitted_from_and_tra
     C.fit(model, data, C.CopilotTrainConfig(steps=5, batch_size=16, lr=1e-3, warmup=1), wrt=I.TRAINED)
     assert np.array_equal(before, np.asarray(model.probe[...]))
     assert not np.allclose(layer, np.asarray(model.blocks[0].q.base.kernel[...]))
+
+
+def test_instruction_settings_out_of_range_are_refused_in_one_line():
+    for bad, says in (({"own_reading": -0.5}, "--own-reading -0.5: must be 0 or more"),
+                      ({"token_dropout": 1.0}, r"--token-dropout 1.0: must lie in \[0, 1\)"),
+                      ({"class_weight": 0.0}, "--class-weight 0.0: must be positive")):
+        with pytest.raises(I.EEGInputError, match=says):
+            I.InstructConfig(**bad)
+    assert I.InstructConfig(own_reading=None).own_reading is None  # chosen on validation
