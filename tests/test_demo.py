@@ -172,6 +172,18 @@ def test_the_eeg_only_copilot_states_its_own_reading_and_says_what_made_it(demo_
         # the kept weight is 0: the class it states is its probe's
         assert row["by_own_reading"]["0"] == pytest.approx(row["eeg_only"]) == pytest.approx(row["linear_reading"])
         assert set(row["by_own_reading"]) == {"0", "1"}
+    # the probe offered its head's candidates chooses as the head's linear start chose (same windows,
+    # same validation subjects), and states the head's class
+    path = Path(__file__).parents[1] / "experiments" / "eeg_only_probe_views.py"
+    spec = importlib.util.spec_from_file_location("eeg_only_probe_views", path)
+    pv = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pv)
+    assert pv.main(["--model", str(model_dir), "--json"]) == 0
+    start = json.loads((model_dir / "finetune" / "finetune.json").read_text())["readout_start"]
+    for name, row in json.loads(capsys.readouterr().out)["rows"].items():
+        mirror = row["the head's candidates"]
+        assert (mirror["views"], mirror["C"]) == (start[name]["view"], start[name]["C"]), name
+        assert mirror["test"] == pytest.approx(row["head"], abs=0.02), name
 
 
 def test_copilot_reads_a_numbered_cap_given_its_montage(demo_run, tmp_path, capsys):
