@@ -45,9 +45,7 @@ def main(argv=None) -> int:
     except EEGInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    mdir = model_dir(args.model)
-    meta = next(q for q in (mdir.parent / "finetune.json", mdir.parent / "finetune" / "finetune.json") if q.exists())
-    finetune = json.loads(meta.read_text())
+    finetune = instruct.finetune_meta(args.model)
     rows = {}
     for s in stores:
         lent = not len(s.indices("val"))
@@ -68,7 +66,7 @@ def main(argv=None) -> int:
                         "test": instruct.balanced_accuracy(te["labels"], pr["predict"](te["tokens"]), present)}
         rows[s.name] = row
     if args.json:
-        print(json.dumps({"model": str(mdir), "rows": rows}, indent=2))
+        print(json.dumps({"model": str(model_dir(args.model)), "rows": rows}, indent=2))
         return 0
     for name, row in rows.items():
         print(f"{name}: head {row['head']:.3f}")

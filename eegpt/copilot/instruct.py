@@ -118,20 +118,28 @@ def model_stores(path) -> tuple:
     from eegpt.protocols import PROTOCOLS, folds
     from eegpt.store import open_stores
 
-    mdir = model_dir(path)
-    meta = next((p for p in (mdir.parent / "finetune.json", mdir.parent / "finetune" / "finetune.json") if p.exists()),
-                None)
-    if meta is None:
-        raise EEGInputError(f"{path}: no finetune.json beside the model; the EEG-only decoder learns from the "
-                            "stores the model was fine-tuned on")
-    stores = open_stores([d["store"] for d in json.loads(meta.read_text())["datasets"]])
+    stores = open_stores([d["store"] for d in finetune_meta(path)["datasets"]])
     out = []
     for s in stores:
         protocol = PROTOCOLS.get(s.name)
         if protocol is not None and protocol.card == s.name:  # one fold: its split, val before test
             s = s.with_splits(folds(s.name, s)[0][1])
         out.append(s)
-    return load_model(mdir), out
+    return load_model(model_dir(path)), out
+
+
+def finetune_meta(path) -> dict:
+    """The ``finetune.json`` beside a model directory, ``finetune`` workdir or ``demo`` workdir: the
+    stores its heads were fine-tuned on and how their linear start was chosen."""
+    from eegpt.model import model_dir
+
+    mdir = model_dir(path)
+    meta = next((p for p in (mdir.parent / "finetune.json", mdir.parent / "finetune" / "finetune.json") if p.exists()),
+                None)
+    if meta is None:
+        raise EEGInputError(f"{path}: no finetune.json beside the model; the EEG-only decoder learns from the "
+                            "stores the model was fine-tuned on")
+    return json.loads(meta.read_text())
 
 
 def with_validation(store, val_subjects: int):
@@ -211,8 +219,8 @@ def linear_probe(train: dict, val: dict, present, views=None, cross_validate: bo
     used = np.unique(train["tokens"][1][train["tokens"][2]])
     grid = electrode_grid(train["tokens"], used)
     scale = grid.std(0) + 1e-6
-    x_val = electrode_grid(val["tokens"], used) / scale
-    lr, cand, cols, c, where = choose_views(grid / scale, train["labels"], None if cross_validate else x_val,
+    x_val = None if cross_validate else electrode_grid(val["tokens"], used) / scale
+    lr, cand, cols, c, where = choose_views(grid / scale, train["labels"], x_val,
                                             None if cross_validate else val["labels"], train["subjects"], views,
                                             len(used), search)
     pick = (np.arange(len(used))[:, None] * width + cols[None]).reshape(-1)
@@ -392,10 +400,14 @@ def train_instruct(model, stores, workdir, train: CopilotTrainConfig = CopilotTr
 
     history, best = [], {"score": -1.0, "step": 0, "params": None}
 
+    weights = (OWN_READING if cfg.own_reading is None else (cfg.own_reading,)) if probes else (1.0,)
+
     def validate(step: int) -> None:  # the step, and with a probe how much of the transformer's own reading
-        logits = [class_logits(decoder, tok, h.task, h.classes, v["tokens"]) for h, v in zip(heads, val)]
         probe = [probe_logits(decoder, tok, h.task, h.classes, v["tokens"]) for h, v in zip(heads, val)]
-        for own in (OWN_READING if cfg.own_reading is None else (cfg.own_reading,)) if probes else (1.0,):
+        # the transformer's pass only where some weight reads it (at weight 0 the class is the probe's)
+        logits = [class_logits(decoder, tok, h.task, h.classes, v["tokens"]) for h, v in zip(heads, val)] \
+            if any(weights) else probe
+        for own in weights:
             scores = {h.name: balanced_accuracy(v["labels"], softmax(pr + own * (lg - pr)), p)
                       for h, v, p, lg, pr in zip(heads, val, present, logits, probe)}
             mean = float(np.mean(list(scores.values())))
